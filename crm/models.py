@@ -1,0 +1,61 @@
+import hashlib
+import hmac
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+
+
+class Scope(models.TextChoices):
+    READ = "read"
+    WRITE = "write"
+    ADMIN = "admin"
+
+
+def hash_secret(secret: str) -> str:
+    # API keys carry 256 bits of randomness, so a fast keyed hash is enough (no password stretching
+    # needed) and keeps authentication off the request's critical path.
+    return hmac.new(b"crm-api-key", secret.encode(), hashlib.sha256).hexdigest()
+
+
+class ApiKey(models.Model):
+    """A credential for the API. Only a hash of the secret is stored; the secret is shown once."""
+
+    PREFIX_LENGTH = 10
+
+    name = models.CharField(max_length=128)
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    secret_hash = models.CharField(max_length=64, editable=False)
+    scopes = ArrayField(models.CharField(max_length=16, choices=Scope.choices), default=list)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "API key"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(scopes__contained_by=Scope.values),
+                name="apikey_scopes_known",
+                violation_error_message="Unknown scope.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @staticmethod
+    def prefix_of(secret: str) -> str | None:
+        parts = secret.split("_", 2)
+        if len(parts) != 3 or parts[0] != "crm":
+            return None
+        return parts[1]
+
+    def matches(self, secret: str) -> bool:
+        return hmac.compare_digest(self.secret_hash, hash_secret(secret))
+
+    def allows(self, scope: str) -> bool:
+        return Scope.ADMIN in self.scopes or scope in self.scopes

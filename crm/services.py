@@ -1,0 +1,96 @@
+"""Platform services: API keys and their tokens."""
+
+import secrets
+from datetime import timedelta
+
+import jwt
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from crm.errors import Unauthorized, ValidationFailed
+from crm.models import ApiKey, Scope, hash_secret
+
+JWT_ALGORITHM = "HS256"
+JWT_AUDIENCE = "crm-api"
+
+
+def api_key_create(*, name: str, scopes: list[str], created_by=None) -> tuple[ApiKey, str]:
+    """Create a key and return it with its secret, which is not stored and cannot be shown again."""
+    name = (name or "").strip()
+    if not name:
+        raise ValidationFailed("An API key needs a name.", field="name")
+    unknown = sorted(set(scopes) - set(Scope.values))
+    if unknown or not scopes:
+        raise ValidationFailed(
+            f"Scopes must be a non-empty subset of {', '.join(Scope.values)}; got {', '.join(scopes) or 'none'}.",
+            field="scopes",
+        )
+    prefix = secrets.token_hex(ApiKey.PREFIX_LENGTH // 2)
+    secret = f"crm_{prefix}_{secrets.token_urlsafe(32)}"
+    key = ApiKey.objects.create(
+        name=name,
+        prefix=prefix,
+        secret_hash=hash_secret(secret),
+        scopes=list(dict.fromkeys(scopes)),
+        created_by=created_by,
+    )
+    return key, secret
+
+
+def api_key_authenticate(*, secret: str) -> ApiKey | None:
+    """The active key whose secret this is, or None. Records the last-used time (coarsely)."""
+    prefix = ApiKey.prefix_of(secret)
+    if not prefix:
+        return None
+    key = ApiKey.objects.filter(prefix=prefix, is_active=True).first()
+    if key is None or not key.matches(secret):
+        return None
+    _touch(key)
+    return key
+
+
+def _touch(key: ApiKey) -> None:
+    now = timezone.now()
+    resolution = timedelta(seconds=settings.API_KEY_LAST_USED_RESOLUTION_SECONDS)
+    if key.last_used_at is None or now - key.last_used_at >= resolution:
+        # A conditional UPDATE so concurrent requests do not all write.
+        ApiKey.objects.filter(pk=key.pk).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - resolution)
+        ).update(last_used_at=now)
+        key.last_used_at = now
+
+
+def api_key_token_issue(*, secret: str) -> str:
+    """Exchange an API key for a short-lived signed JWT usable as a Bearer token."""
+    key = api_key_authenticate(secret=secret)
+    if key is None:
+        raise Unauthorized("Unknown or inactive API key.", field="apiKey", code="invalid_api_key")
+    now = timezone.now()
+    claims = {
+        "sub": str(key.pk),
+        "kid": key.prefix,
+        "aud": JWT_AUDIENCE,
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(seconds=settings.JWT_LIFETIME_SECONDS)).timestamp()),
+    }
+    return jwt.encode(claims, _jwt_key(), algorithm=JWT_ALGORITHM)
+
+
+def api_key_from_token(*, token: str) -> ApiKey | None:
+    """The key a valid, unexpired JWT was issued for; None for anything else."""
+    try:
+        claims = jwt.decode(
+            token, _jwt_key(), algorithms=[JWT_ALGORITHM], audience=JWT_AUDIENCE, options={"require": ["exp", "sub"]}
+        )
+    except jwt.PyJWTError:
+        return None
+    key = ApiKey.objects.filter(pk=claims["sub"], prefix=claims.get("kid"), is_active=True).first()
+    if key is not None:
+        _touch(key)
+    return key
+
+
+def _jwt_key() -> str:
+    # A key derived from SECRET_KEY, so tokens signed here mean nothing to other SECRET_KEY users.
+    return hash_secret("jwt:" + settings.SECRET_KEY)

@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from crm import views
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("health", views.health, name="health"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("", views.home, name="home"),
+    path("", include("profiles.api.synerise.urls")),
+]
+
+handler404 = "crm.views.not_found"
+handler500 = "crm.views.server_error"

@@ -1,0 +1,113 @@
+"""Translation between Synerise's profile JSON and the services' terms."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from consents.selectors import agreements_for
+from crm.errors import ValidationFailed
+from profiles.models import Profile
+from profiles.services import ProfileInput
+
+IDENTIFIER_KEYS = {"email": "email", "phone": "phone", "customId": "customId", "uuid": "uuid"}
+FIELD_KEYS = {
+    "firstName": "first_name",
+    "lastName": "last_name",
+    "displayName": "display_name",
+    "company": "company",
+    "address": "address",
+    "city": "city",
+    "province": "province",
+    "zipCode": "zip_code",
+    "countryCode": "country_code",
+    "birthDate": "birth_date",
+    "sex": "sex",
+    "avatarUrl": "avatar_url",
+}
+READ_ONLY_KEYS = {"clientId", "anonymous", "previousClients", "lastActivityDate", "tags"}
+
+
+def parse_profile(body, *, prefix: str = "") -> ProfileInput:
+    """A Synerise profile body → ProfileInput. Shape errors name the field."""
+    if not isinstance(body, dict):
+        raise ValidationFailed("The body must be a JSON object describing one profile.", field=prefix or "body")
+    data = ProfileInput()
+    for key, value in body.items():
+        where = f"{prefix}{key}"
+        if key in IDENTIFIER_KEYS:
+            if value is not None and not isinstance(value, str) and not (key == "customId" and _is_int(value)):
+                raise ValidationFailed(f"{key} must be a string.", field=where, code="field.type")
+            data.identifiers[IDENTIFIER_KEYS[key]] = value
+        elif key in FIELD_KEYS:
+            if value is not None and not isinstance(value, str):
+                raise ValidationFailed(f"{key} must be a string or null.", field=where, code="field.type")
+            data.fields[FIELD_KEYS[key]] = value
+        elif key == "attributes":
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                raise ValidationFailed("attributes must be an object.", field=where, code="field.type")
+            data.attributes = value
+        elif key == "agreements":
+            if value is None:
+                continue
+            if not isinstance(value, dict) or not all(isinstance(v, bool) for v in value.values()):
+                raise ValidationFailed(
+                    "agreements must be an object of agreement names and true/false.", field=where, code="field.type"
+                )
+            data.agreements = value
+        elif key in READ_ONLY_KEYS:
+            raise ValidationFailed(f"{key} is read-only.", field=where, code="field.read_only")
+        else:
+            raise ValidationFailed(f"Unknown field '{key}'.", field=where, code="field.unknown")
+    return data
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _iso(value) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def profile_document(profile: Profile, *, agreements: dict[str, bool], tags: list | None = None) -> dict:
+    """One profile as seed 000's JSON: every field, same names and types."""
+    return {
+        "previousClients": [],
+        "clientId": profile.pk,
+        "email": profile.email,
+        "phone": profile.phone,
+        "customId": profile.custom_id,
+        "uuid": profile.uuid,
+        "firstName": profile.first_name,
+        "lastName": profile.last_name,
+        "displayName": profile.display_name,
+        "company": profile.company,
+        "address": profile.address,
+        "city": profile.city,
+        "province": profile.province,
+        "zipCode": profile.zip_code,
+        "countryCode": profile.country_code,
+        "birthDate": profile.birth_date.isoformat() if profile.birth_date else None,
+        "lastActivityDate": _iso(profile.last_activity_date),
+        "sex": profile.sex,
+        "avatarUrl": profile.gravatar_url,
+        "anonymous": profile.anonymous,
+        "agreements": agreements,
+        "attributes": {
+            **profile.attributes,
+            "eventCreateTime": profile.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "correlationId": profile.correlation_id,
+        },
+        "tags": tags or [],
+    }
+
+
+def profile_documents(profiles: Iterable[Profile]) -> list[dict]:
+    """Many profiles with their agreements fetched in one query."""
+    profiles = list(profiles)
+    states = agreements_for([p.pk for p in profiles])
+    return [profile_document(p, agreements=states[p.pk]) for p in profiles]

@@ -1,0 +1,286 @@
+"""Synerise-compatible profile endpoints (seed 000)."""
+
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from django.http import QueryDict
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+
+from crm.api import ApiView
+from crm.errors import ValidationFailed
+from crm.services import api_key_token_issue
+from profiles.api.synerise.errors import render_error
+from profiles.api.synerise.serializers import parse_profile, profile_documents
+from profiles.filters import ProfileFilterSet
+from profiles.models import Profile
+from profiles.services import profile_delete, profile_lookup, profile_update, profile_upsert
+
+SOURCE = "api"
+LOOKUP_KINDS = {"email": "email", "phone": "phone", "uuid": "uuid", "customId": "customId"}
+SORT_FIELDS = {
+    "clientId": "id",
+    "email": "email",
+    "firstName": "first_name",
+    "lastName": "last_name",
+    "city": "city",
+    "createdAt": "created_at",
+    "updatedAt": "updated_at",
+    "lastActivityDate": "last_activity_date",
+}
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+PROFILE_FIELDS = {
+    "previousClients": serializers.ListField(child=serializers.IntegerField()),
+    "clientId": serializers.IntegerField(),
+    "email": serializers.EmailField(allow_null=True),
+    "phone": serializers.CharField(allow_null=True),
+    "customId": serializers.CharField(allow_null=True),
+    "uuid": serializers.UUIDField(),
+    "firstName": serializers.CharField(allow_null=True),
+    "lastName": serializers.CharField(allow_null=True),
+    "displayName": serializers.CharField(allow_null=True),
+    "company": serializers.CharField(allow_null=True),
+    "address": serializers.CharField(allow_null=True),
+    "city": serializers.CharField(allow_null=True),
+    "province": serializers.CharField(allow_null=True),
+    "zipCode": serializers.CharField(allow_null=True),
+    "countryCode": serializers.CharField(allow_null=True),
+    "birthDate": serializers.DateField(allow_null=True),
+    "lastActivityDate": serializers.DateTimeField(allow_null=True),
+    "sex": serializers.ChoiceField(choices=["FEMALE", "MALE", "NOT_SPECIFIED", "OTHER"]),
+    "avatarUrl": serializers.URLField(allow_null=True),
+    "anonymous": serializers.BooleanField(),
+    "agreements": serializers.DictField(child=serializers.BooleanField()),
+    "attributes": serializers.DictField(),
+    "tags": serializers.ListField(),
+}
+ProfileJson = inline_serializer("SyneriseProfile", PROFILE_FIELDS)
+ProfileListJson = inline_serializer("SyneriseProfile", PROFILE_FIELDS, many=True)
+ProfileWrite = inline_serializer(
+    "SyneriseProfileWrite",
+    {
+        "email": serializers.EmailField(required=False, allow_null=True),
+        "phone": serializers.CharField(required=False, allow_null=True),
+        "customId": serializers.CharField(required=False, allow_null=True),
+        "uuid": serializers.UUIDField(required=False),
+        "firstName": serializers.CharField(required=False, allow_null=True),
+        "lastName": serializers.CharField(required=False, allow_null=True),
+        "displayName": serializers.CharField(required=False, allow_null=True),
+        "company": serializers.CharField(required=False, allow_null=True),
+        "address": serializers.CharField(required=False, allow_null=True),
+        "city": serializers.CharField(required=False, allow_null=True),
+        "province": serializers.CharField(required=False, allow_null=True),
+        "zipCode": serializers.CharField(required=False, allow_null=True),
+        "countryCode": serializers.CharField(required=False, allow_null=True),
+        "birthDate": serializers.DateField(required=False, allow_null=True),
+        "sex": serializers.ChoiceField(choices=["FEMALE", "MALE", "NOT_SPECIFIED", "OTHER"], required=False),
+        "avatarUrl": serializers.URLField(required=False, allow_null=True),
+        "agreements": serializers.DictField(child=serializers.BooleanField(), required=False),
+        "attributes": serializers.DictField(required=False, help_text="Custom attributes; null deletes one."),
+    },
+)
+ErrorJson = inline_serializer(
+    "SyneriseError",
+    {
+        "status": serializers.IntegerField(),
+        "error": serializers.CharField(),
+        "message": serializers.CharField(),
+        "path": serializers.CharField(),
+        "timestamp": serializers.DateTimeField(),
+        "code": serializers.CharField(),
+        "field": serializers.CharField(required=False),
+    },
+)
+ERRORS = {code: OpenApiResponse(ErrorJson) for code in (400, 401, 403, 404, 409, 413)}
+API_VERSION = OpenApiParameter(
+    "Api-Version", OpenApiTypes.STR, OpenApiParameter.HEADER, description="Accepted, e.g. 4.4"
+)
+
+
+class SyneriseView(ApiView):
+    error_renderer = staticmethod(render_error)
+
+    @property
+    def actor(self) -> str:
+        return str(self.request.user)
+
+
+class LoginView(SyneriseView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="auth_login_profile",
+        tags=["Authentication"],
+        summary="Exchange an API key for a short-lived JWT",
+        request=inline_serializer("LoginRequest", {"apiKey": serializers.CharField()}),
+        responses={200: inline_serializer("LoginResponse", {"token": serializers.CharField()}), **ERRORS},
+    )
+    def post(self, request):
+        api_key = request.data.get("apiKey") if isinstance(request.data, dict) else None
+        if not isinstance(api_key, str) or not api_key:
+            raise ValidationFailed("apiKey is required.", field="apiKey")
+        return Response({"token": api_key_token_issue(secret=api_key)})
+
+
+def _synerise_query(params: QueryDict) -> QueryDict:
+    """Synerise's ``filters[field]=value`` and ``filters[attributes.NAME][op]=value`` → our filter names."""
+    data = QueryDict(mutable=True)
+    for key, values in params.lists():
+        match = re.fullmatch(r"filters\[([^\]]+)\](?:\[([a-z]+)\])?", key)
+        if not match:
+            data.setlist(key, values)
+            continue
+        field, op = match.groups()
+        if field.startswith("attributes."):
+            name = field.removeprefix("attributes.")
+            for value in values:
+                data.appendlist("attribute", f"{name}:{op or 'eq'}:{value}")
+        else:
+            data.setlist(field, values)
+    return data
+
+
+def _int_param(params, name: str, default: int, *, low: int, high: int) -> int:
+    raw = params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationFailed(f"{name} must be a whole number.", field=name) from None
+    if not low <= value <= high:
+        raise ValidationFailed(f"{name} must be between {low} and {high}.", field=name)
+    return value
+
+
+class ClientListCreateView(SyneriseView):
+    @extend_schema(
+        operation_id="clients_list",
+        tags=["Profiles"],
+        summary="List profiles (at most 10,000 entries over all pages)",
+        parameters=[
+            API_VERSION,
+            OpenApiParameter("pageIndex", int, description="0-based page number"),
+            OpenApiParameter("pageSize", int, description=f"1–{MAX_PAGE_SIZE}, default {DEFAULT_PAGE_SIZE}"),
+            OpenApiParameter(
+                "sortBy",
+                str,
+                description="clientId, email, firstName, lastName, city, createdAt, "
+                "updatedAt or lastActivityDate; '-' prefix or ':desc' suffix for descending",
+            ),
+            OpenApiParameter(
+                "filters",
+                OpenApiTypes.OBJECT,
+                style="deepObject",
+                explode=True,
+                description="filters[email]=…, filters[city]=…, filters[anonymous]=true, "
+                "filters[attributes.NAME][gt]=5 (eq, not, gt, gte, lt, lte, contains, exists)",
+            ),
+            OpenApiParameter("attribute", str, many=True, description="NAME:OP:VALUE, repeatable"),
+        ],
+        responses={200: ProfileListJson, **ERRORS},
+    )
+    def get(self, request):
+        params = _synerise_query(request.query_params)
+        filterset = ProfileFilterSet(params, queryset=Profile.objects.all())
+        if not filterset.is_valid():
+            field, errors = next(iter(filterset.errors.items()))
+            raise ValidationFailed(f"{field}: {' '.join(errors)}", field=field)
+        queryset = filterset.qs.order_by(*self._ordering(params.get("sortBy")))
+        page_size = _int_param(params, "pageSize", DEFAULT_PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
+        page_index = _int_param(params, "pageIndex", 0, low=0, high=settings.LIST_MAX_RESULTS)
+        start = page_index * page_size
+        limit = settings.LIST_MAX_RESULTS
+        if start >= limit:
+            raise ValidationFailed(
+                f"At most {limit} profiles can be listed; narrow the filters instead of paging further.",
+                field="pageIndex",
+            )
+        profiles = list(queryset[start : min(start + page_size, limit)])
+        response = Response(profile_documents(profiles))
+        total = queryset.values("pk")[: limit + 1].count()
+        response["X-Total-Count"] = str(min(total, limit))
+        response["X-Total-Count-Capped"] = "true" if total > limit else "false"
+        response["X-Page-Index"] = str(page_index)
+        response["X-Page-Size"] = str(page_size)
+        return response
+
+    @staticmethod
+    def _ordering(sort_by: str | None) -> list[str]:
+        if not sort_by:
+            return ["-id"]
+        name, descending = sort_by, False
+        if name.startswith("-"):
+            name, descending = name[1:], True
+        if ":" in name:
+            name, direction = name.split(":", 1)
+            descending = direction.lower() == "desc"
+        if name not in SORT_FIELDS:
+            raise ValidationFailed(f"sortBy must be one of {', '.join(SORT_FIELDS)}.", field="sortBy")
+        column = SORT_FIELDS[name]
+        return [f"-{column}" if descending else column, "-id" if descending else "id"]
+
+    @extend_schema(
+        operation_id="clients_create",
+        tags=["Profiles"],
+        summary="Create a profile, or update the one its identifiers name",
+        parameters=[API_VERSION],
+        request=ProfileWrite,
+        responses={202: OpenApiResponse(description="Accepted, no content"), **ERRORS},
+    )
+    def post(self, request):
+        profile_upsert(data=parse_profile(request.data), source=SOURCE, actor=self.actor)
+        return Response(status=202)
+
+
+class ClientDetailView(SyneriseView):
+    """One profile, named by clientId or by an identifier in the path."""
+
+    def get_profile(self) -> Profile:
+        if "client_id" in self.kwargs:
+            return profile_lookup(kind="clientId", value=self.kwargs["client_id"])
+        return profile_lookup(kind=LOOKUP_KINDS[self.kwargs["kind"]], value=self.kwargs["value"])
+
+    @extend_schema(
+        tags=["Profiles"], summary="Get a profile", parameters=[API_VERSION], responses={200: ProfileJson, **ERRORS}
+    )
+    def get(self, request, **kwargs):
+        return Response(profile_documents([self.get_profile()])[0])
+
+    @extend_schema(
+        tags=["Profiles"],
+        summary="Update a profile (send only what changes; null deletes or resets)",
+        parameters=[API_VERSION],
+        request=ProfileWrite,
+        responses={202: OpenApiResponse(description="Accepted, no content"), **ERRORS},
+    )
+    def post(self, request, **kwargs):
+        data = parse_profile(request.data)
+        profile_update(profile=self.get_profile(), data=data, source=SOURCE, actor=self.actor)
+        return Response(status=202)
+
+    @extend_schema(
+        tags=["Profiles"],
+        summary="Delete a profile",
+        parameters=[API_VERSION],
+        responses={202: OpenApiResponse(description="Accepted, no content"), **ERRORS},
+    )
+    def delete(self, request, **kwargs):
+        profile_delete(profile=self.get_profile(), source=SOURCE, actor=self.actor)
+        return Response(status=202)
+
+
+class ClientByIdView(ClientDetailView):
+    pass
+
+
+class ClientByIdentifierView(ClientDetailView):
+    pass

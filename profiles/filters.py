@@ -1,0 +1,143 @@
+"""The one filter language for profiles (lists, the admin, later segments and exports): django-filter."""
+
+from __future__ import annotations
+
+import re
+
+import django_filters
+from django import forms
+from django.db.models import Q
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
+from django.db.models.lookups import GreaterThan, GreaterThanOrEqual, IContains, LessThan, LessThanOrEqual
+
+from crm.errors import ValidationFailed
+from profiles.models import AttributeDefinition, AttributeType, Profile
+from profiles.models.profile import recognized_q
+from profiles.services.normalize import identifier_normalize
+
+CONDITION_OPERATORS = ("eq", "not", "gt", "gte", "lt", "lte", "contains", "exists")
+COMPARISONS = {"gt": GreaterThan, "gte": GreaterThanOrEqual, "lt": LessThan, "lte": LessThanOrEqual}
+_CONDITION_RE = re.compile(r"^(?P<name>[^:]+):(?P<op>[a-z]+)(?::(?P<value>.*))?$", re.S)
+
+
+class MultiValueField(forms.Field):
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value):
+        if not value:
+            return []
+        return [value] if isinstance(value, str) else list(value)
+
+
+class AttributeConditionFilter(django_filters.Filter):
+    """``attribute=NAME:OP:VALUE`` (repeatable): eq, not, gt, gte, lt, lte, contains, exists[:false]."""
+
+    field_class = MultiValueField
+
+    def filter(self, qs, value):
+        for condition in value or []:
+            qs = qs.filter(attribute_condition_q(condition))
+        return qs
+
+
+def _typed(definition: AttributeDefinition, raw: str):
+    if definition.type == AttributeType.NUMBER:
+        try:
+            number = float(raw)
+        except ValueError:
+            raise ValidationFailed(
+                f"Attribute '{definition.name}' is a number; '{raw}' is not.", field=f"attributes.{definition.name}"
+            ) from None
+        return int(number) if number.is_integer() else number
+    if definition.type == AttributeType.BOOLEAN:
+        if raw.lower() not in {"true", "false"}:
+            raise ValidationFailed(
+                f"Attribute '{definition.name}' is true or false; '{raw}' is neither.",
+                field=f"attributes.{definition.name}",
+            )
+        return raw.lower() == "true"
+    return raw
+
+
+def attribute_condition_q(condition: str) -> Q:
+    match = _CONDITION_RE.match(condition)
+    if not match or match["op"] not in CONDITION_OPERATORS:
+        raise ValidationFailed(
+            f"Attribute condition '{condition}' must be NAME:OP:VALUE with OP one of {', '.join(CONDITION_OPERATORS)}.",
+            field="attribute",
+        )
+    name, op, raw = match["name"], match["op"], match["value"]
+    definition = AttributeDefinition.objects.filter(name=name).first()
+    if definition is None:
+        raise ValidationFailed(f"Unknown attribute '{name}'.", field=f"attributes.{name}")
+    if op == "exists":
+        present = Q(attributes__has_key=name)
+        return ~present if (raw or "true").lower() == "false" else present
+    if raw is None or raw == "":
+        raise ValidationFailed(f"Attribute condition '{condition}' needs a value.", field=f"attributes.{name}")
+    if op == "contains":
+        if definition.type == AttributeType.LIST:
+            return Q(attributes__contains={name: [_typed_item(raw)]})
+        return Q(IContains(KeyTextTransform(name, "attributes"), raw))
+    value = _typed(definition, raw)
+    if op == "eq":
+        return Q(attributes__contains={name: value})
+    if op == "not":
+        return ~Q(attributes__contains={name: value})
+    if definition.type not in (AttributeType.NUMBER, AttributeType.DATE, AttributeType.DATETIME):
+        raise ValidationFailed(
+            f"Attribute '{name}' is a {definition.type}; {op} needs a number or a date.", field=f"attributes.{name}"
+        )
+    return Q(COMPARISONS[op](KeyTransform(name, "attributes"), value))
+
+
+def _typed_item(raw: str):
+    try:
+        number = float(raw)
+    except ValueError:
+        return raw
+    return int(number) if number.is_integer() else number
+
+
+class IdentifierFilter(django_filters.CharFilter):
+    """Exact match on any identifier the profile owns, normalised as writes are."""
+
+    def __init__(self, *args, kind: str, **kwargs):
+        self.kind = kind
+        super().__init__(*args, **kwargs)
+
+    def filter(self, qs, value):
+        if not value:
+            return qs
+        normalized = identifier_normalize(self.kind, value)
+        return qs.filter(identifiers__kind=self.kind, identifiers__value=normalized)
+
+
+class ProfileFilterSet(django_filters.FilterSet):
+    email = IdentifierFilter(kind="email")
+    phone = IdentifierFilter(kind="phone")
+    customId = IdentifierFilter(kind="customId")
+    uuid = IdentifierFilter(kind="uuid")
+    firstName = django_filters.CharFilter(field_name="first_name", lookup_expr="iexact")
+    lastName = django_filters.CharFilter(field_name="last_name", lookup_expr="iexact")
+    displayName = django_filters.CharFilter(field_name="display_name", lookup_expr="icontains")
+    city = django_filters.CharFilter(field_name="city", lookup_expr="iexact")
+    countryCode = django_filters.CharFilter(field_name="country_code", lookup_expr="iexact")
+    sex = django_filters.CharFilter(field_name="sex")
+    anonymous = django_filters.BooleanFilter(method="filter_anonymous")
+    createdFrom = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    createdTo = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    updatedFrom = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updatedTo = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="lt")
+    lastActivityFrom = django_filters.IsoDateTimeFilter(field_name="last_activity_date", lookup_expr="gte")
+    lastActivityTo = django_filters.IsoDateTimeFilter(field_name="last_activity_date", lookup_expr="lt")
+    attribute = AttributeConditionFilter()
+
+    class Meta:
+        model = Profile
+        fields: list[str] = []
+
+    def filter_anonymous(self, qs, name, value):
+        if value is None:
+            return qs
+        return qs.exclude(recognized_q()) if value else qs.filter(recognized_q())

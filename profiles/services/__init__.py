@@ -1,0 +1,24 @@
+"""Every write to profiles goes through these functions (ARCHITECTURE.md, "Layers")."""
+
+from .attributes import attribute_definition_create, attributes_validate
+from .identity import (
+    ProfileInput,
+    UpsertResult,
+    profile_delete,
+    profile_lookup,
+    profile_update,
+    profile_upsert,
+)
+from .normalize import identifier_normalize
+
+__all__ = [
+    "ProfileInput",
+    "UpsertResult",
+    "attribute_definition_create",
+    "attributes_validate",
+    "identifier_normalize",
+    "profile_delete",
+    "profile_lookup",
+    "profile_update",
+    "profile_upsert",
+]

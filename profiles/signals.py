@@ -1,0 +1,16 @@
+"""Custom signals the profile services send; receivers (connected in AppConfig.ready) record them.
+
+Services send one signal per change set, so a batch write and a single write take one path:
+
+- ``profile_created(profiles: list[Profile], source, actor)``
+- ``profile_changed(changes: list[tuple[int, dict[str, tuple[old, new]]]], source, actor)``
+- ``profile_identified(profiles: list[Profile], source, actor)``: anonymous → recognized
+- ``profile_deleted(snapshots: list[dict], source, actor)``
+"""
+
+from django.dispatch import Signal
+
+profile_created = Signal()
+profile_changed = Signal()
+profile_identified = Signal()
+profile_deleted = Signal()

@@ -1,5 +1,7 @@
 """Test settings: the production settings with plain HTTP and a fast password hasher."""
 
+import os
+
 from crm.settings import *  # noqa: F403
 
 SECURE_SSL_REDIRECT = False
@@ -8,3 +10,7 @@ CSRF_COOKIE_SECURE = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
 WHITENOISE_USE_FINDERS = True
+
+# Parallel runs on one server (several developers' checkouts, or helpers) each take their own test database.
+if test_db_name := os.environ.get("TEST_DB_NAME"):
+    DATABASES["default"]["TEST"] = {"NAME": test_db_name}  # noqa: F405

@@ -31,7 +31,10 @@ def embedded_database_settings(data_dir: Path) -> dict:
     with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [EMBEDDED_DB_NAME]).fetchone()
         if not exists:
-            conn.execute(f'CREATE DATABASE "{EMBEDDED_DB_NAME}"')
+            try:
+                conn.execute(f'CREATE DATABASE "{EMBEDDED_DB_NAME}"')
+            except psycopg.errors.DuplicateDatabase:
+                pass  # another process (a test worker, the web server) created it first
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": EMBEDDED_DB_NAME,

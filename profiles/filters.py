@@ -6,7 +6,7 @@ import re
 
 import django_filters
 from django import forms
-from django.db.models import Q
+from django.db.models import JSONField, Q, Value
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.lookups import GreaterThan, GreaterThanOrEqual, IContains, LessThan, LessThanOrEqual
 
@@ -88,7 +88,7 @@ def attribute_condition_q(condition: str) -> Q:
         raise ValidationFailed(
             f"Attribute '{name}' is a {definition.type}; {op} needs a number or a date.", field=f"attributes.{name}"
         )
-    return Q(COMPARISONS[op](KeyTransform(name, "attributes"), value))
+    return Q(COMPARISONS[op](KeyTransform(name, "attributes"), Value(value, output_field=JSONField())))
 
 
 def _typed_item(raw: str):
@@ -124,7 +124,7 @@ class ProfileFilterSet(django_filters.FilterSet):
     city = django_filters.CharFilter(field_name="city", lookup_expr="iexact")
     countryCode = django_filters.CharFilter(field_name="country_code", lookup_expr="iexact")
     sex = django_filters.CharFilter(field_name="sex")
-    anonymous = django_filters.BooleanFilter(method="filter_anonymous")
+    anonymous = django_filters.ChoiceFilter(choices=[("true", "true"), ("false", "false")], method="filter_anonymous")
     createdFrom = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     createdTo = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     updatedFrom = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
@@ -138,6 +138,6 @@ class ProfileFilterSet(django_filters.FilterSet):
         fields: list[str] = []
 
     def filter_anonymous(self, qs, name, value):
-        if value is None:
+        if not value:
             return qs
-        return qs.exclude(recognized_q()) if value else qs.filter(recognized_q())
+        return qs.exclude(recognized_q()) if value == "true" else qs.filter(recognized_q())

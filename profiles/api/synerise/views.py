@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from django.conf import settings
+from django.db.models import F
 from django.http import QueryDict
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -214,7 +215,7 @@ class ClientListCreateView(SyneriseView):
         return response
 
     @staticmethod
-    def _ordering(sort_by: str | None) -> list[str]:
+    def _ordering(sort_by: str | None) -> list:
         if not sort_by:
             return ["-id"]
         name, descending = sort_by, False
@@ -225,8 +226,11 @@ class ClientListCreateView(SyneriseView):
             descending = direction.lower() == "desc"
         if name not in SORT_FIELDS:
             raise ValidationFailed(f"sortBy must be one of {', '.join(SORT_FIELDS)}.", field="sortBy")
-        column = SORT_FIELDS[name]
-        return [f"-{column}" if descending else column, "-id" if descending else "id"]
+        column = F(SORT_FIELDS[name])
+        tiebreak = F("id")
+        if descending:
+            return [column.desc(nulls_last=True), tiebreak.desc()]
+        return [column.asc(nulls_last=True), tiebreak.asc()]
 
     @extend_schema(
         operation_id="clients_create",

@@ -1,0 +1,68 @@
+"""The merge step registry: every table that hangs off a profile plugs its own move into merges.
+
+A merge (``profiles.services.identity.profile_merge``, identity-resolution issue) moves everything
+from the merged-in profiles to the survivor, inside one transaction, by calling each registered
+step. A step's ``merge`` returns JSON-able data saved in the merge snapshot; ``unmerge`` receives
+that data back to restore what it moved when the merge is undone, and returns a list of
+human-readable notes about anything it could not restore.
+
+Apps register their steps in ``AppConfig.ready()``::
+
+    register_merge_step("tags", merge=tags_merge, unmerge=tags_unmerge, order=30)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class MergeContext:
+    survivor: Any  # Profile, locked
+    merged: Any  # one merged-in Profile, locked
+    source: str
+    actor: str
+
+
+@dataclass
+class UnmergeContext:
+    survivor: Any  # Profile the merge went into
+    restored: Any  # the re-created merged-in Profile (same clientId)
+    data: Any  # what the step's merge returned
+    source: str
+    actor: str
+
+
+@dataclass(frozen=True)
+class MergeStep:
+    name: str
+    merge: Callable[[MergeContext], Any]
+    unmerge: Callable[[UnmergeContext], list[str] | None]
+    order: int = 100
+
+
+@dataclass
+class _Registry:
+    steps: dict[str, MergeStep] = field(default_factory=dict)
+
+    def register(self, step: MergeStep) -> None:
+        self.steps[step.name] = step
+
+    def ordered(self) -> list[MergeStep]:
+        return sorted(self.steps.values(), key=lambda s: (s.order, s.name))
+
+
+registry = _Registry()
+
+
+def register_merge_step(
+    name: str,
+    *,
+    merge: Callable[[MergeContext], Any],
+    unmerge: Callable[[UnmergeContext], list[str] | None],
+    order: int = 100,
+) -> None:
+    """Register (or replace) the step that moves one kind of row from a merged-in profile to the survivor."""
+    registry.register(MergeStep(name=name, merge=merge, unmerge=unmerge, order=order))

@@ -14,3 +14,10 @@ profile_created = Signal()
 profile_changed = Signal()
 profile_identified = Signal()
 profile_deleted = Signal()
+
+# Identity resolution:
+# - ``profiles_merged(survivor: Profile, merged: list[dict], source, actor)``: each dict is a merge
+#   snapshot ({"clientId", "profile": {...}, "identifiers": [...], ...}) of a profile merged in
+# - ``profile_unmerged(survivor: Profile, restored: Profile, notes: list[str], source, actor)``
+profiles_merged = Signal()
+profile_unmerged = Signal()

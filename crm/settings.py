@@ -185,6 +185,8 @@ IDENTIFIER_JUNK_VALUES = env_list(
 )
 # With True, a customId alone makes a profile recognized (as an e-mail does).
 CUSTOM_ID_IS_MAIN_IDENTIFIER = env_bool("CUSTOM_ID_IS_MAIN_IDENTIFIER", True)
+# Which identifier picks the survivor of a merge (the first kind a write's profiles are matched by).
+IDENTIFIER_PRIORITY = env_list("IDENTIFIER_PRIORITY", ["customId", "email", "phone", "uuid"])
 LIST_MAX_RESULTS = env_int("LIST_MAX_RESULTS", 10_000)
 
 LOGGING = {

@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any
 
 import phonenumbers
+from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
@@ -24,6 +25,7 @@ from crm.errors import Conflict, NotFound, ValidationFailed
 from profiles import signals
 from profiles.models import Identifier, IdentifierKind, Profile, Sex
 from profiles.services.attributes import AttributeCatalog
+from profiles.services.merge import profile_merge
 from profiles.services.normalize import identifier_normalize
 
 logger = logging.getLogger(__name__)
@@ -71,6 +73,7 @@ class UpsertResult:
     profile: Profile
     created: bool
     changes: dict[str, tuple[Any, Any]]
+    merged_client_ids: list[int] = field(default_factory=list)
 
 
 class _Retry(Exception):
@@ -286,6 +289,8 @@ def _apply(profile: Profile, clean: _CleanInput, catalog: AttributeCatalog, *, s
             continue
         if value == current:
             continue
+        if value is not None and Identifier.objects.filter(profile=profile, kind=kind, value=value).exists():
+            continue  # a secondary identifier (from a merge) names this profile; it does not replace the main one
         if current is not None:
             to_release.append((kind, current))
         if value is not None:
@@ -332,10 +337,13 @@ def _lock(profile_id: int) -> Profile:
 
 
 def profile_upsert(*, data: ProfileInput, source: str, actor: str = "") -> UpsertResult:
-    """Create a profile, or update the one its identifiers name.
+    """Create a profile, or update the one its identifiers name, merging where they name several.
 
-    Identifiers resolve to at most one profile; identifiers of two different profiles are a
-    ``Conflict`` naming both (merging is the identity-resolution step's job, not a side effect).
+    Resolution (F5): no identifier known → create; one profile → update it and attach the new
+    identifiers; several → merge them into a survivor (the one recognized profile, else the owner
+    of the highest-priority identifier, ties to the oldest). Two recognized profiles are never
+    merged automatically: that is a ``Conflict`` naming both. A uuid owned by a recognized profile
+    that arrives with another e-mail or customId moves to the profile those name ("UUID reset").
     """
     catalog = AttributeCatalog.load()
     clean = _clean(data, catalog)
@@ -345,17 +353,66 @@ def profile_upsert(*, data: ProfileInput, source: str, actor: str = "") -> Upser
             field="identifiers",
             code="identifier.missing",
         )
+    return _with_retries(lambda: _resolve_and_write(clean, catalog, source=source, actor=actor))
 
-    def attempt() -> UpsertResult:
-        owners = _owners(clean.identifiers)
-        profile_ids = set(owners.values())
-        if not profile_ids:
-            return _create(clean, catalog, source=source, actor=actor)
-        if len(profile_ids) > 1:
-            raise _conflict(owners, profile_ids)
-        return _apply(_lock(profile_ids.pop()), clean, catalog, source=source, actor=actor)
 
-    return _with_retries(attempt)
+def _resolve_and_write(clean: _CleanInput, catalog: AttributeCatalog, *, source: str, actor: str) -> UpsertResult:
+    owners = _owners(clean.identifiers)
+    if not owners:
+        return _create(clean, catalog, source=source, actor=actor)
+    profiles = _lock_many(set(owners.values()))
+    if len(profiles) != len(set(owners.values())):
+        raise _Retry  # one was merged or deleted since we read the identifiers
+    reset = _uuid_resets(clean, owners, profiles)
+    for pair in reset:
+        del owners[pair]
+    if reset:
+        Identifier.objects.filter(kind=IdentifierKind.UUID, value__in=[v for _, v in reset]).delete()
+    candidates = set(owners.values())
+    if not candidates:
+        return _create(clean, catalog, source=source, actor=actor)
+    merged_ids: list[int] = []
+    if len(candidates) == 1:
+        survivor = profiles[candidates.pop()]
+    else:
+        recognized = sorted(pid for pid in candidates if not profiles[pid].anonymous)
+        if len(recognized) > 1:
+            raise _conflict({pair: pid for pair, pid in owners.items() if pid in recognized}, set(recognized))
+        survivor = profiles[recognized[0]] if recognized else _by_priority(owners, profiles)
+        merged_ids = sorted(candidates - {survivor.pk})
+        survivor = profile_merge(
+            survivor=survivor, others=[profiles[pid] for pid in merged_ids], source=source, actor=actor
+        )
+    result = _apply(survivor, clean, catalog, source=source, actor=actor)
+    result.merged_client_ids = merged_ids
+    return result
+
+
+def _lock_many(ids: set[int]) -> dict[int, Profile]:
+    return {p.pk: p for p in Profile.objects.select_for_update().filter(pk__in=sorted(ids)).order_by("pk")}
+
+
+def _uuid_resets(clean: _CleanInput, owners: dict, profiles: dict[int, Profile]) -> list[tuple[str, str]]:
+    """Uuids of recognized profiles that this write says belong to someone else (a shared device)."""
+    resets = []
+    for (kind, value), pid in owners.items():
+        if kind != IdentifierKind.UUID or profiles[pid].anonymous:
+            continue
+        for strong in (IdentifierKind.EMAIL, IdentifierKind.CUSTOM_ID):
+            sent = clean.identifiers.get(strong)
+            theirs = getattr(profiles[pid], MAIN_COLUMNS[strong])
+            if sent and theirs and sent != theirs and owners.get((strong, sent)) != pid:
+                resets.append((kind, value))
+                break
+    return resets
+
+
+def _by_priority(owners: dict, profiles: dict[int, Profile]) -> Profile:
+    for kind in settings.IDENTIFIER_PRIORITY:
+        pids = {pid for (k, _), pid in owners.items() if k == kind}
+        if pids:
+            return min((profiles[pid] for pid in pids), key=lambda p: (p.created_at, p.pk))
+    raise AssertionError("owners is never empty here")
 
 
 def profile_update(*, profile: Profile, data: ProfileInput, source: str, actor: str = "") -> UpsertResult:
@@ -384,6 +441,8 @@ def profile_lookup(*, kind: str, value) -> Profile:
         except (TypeError, ValueError):
             raise ValidationFailed(f"clientId must be a number; got {value!r}.", field="clientId") from None
         profile = Profile.objects.filter(pk=client_id).first()
+        if profile is None:  # merged into another: an old clientId keeps resolving to its survivor
+            profile = Profile.objects.filter(aliases__old_client_id=client_id).first()
     else:
         normalized = identifier_normalize(kind, value)
         profile = Profile.objects.filter(identifiers__kind=kind, identifiers__value=normalized).first()

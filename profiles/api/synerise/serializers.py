@@ -8,6 +8,7 @@ from consents.selectors import agreements_for
 from crm.errors import ValidationFailed
 from profiles.models import Profile
 from profiles.services import ProfileInput
+from profiles.services.merge import previous_clients_for
 
 IDENTIFIER_KEYS = {"email": "email", "phone": "phone", "customId": "customId", "uuid": "uuid"}
 FIELD_KEYS = {
@@ -73,10 +74,12 @@ def _iso(value) -> str | None:
     return value.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def profile_document(profile: Profile, *, agreements: dict[str, bool], tags: list | None = None) -> dict:
+def profile_document(
+    profile: Profile, *, agreements: dict[str, bool], tags: list | None = None, previous: list[int] | None = None
+) -> dict:
     """One profile as seed 000's JSON: every field, same names and types."""
     return {
-        "previousClients": [],
+        "previousClients": previous or [],
         "clientId": profile.pk,
         "email": profile.email,
         "phone": profile.phone,
@@ -109,5 +112,7 @@ def profile_document(profile: Profile, *, agreements: dict[str, bool], tags: lis
 def profile_documents(profiles: Iterable[Profile]) -> list[dict]:
     """Many profiles with their agreements fetched in one query."""
     profiles = list(profiles)
-    states = agreements_for([p.pk for p in profiles])
-    return [profile_document(p, agreements=states[p.pk]) for p in profiles]
+    ids = [p.pk for p in profiles]
+    states = agreements_for(ids)
+    previous = previous_clients_for(ids)
+    return [profile_document(p, agreements=states[p.pk], previous=previous[p.pk]) for p in profiles]

@@ -1,0 +1,73 @@
+"""Forced merge and undo (F5): ``/v4/clients/merge/from/ids/…/to/id/…`` and ``/v4/clients/{id}/unmerge/{prev}``."""
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from crm.errors import ValidationFailed
+from profiles.api.synerise.serializers import profile_documents
+from profiles.api.synerise.views import API_VERSION, ERRORS, SOURCE, ProfileJson, SyneriseView
+from profiles.services import profile_lookup
+from profiles.services.merge import MAX_FORCED_MERGE, profile_merge, profile_unmerge
+
+
+def _client_ids(raw: str) -> list[int]:
+    parts = [part.strip() for part in raw.split(",") if part.strip()]
+    if not parts:
+        raise ValidationFailed("Name at least one clientId to merge.", field="fromClientIds")
+    if len(parts) > MAX_FORCED_MERGE:
+        raise ValidationFailed(
+            f"At most {MAX_FORCED_MERGE} profiles can be merged at once; got {len(parts)}.", field="fromClientIds"
+        )
+    try:
+        return [int(part) for part in parts]
+    except ValueError:
+        raise ValidationFailed(f"clientIds must be numbers; got '{raw}'.", field="fromClientIds") from None
+
+
+class ForcedMergeView(SyneriseView):
+    @extend_schema(
+        operation_id="clients_merge",
+        tags=["Identity"],
+        summary="Merge profiles into one (forced: recognized profiles too), at most 20 at once",
+        parameters=[API_VERSION],
+        request=None,
+        responses={200: ProfileJson, **ERRORS},
+    )
+    def post(self, request, from_ids: str, to_id: int):
+        target = profile_lookup(kind="clientId", value=to_id)
+        sources = {profile_lookup(kind="clientId", value=cid).pk: cid for cid in _client_ids(from_ids)}
+        if target.pk in sources:
+            raise ValidationFailed(
+                f"clientId {sources[target.pk]} is the target (or already merged into it).", field="fromClientIds"
+            )
+        others = [profile_lookup(kind="clientId", value=pid) for pid in sources]
+        survivor = profile_merge(survivor=target, others=others, source=SOURCE, actor=self.actor, forced=True)
+        return Response(profile_documents([survivor])[0])
+
+
+class UnmergeView(SyneriseView):
+    @extend_schema(
+        operation_id="clients_unmerge",
+        tags=["Identity"],
+        summary="Undo a merge: restore the merged-in profile from the merge's snapshot",
+        parameters=[API_VERSION],
+        request=None,
+        responses={
+            200: inline_serializer(
+                "UnmergeResult",
+                {
+                    "clientId": serializers.IntegerField(),
+                    "restoredClientId": serializers.IntegerField(),
+                    "notes": serializers.ListField(child=serializers.CharField()),
+                },
+            ),
+            **ERRORS,
+        },
+    )
+    def post(self, request, client_id: int, previous_client_id: int):
+        profile = profile_lookup(kind="clientId", value=client_id)
+        result = profile_unmerge(
+            profile=profile, previous_client_id=previous_client_id, source=SOURCE, actor=self.actor
+        )
+        return Response({"clientId": result.survivor.pk, "restoredClientId": result.restored.pk, "notes": result.notes})

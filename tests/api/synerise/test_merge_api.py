@@ -1,0 +1,65 @@
+"""Forced merge, undo and resolution through the Synerise surface."""
+
+import pytest
+
+from profiles.models import Profile
+
+pytestmark = pytest.mark.django_db
+
+
+def test_forced_merge_and_unmerge(api, make_profile):
+    ann = make_profile(email="ann@example.com")
+    bob = make_profile(email="bob@example.com")
+    cid = make_profile(customId="C-1")
+    response = api.post(f"/v4/clients/merge/from/ids/{bob.pk},{cid.pk}/to/id/{ann.pk}")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["clientId"] == ann.pk
+    assert sorted(body["previousClients"]) == sorted([bob.pk, cid.pk])
+    assert api.get(f"/v4/clients/{bob.pk}").json()["clientId"] == ann.pk
+    assert api.get("/v4/clients/by-email/bob@example.com").json()["clientId"] == ann.pk
+
+    response = api.post(f"/v4/clients/{ann.pk}/unmerge/{bob.pk}")
+    assert response.status_code == 200, response.content
+    assert response.json() == {"clientId": ann.pk, "restoredClientId": bob.pk, "notes": []}
+    assert api.get(f"/v4/clients/{bob.pk}").json()["email"] == "bob@example.com"
+    assert api.get(f"/v4/clients/{ann.pk}").json()["previousClients"] == [cid.pk]
+
+
+def test_forced_merge_limits(api, make_profile):
+    ann = make_profile(email="ann@example.com")
+    ids = ",".join(str(i) for i in range(1000, 1021))
+    response = api.post(f"/v4/clients/merge/from/ids/{ids}/to/id/{ann.pk}")
+    assert response.status_code == 400
+    assert response.json()["field"] == "fromClientIds"
+    assert api.post(f"/v4/clients/merge/from/ids/{ann.pk}/to/id/{ann.pk}").status_code == 400
+    assert api.post(f"/v4/clients/merge/from/ids/abc/to/id/{ann.pk}").status_code == 400
+    assert api.post(f"/v4/clients/merge/from/ids/999999/to/id/{ann.pk}").status_code == 404
+    assert Profile.objects.count() == 1
+
+
+def test_unmerge_of_something_not_merged_is_404(api, make_profile):
+    ann = make_profile(email="ann@example.com")
+    response = api.post(f"/v4/clients/{ann.pk}/unmerge/12345")
+    assert response.status_code == 404
+    assert response.json()["field"] == "previousClientId"
+
+
+def test_write_naming_two_recognized_profiles_is_409(api, make_profile):
+    ann = make_profile(email="ann@example.com")
+    bob = make_profile(customId="BOB")
+    response = api.post("/v4/clients", {"email": "ann@example.com", "customId": "BOB"}, format="json")
+    assert response.status_code == 409
+    assert response.json()["clientIds"] == sorted([ann.pk, bob.pk])
+
+
+def test_write_naming_an_anonymous_profile_merges_it(api, make_profile):
+    visitor = make_profile(uuid="00000000-0000-4000-8000-000000000001", city="Gdańsk")
+    ann = make_profile(email="ann@example.com")
+    response = api.post(
+        "/v4/clients", {"email": "ann@example.com", "uuid": "00000000-0000-4000-8000-000000000001"}, format="json"
+    )
+    assert response.status_code == 202
+    body = api.get(f"/v4/clients/{ann.pk}").json()
+    assert body["previousClients"] == [visitor.pk]
+    assert body["city"] == "Gdańsk"

@@ -21,3 +21,10 @@ profile_deleted = Signal()
 # - ``profile_unmerged(survivor: Profile, restored: Profile, notes: list[str], source, actor)``
 profiles_merged = Signal()
 profile_unmerged = Signal()
+
+# Tags and notes (events issue):
+# - ``tags_changed(changes: list[tuple[int, list[Tag], list[Tag]]], source, actor)``: per profile the
+#   tags really added and really removed (adding a tag a profile has already sends nothing)
+# - ``note_added(events: list[Event], source, actor)``: notes are timeline events themselves
+tags_changed = Signal()
+note_added = Signal()

@@ -1,0 +1,155 @@
+"""Reads of the profiles domain that more than one surface needs: tags, the timeline, aggregates, commerce."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count, Max, Q
+from django.utils import timezone
+
+from crm.errors import ValidationFailed
+from profiles.models import Event, ProfileCommerce, ProfileTag
+from profiles.services.currencies import currency_symbol
+
+TIMELINE_MAX_PAGE = 200
+AGGREGATE_WINDOWS = (7, 30, 90)
+
+
+def tags_for(profile_ids: Iterable[int]) -> dict[int, list[str]]:
+    """Per profile, its tag names (sorted), for any number of profiles in one query."""
+    profile_ids = list(profile_ids)
+    result: dict[int, list[str]] = {pid: [] for pid in profile_ids}
+    if not profile_ids:
+        return result
+    rows = ProfileTag.objects.filter(profile_id__in=profile_ids).values_list("profile_id", "tag__name")
+    for pid, name in rows.order_by("profile_id", "tag__name"):
+        result[pid].append(name)
+    return result
+
+
+# --- the timeline ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class TimelinePage:
+    events: list[Event]
+    next_cursor: str | None
+
+
+def _cursor_encode(event: Event) -> str:
+    return base64.urlsafe_b64encode(f"{event.time.isoformat()}|{event.pk}".encode()).decode().rstrip("=")
+
+
+def _cursor_decode(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        time_text, pk = raw.rsplit("|", 1)
+        time = datetime.fromisoformat(time_text)
+        if timezone.is_naive(time):
+            raise ValueError
+        return time, int(pk)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationFailed("cursor is not one this API handed out.", field="cursor", code="field.cursor") from None
+
+
+def profile_timeline(
+    *,
+    profile_id: int,
+    actions: Sequence[str] | None = None,
+    system: bool | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> TimelinePage:
+    """One profile's events newest first, ``limit`` per page, keyset-paged on (time, id): one query a page."""
+    if not 1 <= limit <= TIMELINE_MAX_PAGE:
+        raise ValidationFailed(f"limit must be between 1 and {TIMELINE_MAX_PAGE}.", field="limit")
+    queryset = Event.objects.filter(profile_id=profile_id)
+    if actions:
+        queryset = queryset.filter(action__in=list(actions))
+    if system is not None:
+        queryset = queryset.filter(is_system=system)
+    if cursor:
+        time, pk = _cursor_decode(cursor)
+        queryset = queryset.filter(Q(time__lt=time) | Q(time=time, pk__lt=pk))
+    events = list(queryset.order_by("-time", "-id")[: limit + 1])
+    more = len(events) > limit
+    events = events[:limit]
+    return TimelinePage(events=events, next_cursor=_cursor_encode(events[-1]) if more else None)
+
+
+# --- aggregates (the card's right column, F9) ---------------------------------------------------------
+
+
+def profile_event_aggregates(
+    *, profile_id: int, windows: Sequence[int] = AGGREGATE_WINDOWS, now: datetime | None = None
+) -> dict[str, Any]:
+    """Counts of the profile's custom events by action over each window (days), and its last event time.
+
+    Two queries whatever the number of actions and windows: one grouped count with a FILTER per window,
+    one newest-event lookup on the timeline index.
+    """
+    now = now or timezone.now()
+    windows = sorted(set(windows))
+    since = {days: now - timedelta(days=days) for days in windows}
+    rows = (
+        Event.objects.filter(profile_id=profile_id, is_system=False, time__gte=since[windows[-1]], time__lte=now)
+        .values("action")
+        .annotate(**{f"d{days}": Count("id", filter=Q(time__gte=since[days])) for days in windows})
+        .order_by("action")
+    )
+    counts = {row["action"]: {f"{days}d": row[f"d{days}"] for days in windows} for row in rows}
+    last = Event.objects.filter(profile_id=profile_id, is_system=False).aggregate(last=Max("time"))["last"]
+    return {"counts": counts, "lastEventTime": last}
+
+
+def _money(value: Decimal | None) -> float:
+    return float(value) if value is not None else 0.0
+
+
+def profile_commerce(*, profile_id: int) -> dict[str, Any]:
+    """The commerce figures and RFM of one profile, as the APIs name them (zeros for a profile with no orders)."""
+    row = ProfileCommerce.objects.filter(profile_id=profile_id).first()
+    return commerce_document(row)
+
+
+def commerce_document(row: ProfileCommerce | None) -> dict[str, Any]:
+    if row is None:
+        row = ProfileCommerce()
+    return {
+        "totalSpent": _money(row.total_spent),
+        "totalOrders": row.total_orders,
+        "totalOrderReturns": row.total_returns,
+        "avgOrder": _money(row.avg_order),
+        "avgPricePoint": _money(row.avg_price_point),
+        "lastOrder": row.last_order,
+        "avgTimeBetweenOrdersInDays": round(row.avg_days_between_orders or 0.0, 2),
+        "currencySymbol": currency_symbol(row.currency),
+        "currency": row.currency or None,
+        "rfmSegment": row.rfm_segment or None,
+        "rfm": (
+            {"recency": row.rfm_recency, "frequency": row.rfm_frequency, "monetary": row.rfm_monetary}
+            if row.rfm_recency
+            else None
+        ),
+    }
+
+
+def commerce_for(profile_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """Commerce figures for many profiles in one query."""
+    profile_ids = list(profile_ids)
+    rows = {row.profile_id: row for row in ProfileCommerce.objects.filter(profile_id__in=profile_ids)}
+    return {pid: commerce_document(rows.get(pid)) for pid in profile_ids}
+
+
+def profile_aggregates(*, profile_id: int, now: datetime | None = None) -> dict[str, Any]:
+    """Everything the card's right column shows: event counts, last event time, commerce and RFM (3 queries)."""
+    return {
+        **profile_event_aggregates(profile_id=profile_id, now=now),
+        "commerce": profile_commerce(profile_id=profile_id),
+    }

@@ -1,0 +1,334 @@
+"""Events: the set-based insert every system event goes through, custom events (``POST /v4/events/custom``), notes.
+
+System events are written by ``profiles.receivers`` from the services' signals, one INSERT per signal
+whatever its size (``events_insert``). Custom events resolve their profile (creating an anonymous one for
+an unknown uuid), are deduplicated by ``eventSalt`` through a unique constraint, and move
+``lastActivityDate``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from crm.errors import DomainError, NotFound, ValidationFailed
+from profiles import signals
+from profiles.models import Event, EventAction, Identifier, IdentifierKind, Profile
+from profiles.services.identity import ProfileInput, profile_lookup, profile_update, profile_upsert
+from profiles.services.normalize import identifier_normalize
+
+ACTION_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)+$")
+ACTION_MAX_LENGTH = Event._meta.get_field("action").max_length
+LABEL_MAX_LENGTH = Event._meta.get_field("label").max_length
+SALT_MAX_LENGTH = Event._meta.get_field("salt").max_length
+NOTE_MAX_LENGTH = 10_000
+FORM_SUBMIT = "form.submit"
+
+
+@dataclass
+class NewEvent:
+    """One row for ``events_insert``."""
+
+    profile_id: int | None
+    action: str
+    time: datetime
+    label: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    actor: str = ""
+    is_system: bool = True
+    salt: str | None = None
+
+
+def _json(value) -> str:
+    return json.dumps(value, cls=DjangoJSONEncoder, separators=(",", ":"))
+
+
+def events_insert(rows: list[NewEvent]) -> int:
+    """Insert any number of events in one statement (``unnest`` of one array per column); returns the count."""
+    if not rows:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO profiles_event (profile_id, action, label, time, params, source, actor, is_system, salt)
+            SELECT p, a, l, t, j::jsonb, s, r, y, x
+            FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::text[],
+                        %s::text[], %s::boolean[], %s::text[]) AS u(p, a, l, t, j, s, r, y, x)
+            """,
+            [
+                [r.profile_id for r in rows],
+                [r.action for r in rows],
+                [r.label[:LABEL_MAX_LENGTH] for r in rows],
+                [r.time for r in rows],
+                [_json(r.params) for r in rows],
+                [r.source[:32] for r in rows],
+                [r.actor[:256] for r in rows],
+                [r.is_system for r in rows],
+                [r.salt for r in rows],
+            ],
+        )
+        return cursor.rowcount
+
+
+def profiles_touch(activity: dict[int, datetime]) -> None:
+    """Move ``lastActivityDate`` forward (never back) for many profiles in one UPDATE."""
+    if not activity:
+        return
+    ids, times = zip(*activity.items(), strict=True)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE profiles_profile AS p SET last_activity_date = u.t
+            FROM unnest(%s::bigint[], %s::timestamptz[]) AS u(id, t)
+            WHERE p.id = u.id AND (p.last_activity_date IS NULL OR p.last_activity_date < u.t)
+            """,
+            [list(ids), list(times)],
+        )
+
+
+# --- validation shared by events and transactions --------------------------------------------------
+
+
+def time_validate(value: datetime | None, *, field_name: str = "time") -> datetime:
+    """An event or order time: aware, and not in the future beyond ``EVENT_FUTURE_TOLERANCE_SECONDS``."""
+    now = timezone.now()
+    if value is None:
+        return now
+    if not isinstance(value, datetime):
+        raise ValidationFailed(f"{field_name} must be a date-time.", field=field_name, code="field.datetime")
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, timezone.UTC)
+    tolerance = getattr(settings, "EVENT_FUTURE_TOLERANCE_SECONDS", 300)
+    if value > now + timedelta(seconds=tolerance):
+        raise ValidationFailed(
+            f"{field_name} is in the future ({value.isoformat()}); at most {tolerance} s of clock skew is accepted.",
+            field=field_name,
+            code="field.future",
+        )
+    return value
+
+
+def action_validate(action, *, custom: bool = True) -> str:
+    if not isinstance(action, str) or not action:
+        raise ValidationFailed("action is required, e.g. 'page.visit'.", field="action", code="field.required")
+    if len(action) > ACTION_MAX_LENGTH or not ACTION_RE.match(action):
+        raise ValidationFailed(
+            f"action '{action[:80]}' must be dot-separated words of letters, digits, '_' or '-' "
+            f"(e.g. 'form.submit'), at most {ACTION_MAX_LENGTH} characters.",
+            field="action",
+            code="event.action_format",
+        )
+    if custom and action in EventAction.SYSTEM:
+        raise ValidationFailed(
+            f"action '{action}' is reserved for system events.", field="action", code="event.action_reserved"
+        )
+    return action
+
+
+# --- resolving the profile an event or order names --------------------------------------------------
+
+
+def _reraise_under(exc: DomainError, where: str) -> DomainError:
+    if exc.field and not exc.field.startswith(where):
+        exc.field = f"{where}.{'id' if exc.field == 'clientId' else exc.field}"
+    return exc
+
+
+def event_profile_resolve(identifiers: dict[str, Any], *, source: str, actor: str, where: str = "client") -> Profile:
+    """The profile an event names: by clientId (must exist), else by identifiers, creating it when none is known."""
+    try:
+        if "clientId" in identifiers:
+            return profile_lookup(kind="clientId", value=identifiers["clientId"])
+        normalized = {kind: identifier_normalize(kind, value) for kind, value in identifiers.items()}
+        query = Q()
+        for kind, value in normalized.items():
+            query |= Q(kind=kind, value=value)
+        rows = Identifier.objects.filter(query).values_list("kind", "value", "profile_id")
+        owners = {(k, v): pid for k, v, pid in rows}
+        profile_ids = set(owners.values())
+        if len(owners) == len(normalized) and len(profile_ids) == 1:
+            return Profile.objects.get(pk=profile_ids.pop())
+        # Unknown identifiers: create (an anonymous profile for a bare uuid) or attach them.
+        return profile_upsert(data=ProfileInput(identifiers=dict(identifiers)), source=source, actor=actor).profile
+    except DomainError as exc:
+        raise _reraise_under(exc, where) from None
+
+
+# --- custom events ----------------------------------------------------------------------------------
+
+
+@dataclass
+class EventInput:
+    action: str
+    client: dict[str, Any]  # kind ("clientId", "uuid", "email", "customId", "phone") -> raw value
+    label: str = ""
+    time: datetime | None = None
+    salt: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EventResult:
+    profile: Profile | None
+    event: Event | None
+    duplicate: bool = False
+
+
+class _Duplicate(Exception):
+    pass
+
+
+def _clean_event(data: EventInput) -> EventInput:
+    action = action_validate(data.action)
+    if not isinstance(data.label, str):
+        raise ValidationFailed("label must be a string.", field="label", code="field.type")
+    if len(data.label) > LABEL_MAX_LENGTH:
+        raise ValidationFailed(f"label is longer than {LABEL_MAX_LENGTH} characters.", field="label")
+    if data.salt is not None and (not isinstance(data.salt, str) or not data.salt or len(data.salt) > SALT_MAX_LENGTH):
+        raise ValidationFailed(
+            f"eventSalt must be a non-empty string of at most {SALT_MAX_LENGTH} characters.", field="eventSalt"
+        )
+    if not isinstance(data.params, dict):
+        raise ValidationFailed("params must be an object.", field="params", code="field.type")
+    return EventInput(
+        action=action,
+        client=data.client,
+        label=data.label,
+        time=time_validate(data.time),
+        salt=data.salt,
+        params=data.params,
+    )
+
+
+def _identify(profile: Profile, identifiers: dict[str, Any], email, *, source: str, actor: str) -> Profile:
+    """A form.submit carrying an e-mail: identify the profile through identity resolution."""
+    if not isinstance(email, str):
+        raise ValidationFailed("params.email must be a string.", field="params.email", code="field.type")
+    try:
+        normalized = identifier_normalize(IdentifierKind.EMAIL, email)
+        if profile.email == normalized:
+            return profile
+        if "clientId" in identifiers:
+            if profile.email is not None:
+                # A recognized profile named by clientId keeps its e-mail: the form's address is recorded only.
+                return profile
+            data = ProfileInput(identifiers={IdentifierKind.EMAIL: normalized})
+            return profile_update(profile=profile, data=data, source=source, actor=actor).profile
+        data = ProfileInput(identifiers={**identifiers, IdentifierKind.EMAIL: normalized})
+        return profile_upsert(data=data, source=source, actor=actor).profile
+    except DomainError as exc:
+        if exc.field in ("email", "identifiers") and exc.status == 400:
+            exc.field = "params.email"
+        raise
+
+
+def event_record(*, data: EventInput, source: str, actor: str = "") -> EventResult:
+    """Record one custom event; a repeated ``eventSalt`` records nothing and reports ``duplicate``.
+
+    Everything happens in one transaction: a bad identifier, a conflict or a duplicate leaves no trace
+    (no anonymous profile created, no identification, no event).
+    """
+    data = _clean_event(data)
+    identifiers = data.client
+    if not identifiers:
+        raise ValidationFailed("client needs one of: id, uuid, email, customId.", field="client")
+    if data.salt is not None and Event.objects.filter(salt=data.salt).exists():
+        return EventResult(profile=None, event=None, duplicate=True)
+    try:
+        with transaction.atomic():
+            profile = event_profile_resolve(identifiers, source=source, actor=actor)
+            if data.action == FORM_SUBMIT and data.params.get("email") is not None:
+                profile = _identify(profile, identifiers, data.params["email"], source=source, actor=actor)
+            try:
+                with transaction.atomic():
+                    event = Event.objects.create(
+                        profile=profile,
+                        action=data.action,
+                        label=data.label,
+                        time=data.time,
+                        params=data.params,
+                        source=source,
+                        actor=actor,
+                        is_system=False,
+                        salt=data.salt,
+                    )
+            except IntegrityError as exc:
+                if "event_salt_unique" in str(exc):
+                    raise _Duplicate from exc
+                raise
+            profiles_touch({profile.pk: data.time})
+    except _Duplicate:
+        return EventResult(profile=None, event=None, duplicate=True)
+    return EventResult(profile=profile, event=event)
+
+
+# --- notes ------------------------------------------------------------------------------------------
+
+
+def note_add(*, profile: Profile, text: str, author: str, source: str) -> Event:
+    """A note on a profile (text, author, time): a system event on its timeline."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationFailed("A note needs some text.", field="text", code="field.required")
+    text = text.strip()
+    if len(text) > NOTE_MAX_LENGTH:
+        raise ValidationFailed(f"A note is at most {NOTE_MAX_LENGTH} characters.", field="text")
+    with transaction.atomic():
+        if not Profile.objects.filter(pk=profile.pk).exists():
+            raise NotFound(f"Profile {profile.pk} does not exist.", field="clientId", code="profile.not_found")
+        event = Event.objects.create(
+            profile=profile,
+            action=EventAction.NOTE_ADDED,
+            label=text.splitlines()[0][:LABEL_MAX_LENGTH],
+            time=timezone.now(),
+            params={"text": text, "author": author},
+            source=source,
+            actor=author,
+            is_system=True,
+        )
+        signals.note_added.send(sender=Event, events=[event], source=source, actor=author)
+    return event
+
+
+# --- merge steps (profiles.services.merge_registry) --------------------------------------------------
+
+
+def events_merge_step(ctx) -> dict:
+    """The merged-in profile's timeline moves to the survivor; the ids are kept to move them back on undo."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE profiles_event SET profile_id = %s WHERE profile_id = %s RETURNING id",
+            [ctx.survivor.pk, ctx.merged.pk],
+        )
+        moved = sorted(row[0] for row in cursor.fetchall())
+    # The survivor's last activity is the later of the two (in memory too: the merge may save the survivor).
+    survivor, merged = ctx.survivor, ctx.merged
+    if merged.last_activity_date and (
+        survivor.last_activity_date is None or survivor.last_activity_date < merged.last_activity_date
+    ):
+        survivor.last_activity_date = merged.last_activity_date
+        Profile.objects.filter(pk=survivor.pk).update(last_activity_date=merged.last_activity_date)
+    return {"ids": moved}
+
+
+def events_unmerge_step(ctx) -> list[str]:
+    """Move the restored profile's events back (those still on the survivor)."""
+    ids = (ctx.data or {}).get("ids", [])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE profiles_event SET profile_id = %s WHERE profile_id = %s AND id = ANY(%s::bigint[])",
+            [ctx.restored.pk, ctx.survivor.pk, ids],
+        )
+        moved = cursor.rowcount
+    if moved < len(ids):
+        return [f"{len(ids) - moved} of {len(ids)} event(s) had left the survivor and stayed where they are."]
+    return []

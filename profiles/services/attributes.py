@@ -11,8 +11,6 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from django.db import IntegrityError, transaction
-
 from crm.errors import ValidationFailed
 from profiles.models import AttributeDefinition, AttributeType
 
@@ -180,6 +178,7 @@ class AttributeCatalog:
             raise ValidationFailed("attributes must be an object.", field="attributes", code="attribute.shape")
         clean: dict = {}
         seen: dict[str, str] = {}
+        new: dict[str, AttributeDefinition] = {}  # kept only if the whole write is valid
         for name, value in attributes.items():
             validate_name(name)
             key = attribute_key(name)
@@ -190,7 +189,7 @@ class AttributeCatalog:
                     code="attribute.near_duplicate",
                 )
             seen[key] = name
-            definition = self.by_key.get(key) or self.pending.get(key)
+            definition = self.by_key.get(key) or self.pending.get(key) or new.get(key)
             if definition is not None and definition.name != name:
                 raise ValidationFailed(
                     f"Attribute '{name}' is a different spelling of the existing attribute '{definition.name}'; "
@@ -212,34 +211,39 @@ class AttributeCatalog:
                         code="attribute.type_unsupported",
                     )
                 definition = AttributeDefinition(name=name, key=key, type=type_)
-                self.pending[key] = definition
+                new[key] = definition
             clean[name] = coerce_value(name, definition.type, value)
+        self.pending.update(new)
         return clean
 
     def save_pending(self, *, created_by: str = "") -> None:
-        """Create the definitions first used by this write, in one statement."""
+        """Create the definitions first used by this write (one INSERT, one check).
+
+        Safe to call again after a rolled-back attempt: ``pending`` is kept until the catalog is
+        dropped, and rows another request created first are accepted only if they agree.
+        """
         if not self.pending:
             return
         for definition in self.pending.values():
             definition.created_by = created_by[:256]
-        try:
-            with transaction.atomic():
-                AttributeDefinition.objects.bulk_create(self.pending.values())
-        except IntegrityError:
-            # Another request created one of them first: reload and re-check against what won.
-            winners = AttributeDefinition.objects.in_bulk(list(self.pending), field_name="key")
-            for key, mine in list(self.pending.items()):
-                theirs = winners.get(key)
-                if theirs is not None and (theirs.name != mine.name or theirs.type != mine.type):
-                    raise ValidationFailed(
-                        f"Attribute '{mine.name}' was just defined elsewhere as '{theirs.name}' ({theirs.type}).",
-                        field=f"attributes.{mine.name}",
-                        code="attribute.near_duplicate",
-                    ) from None
-            missing = [d for k, d in self.pending.items() if k not in winners]
-            AttributeDefinition.objects.bulk_create(missing)
-        self.by_key.update(self.pending)
-        self.pending = {}
+        AttributeDefinition.objects.bulk_create(
+            [
+                AttributeDefinition(name=d.name, key=d.key, type=d.type, created_by=d.created_by)
+                for d in self.pending.values()
+            ],
+            ignore_conflicts=True,
+        )
+        stored = AttributeDefinition.objects.in_bulk(list(self.pending), field_name="key")
+        for key, mine in self.pending.items():
+            theirs = stored.get(key)
+            if theirs is None or theirs.name != mine.name or theirs.type != mine.type:
+                raise ValidationFailed(
+                    f"Attribute '{mine.name}' was just defined elsewhere"
+                    + (f" as '{theirs.name}' ({theirs.type})." if theirs else "."),
+                    field=f"attributes.{mine.name}",
+                    code="attribute.near_duplicate",
+                )
+        self.by_key.update(stored)
 
 
 def attributes_validate(attributes: dict) -> dict:
@@ -266,4 +270,8 @@ def attribute_definition_create(
         )
     catalog.pending[key] = AttributeDefinition(name=name, key=key, type=type, description=description)
     catalog.save_pending(created_by=created_by)
-    return catalog.by_key[key]
+    definition = catalog.by_key[key]
+    if description and definition.description != description:
+        definition.description = description
+        definition.save(update_fields=["description"])
+    return definition

@@ -20,7 +20,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from consents.models import Agreement, ConsentStatus
-from consents.services import agreements_resolve, consent_set
+from consents.services import agreements_parse, consent_set
 from crm.errors import Conflict, NotFound, ValidationFailed
 from profiles import signals
 from profiles.models import Identifier, IdentifierKind, Profile, Sex
@@ -157,20 +157,22 @@ class _CleanInput:
     agreements: list[tuple[Agreement, bool]]
 
 
-def _clean(data: ProfileInput, catalog: AttributeCatalog) -> _CleanInput:
-    found = agreements_resolve(data.agreements) if data.agreements else {}
+def _clean(data: ProfileInput, catalog: AttributeCatalog, agreements: dict | None = None) -> _CleanInput:
+    """Validate a write without touching the database (but for agreements, unless preloaded)."""
+    # Custom agreements may come as attributes keys (seed 002): they leave the attributes here.
+    pairs, attributes = agreements_parse(agreements=data.agreements, attributes=data.attributes, known=agreements)
     return _CleanInput(
         identifiers=_normalize_identifiers(data.identifiers),
         fields=_validate_fields(data.fields),
-        attributes=catalog.validate(data.attributes) if data.attributes else {},
-        agreements=[(found[key], granted) for key, granted in data.agreements.items()],
+        attributes=catalog.validate(attributes) if attributes else {},
+        agreements=pairs,
     )
 
 
 def _set_agreements(profile: Profile, clean: _CleanInput, *, source: str, actor: str) -> None:
     for agreement, granted in clean.agreements:
-        status = ConsentStatus.GRANTED if granted else ConsentStatus.DENIED
-        consent_set(profile=profile, agreement=agreement, status=status, source=source, actor=actor)
+        state = ConsentStatus.GRANTED if granted else ConsentStatus.DENIED
+        consent_set(profile=profile, agreement=agreement, state=state, source=source, actor=actor)
 
 
 # --- writes -----------------------------------------------------------------------------------
@@ -251,50 +253,68 @@ def _with_retries(fn):
     raise AssertionError("unreachable")
 
 
-def _create(clean: _CleanInput, catalog: AttributeCatalog, *, source: str, actor: str) -> UpsertResult:
+def _new_profile(clean: _CleanInput) -> tuple[Profile, list[tuple[str, str]]]:
+    """An unsaved profile built from a write, and the identifiers it will own (a uuid is generated if none)."""
     identifiers = {k: v for k, v in clean.identifiers.items() if v is not None}
     if IdentifierKind.UUID not in identifiers:
-        identifiers[IdentifierKind.UUID] = identifier_normalize(IdentifierKind.UUID, str(uuid.uuid4()))
-    fields = {k: v for k, v in clean.fields.items()}
+        identifiers[IdentifierKind.UUID] = str(uuid.uuid4())
+    fields = dict(clean.fields)
     if "first_name" not in fields:
         fields["first_name"] = _placeholder_first_name(identifiers.get(IdentifierKind.EMAIL))
-    attributes = {k: v for k, v in clean.attributes.items() if v is not None}
-    catalog.save_pending(created_by=actor)
-    profile = Profile.objects.create(
+    now = timezone.now()
+    profile = Profile(
         **{MAIN_COLUMNS[k]: v for k, v in identifiers.items()},
         **fields,
-        attributes=attributes,
+        attributes={k: v for k, v in clean.attributes.items() if v is not None},
         correlation_id=secrets.token_urlsafe(16),
-        last_activity_date=timezone.now(),
+        last_activity_date=now,
+        created_at=now,
+        updated_at=now,
     )
-    _claim(profile.pk, list(identifiers.items()))
+    return profile, list(identifiers.items())
+
+
+def _create(clean: _CleanInput, catalog: AttributeCatalog, *, source: str, actor: str) -> UpsertResult:
+    profile, identifiers = _new_profile(clean)
+    catalog.save_pending(created_by=actor)
+    profile.save(force_insert=True)
+    _claim(profile.pk, identifiers)
     _set_agreements(profile, clean, source=source, actor=actor)
     signals.profile_created.send(sender=Profile, profiles=[profile], source=source, actor=actor)
     return UpsertResult(profile=profile, created=True, changes={})
 
 
-def _apply(profile: Profile, clean: _CleanInput, catalog: AttributeCatalog, *, source: str, actor: str) -> UpsertResult:
-    """Apply a validated change set to a locked profile; return what changed (old, new) by API name."""
+@dataclass
+class Diff:
+    """What one write changes on one profile: (old, new) by API name, identifiers to claim and release."""
+
+    changes: dict[str, tuple[Any, Any]]
+    claim: list[tuple[str, str]]
+    release: list[tuple[str, str]]
+
+
+def _diff(profile: Profile, clean: _CleanInput, owns) -> Diff:
+    """Apply a validated write to a profile in memory (no queries; ``owns(kind, value)`` answers
+    whether the profile already holds an identifier) and say what changed."""
     changes: dict[str, tuple[Any, Any]] = {}
-    was_anonymous = profile.anonymous
-    to_claim: list[tuple[str, str]] = []
-    to_release: list[tuple[str, str]] = []
+    claim: list[tuple[str, str]] = []
+    release: list[tuple[str, str]] = []
     for kind, value in clean.identifiers.items():
         column = MAIN_COLUMNS[kind]
         current = getattr(profile, column)
         if kind == IdentifierKind.UUID:
             # A profile owns many uuids; the main one stays, a new one is added.
-            if value != current:
-                to_claim.append((kind, value))
+            if value != current and not owns(kind, value):
+                claim.append((kind, value))
             continue
         if value == current:
             continue
-        if value is not None and Identifier.objects.filter(profile=profile, kind=kind, value=value).exists():
+        if value is not None and owns(kind, value):
             continue  # a secondary identifier (from a merge) names this profile; it does not replace the main one
         if current is not None:
-            to_release.append((kind, current))
+            release.append((kind, current))
         if value is not None:
-            to_claim.append((kind, value))
+            claim.append((kind, value))
         setattr(profile, column, value)
         changes[kind] = (current, value)
     for name, value in clean.fields.items():
@@ -314,18 +334,28 @@ def _apply(profile: Profile, clean: _CleanInput, catalog: AttributeCatalog, *, s
                 attributes[name] = value
                 changes[f"attributes.{name}"] = (current, value)
         profile.attributes = attributes
+    return Diff(changes=changes, claim=claim, release=release)
+
+
+def _apply(profile: Profile, clean: _CleanInput, catalog: AttributeCatalog, *, source: str, actor: str) -> UpsertResult:
+    """Apply a validated change set to a locked profile; return what changed (old, new) by API name."""
+    was_anonymous = profile.anonymous
+
+    def owns(kind, value):
+        return Identifier.objects.filter(profile=profile, kind=kind, value=value).exists()
+
+    diff = _diff(profile, clean, owns)
     catalog.save_pending(created_by=actor)
-    if to_release:
-        for kind, value in to_release:
-            Identifier.objects.filter(profile=profile, kind=kind, value=value).delete()
-    _claim(profile.pk, to_claim)
+    for kind, value in diff.release:
+        Identifier.objects.filter(profile=profile, kind=kind, value=value).delete()
+    _claim(profile.pk, diff.claim)
     _set_agreements(profile, clean, source=source, actor=actor)
-    if changes:
+    if diff.changes:
         profile.save()
-        signals.profile_changed.send(sender=Profile, changes=[(profile.pk, changes)], source=source, actor=actor)
+        signals.profile_changed.send(sender=Profile, changes=[(profile.pk, diff.changes)], source=source, actor=actor)
         if was_anonymous and not profile.anonymous:
             signals.profile_identified.send(sender=Profile, profiles=[profile], source=source, actor=actor)
-    return UpsertResult(profile=profile, created=False, changes=changes)
+    return UpsertResult(profile=profile, created=False, changes=diff.changes)
 
 
 def _jsonable(value):

@@ -1,0 +1,320 @@
+"""Set-based batch upsert: a thousand profiles in a fixed number of queries (F7, ARCHITECTURE.md "Layers").
+
+The batch runs the single-write rules (``identity._diff``, ``identity._new_profile``) in memory,
+item after item, against the profiles its identifiers name (read and locked in one query each),
+then writes the outcome with a handful of set-based statements: ids from the sequence, new
+profiles by ``COPY``, identifier claims and releases through ``unnest``, changed profiles by one
+``UPDATE … FROM unnest``. Items that need a merge, a UUID reset or a conflict decision, and every
+later item that touches what those items touch, take the single-write path in order (merges are
+rare and move rows of many tables). One bad item never sinks the others.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+
+from consents.models import Agreement
+from crm.errors import DomainError, ValidationFailed
+from profiles import signals
+from profiles.models import Profile
+from profiles.services.attributes import AttributeCatalog
+from profiles.services.identity import (
+    ProfileInput,
+    _clean,
+    _CleanInput,
+    _diff,
+    _new_profile,
+    _resolve_and_write,
+    _Retry,
+    _set_agreements,
+    _uuid_resets,
+    _with_retries,
+)
+
+logger = logging.getLogger(__name__)
+
+# Profile columns written by the batch (the primary key first).
+COLUMNS = (
+    "id", "email", "phone", "custom_id", "uuid", "first_name", "last_name", "display_name", "company", "address",
+    "city", "province", "zip_code", "country_code", "birth_date", "sex", "avatar_url", "attributes",
+    "correlation_id", "last_activity_date", "created_at", "updated_at",
+)  # fmt: skip
+UPDATABLE = (*COLUMNS[1:-3], "updated_at")
+SQL_TYPES = {
+    "birth_date": "date",
+    "attributes": "jsonb",
+    "last_activity_date": "timestamptz",
+    "updated_at": "timestamptz",
+}
+
+
+@dataclass
+class ItemResult:
+    index: int
+    status: str  # created, updated, merged, unchanged, failed
+    client_id: int | None = None
+    error: dict | None = None
+
+
+@dataclass
+class _Slot:
+    """A profile the batch works on, in memory: an existing (locked) one or a new one."""
+
+    profile: Profile
+    new: bool
+    owned: set[tuple[str, str]] = field(default_factory=set)  # identifiers known to be its own
+    changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    was_anonymous: bool = False
+    agreements: list = field(default_factory=list)
+
+
+def profiles_upsert_many(*, items: list[ProfileInput], source: str, actor: str = "") -> list[ItemResult]:
+    """Create or update many profiles with the single-write rules; one result per item, in order."""
+    catalog = AttributeCatalog.load()
+    agreements = {a.key: a for a in Agreement.objects.filter(is_active=True)}
+    results: list[ItemResult | None] = [None] * len(items)
+    cleaned: list[tuple[int, _CleanInput]] = []
+    for index, item in enumerate(items):
+        try:
+            clean = _clean(item, catalog, agreements)
+            if not any(v is not None for v in clean.identifiers.values()):
+                raise ValidationFailed(
+                    "A profile needs at least one identifier: email, phone, uuid or customId.",
+                    field="identifiers",
+                    code="identifier.missing",
+                )
+        except DomainError as error:
+            results[index] = ItemResult(index, "failed", error=error.as_dict())
+            continue
+        cleaned.append((index, clean))
+
+    slow = _with_retries(lambda: _fast_path(cleaned, catalog, results, source=source, actor=actor))
+    for index, clean in slow:
+        results[index] = _slow_item(index, clean, catalog, source=source, actor=actor)
+    return results  # type: ignore[return-value]
+
+
+def _slow_item(index: int, clean: _CleanInput, catalog: AttributeCatalog, *, source: str, actor: str) -> ItemResult:
+    try:
+        result = _with_retries(lambda: _resolve_and_write(clean, catalog, source=source, actor=actor))
+    except DomainError as error:
+        return ItemResult(index, "failed", error=error.as_dict())
+    if result.merged_client_ids:
+        status = "merged"
+    elif result.created:
+        status = "created"
+    else:
+        status = "updated" if result.changes else "unchanged"
+    return ItemResult(index, status, client_id=result.profile.pk)
+
+
+def _owners(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    if not pairs:
+        return {}
+    kinds, values = zip(*pairs, strict=True)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT i.kind, i.value, i.profile_id FROM profiles_identifier i
+            JOIN unnest(%s::text[], %s::text[]) AS t(kind, value) ON i.kind = t.kind AND i.value = t.value
+            """,
+            [list(kinds), list(values)],
+        )
+        return {(kind, value): pid for kind, value, pid in cursor.fetchall()}
+
+
+def _fast_path(cleaned, catalog, results, *, source: str, actor: str) -> list[tuple[int, _CleanInput]]:
+    """Simulate the batch item by item in memory, write the outcome set-based; return the items left over."""
+    pairs = {(k, v) for _, clean in cleaned for k, v in clean.identifiers.items() if v is not None}
+    owners = _owners(pairs)
+    locked = {
+        p.pk: p for p in Profile.objects.select_for_update().filter(pk__in=sorted(set(owners.values()))).order_by("pk")
+    }
+    if _owners(pairs) != owners or len(locked) != len(set(owners.values())):
+        raise _Retry  # identifiers moved between the read and the lock: read again
+    slots: dict[int, _Slot] = {}  # key: clientId for existing profiles, -n for new ones
+    for pid, profile in locked.items():
+        slots[pid] = _Slot(profile=profile, new=False, was_anonymous=profile.anonymous)
+    index_of: dict[tuple[str, str], int] = dict(owners)  # identifier -> slot key
+    for pair, pid in owners.items():
+        slots[pid].owned.add(pair)
+    tainted_slots: set[int] = set()
+    tainted_pairs: set[tuple[str, str]] = set()
+    slow: list[tuple[int, _CleanInput]] = []
+    item_slot: dict[int, tuple[int, bool, bool]] = {}  # item index -> (slot key, created, changed)
+    claims: dict[tuple[str, str], int] = {}
+    releases: dict[tuple[str, str], int] = {}
+    next_new = -1
+
+    for index, clean in cleaned:
+        item_pairs = [(k, v) for k, v in clean.identifiers.items() if v is not None]
+        hits = {pair: index_of[pair] for pair in item_pairs if pair in index_of}
+        candidates = set(hits.values())
+        profiles_by_key = {key: slots[key].profile for key in candidates}
+        needs_single_path = (
+            len(candidates) > 1
+            or candidates & tainted_slots
+            or any(pair in tainted_pairs for pair in item_pairs)
+            or (hits and _uuid_resets(clean, hits, profiles_by_key))
+        )
+        if needs_single_path:
+            slow.append((index, clean))
+            tainted_slots |= candidates
+            tainted_pairs |= set(item_pairs)
+            continue
+        if not candidates:
+            profile, identifiers = _new_profile(clean)
+            key, next_new = next_new, next_new - 1
+            slot = slots[key] = _Slot(profile=profile, new=True)
+            for pair in identifiers:
+                index_of[pair] = key
+                slot.owned.add(pair)
+                claims[pair] = key
+            slot.agreements.extend(clean.agreements)
+            item_slot[index] = (key, True, True)
+            continue
+        key = candidates.pop()
+        slot = slots[key]
+        diff = _diff(slot.profile, clean, lambda kind, value, slot=slot: (kind, value) in slot.owned)
+        for pair in diff.release:
+            index_of.pop(pair, None)
+            slot.owned.discard(pair)
+            if claims.pop(pair, None) is None:
+                releases[pair] = key  # a stored row: delete it
+        for pair in diff.claim:
+            index_of[pair] = key
+            slot.owned.add(pair)
+            if releases.get(pair) == key:
+                del releases[pair]  # released and taken back by the same profile: its row stays
+            else:
+                claims[pair] = key  # a row released by another profile is deleted before this insert
+        for name, (old, new) in diff.changes.items():
+            first_old = slot.changes[name][0] if name in slot.changes else old
+            slot.changes[name] = (first_old, new)
+        slot.agreements.extend(clean.agreements)
+        item_slot[index] = (key, False, bool(diff.changes))
+
+    _write(slots, claims, releases, catalog, actor=actor)
+    _record_results(item_slot, slots, results)
+    _send_signals(slots, source=source, actor=actor)
+    for slot in slots.values():
+        if slot.agreements:
+            _set_agreements(slot.profile, _agreements_only(slot.agreements), source=source, actor=actor)
+    return slow
+
+
+def _record_results(item_slot, slots, results) -> None:
+    """Only the first item of a new profile created it; later items of the same batch updated it."""
+    seen: set[int] = set()
+    for index in sorted(item_slot):
+        key, _, changed = item_slot[index]
+        slot = slots[key]
+        status = "created" if slot.new and key not in seen else "updated" if changed else "unchanged"
+        seen.add(key)
+        results[index] = ItemResult(index, status, client_id=slot.profile.pk)
+
+
+def _agreements_only(agreements) -> _CleanInput:
+    return _CleanInput(identifiers={}, fields={}, attributes={}, agreements=agreements)
+
+
+def _write(slots: dict[int, _Slot], claims, releases, catalog: AttributeCatalog, *, actor: str) -> None:
+    catalog.save_pending(created_by=actor)
+    new = [slot for slot in slots.values() if slot.new]
+    changed = [slot for slot in slots.values() if not slot.new and slot.changes]
+    with connection.cursor() as cursor:
+        if new:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence('profiles_profile', 'id')) FROM generate_series(1, %s)",
+                [len(new)],
+            )
+            for slot, (pid,) in zip(new, cursor.fetchall(), strict=True):
+                slot.profile.pk = pid
+            _copy_profiles(cursor, [slot.profile for slot in new])
+        if releases:
+            kinds, values = zip(*releases, strict=True)
+            cursor.execute(
+                """
+                DELETE FROM profiles_identifier i USING unnest(%s::text[], %s::text[]) AS t(kind, value)
+                WHERE i.kind = t.kind AND i.value = t.value
+                """,
+                [list(kinds), list(values)],
+            )
+        if claims:
+            kinds, values, pids = [], [], []
+            for (kind, value), key in claims.items():
+                kinds.append(kind)
+                values.append(value)
+                pids.append(slots[key].profile.pk)
+            cursor.execute(
+                """
+                INSERT INTO profiles_identifier (profile_id, kind, value, first_seen, last_seen)
+                SELECT p, k, v, now(), now() FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS t(p, k, v)
+                ON CONFLICT (kind, value) DO NOTHING
+                RETURNING kind, value
+                """,
+                [pids, kinds, values],
+            )
+            if len(cursor.fetchall()) != len(claims):
+                raise _Retry  # a concurrent write claimed one of them first: resolve the batch again
+        if changed:
+            _update_profiles(cursor, [slot.profile for slot in changed])
+
+
+def _copy_profiles(cursor, profiles: list[Profile]) -> None:
+    with cursor.copy(f"COPY profiles_profile ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+        for profile in profiles:
+            row = [getattr(profile, "pk" if column == "id" else column) for column in COLUMNS]
+            row[COLUMNS.index("attributes")] = json.dumps(profile.attributes)
+            copy.write_row(row)
+
+
+def _update_profiles(cursor, profiles: list[Profile]) -> None:
+    now = timezone.now()
+    arrays: list[list] = [[p.pk for p in profiles]]
+    for column in UPDATABLE:
+        if column == "updated_at":
+            arrays.append([now] * len(profiles))
+        elif column == "attributes":
+            arrays.append([json.dumps(p.attributes) for p in profiles])
+        else:
+            arrays.append([getattr(p, column) for p in profiles])
+    names = ", ".join(UPDATABLE)
+    casts = ", ".join(f"%s::{SQL_TYPES.get(c, 'text')}[]" for c in UPDATABLE)
+    assignments = ", ".join(f"{c} = t.{c}" for c in UPDATABLE)
+    cursor.execute(
+        f"""
+        UPDATE profiles_profile p SET {assignments}
+        FROM unnest(%s::bigint[], {casts}) AS t(id, {names})
+        WHERE p.id = t.id
+        """,  # noqa: S608 - column names are constants of this module
+        arrays,
+    )
+    for profile in profiles:
+        profile.updated_at = now
+
+
+def _send_signals(slots: dict[int, _Slot], *, source: str, actor: str) -> None:
+    created = [slot.profile for slot in slots.values() if slot.new]
+    changes = []
+    identified = []
+    for slot in slots.values():
+        if slot.new:
+            continue
+        net = {name: (old, new) for name, (old, new) in slot.changes.items() if old != new}
+        if net:
+            changes.append((slot.profile.pk, net))
+        if slot.was_anonymous and not slot.profile.anonymous:
+            identified.append(slot.profile)
+    if created:
+        signals.profile_created.send(sender=Profile, profiles=created, source=source, actor=actor)
+    if changes:
+        signals.profile_changed.send(sender=Profile, changes=changes, source=source, actor=actor)
+    if identified:
+        signals.profile_identified.send(sender=Profile, profiles=identified, source=source, actor=actor)

@@ -1,0 +1,123 @@
+"""profiles_upsert_many: the single-write rules, set-based, with per-item outcomes."""
+
+import pytest
+
+from profiles.models import AttributeDefinition, Identifier, Profile
+from profiles.services import ProfileInput, profile_upsert
+from profiles.services.batch import profiles_upsert_many
+
+pytestmark = pytest.mark.django_db
+
+U1 = "00000000-0000-4000-8000-000000000001"
+
+
+def item(fields=None, attributes=None, agreements=None, **identifiers):
+    return ProfileInput(
+        identifiers=identifiers, fields=fields or {}, attributes=attributes or {}, agreements=agreements or {}
+    )
+
+
+def run(*items):
+    return profiles_upsert_many(items=list(items), source="tests", actor="tests")
+
+
+def statuses(results):
+    return [r.status for r in results]
+
+
+def test_seed_batch_creates_two_and_updates_one():
+    existing = profile_upsert(data=item(email="sampleclient@synerise.com"), source="tests").profile
+    results = run(
+        item(email="newclient@synerise.com"),
+        item(customId="newClientCustomId"),
+        item(email="sampleclient@synerise.com", fields={"first_name": "Michael"}),
+    )
+    assert statuses(results) == ["created", "created", "updated"]
+    assert results[2].client_id == existing.pk
+    assert Profile.objects.get(pk=existing.pk).first_name == "Michael"
+    new = Profile.objects.get(email="newclient@synerise.com")
+    assert new.first_name == "Newclient"
+    assert Identifier.objects.filter(profile=new).count() == 2  # e-mail and a generated uuid
+    assert Profile.objects.get(custom_id="newClientCustomId").anonymous is False
+
+
+def test_bad_items_fail_alone():
+    results = run(item(email="ok@example.com"), item(email="null"), item(fields={"city": "X"}), item(phone="12"))
+    assert statuses(results) == ["created", "failed", "failed", "failed"]
+    assert results[1].error["field"] == "email"
+    assert results[2].error["code"] == "identifier.missing"
+    assert Profile.objects.count() == 1
+
+
+def test_items_of_one_batch_build_on_each_other_in_order():
+    results = run(
+        item(email="ann@example.com", attributes={"points": 1}),
+        item(email="ann@example.com", customId="A-1", attributes={"points": 2, "tier": "gold"}),
+        item(customId="A-1", fields={"city": "Warsaw"}, attributes={"tier": None}),
+        item(customId="A-1", attributes={"points": 2}),
+    )
+    assert statuses(results) == ["created", "updated", "updated", "unchanged"]
+    profile = Profile.objects.get()
+    assert (profile.email, profile.custom_id, profile.city, profile.attributes) == (
+        "ann@example.com",
+        "A-1",
+        "Warsaw",
+        {"points": 2},
+    )
+    assert len({r.client_id for r in results}) == 1
+
+
+def test_sending_the_same_batch_again_changes_nothing():
+    batch = [item(email=f"p{i}@example.com", fields={"city": "Kraków"}, attributes={"n": i}) for i in range(20)]
+    assert set(statuses(run(*batch))) == {"created"}
+    before = list(Profile.objects.order_by("pk").values_list("pk", "updated_at"))
+    assert set(statuses(run(*batch))) == {"unchanged"}
+    assert list(Profile.objects.order_by("pk").values_list("pk", "updated_at")) == before
+
+
+def test_email_change_releases_the_old_identifier():
+    profile_upsert(data=item(email="old@example.com", customId="C-1"), source="tests")
+    results = run(item(customId="C-1", email="new@example.com"), item(email="old@example.com"))
+    assert statuses(results) == ["updated", "created"]
+    assert Profile.objects.get(custom_id="C-1").email == "new@example.com"
+    assert Identifier.objects.get(value="old@example.com").profile_id == results[1].client_id
+
+
+def test_merges_and_conflicts_take_the_single_path_in_order():
+    visitor = profile_upsert(data=item(uuid=U1, fields={"city": "Gdańsk"}), source="tests").profile
+    ann = profile_upsert(data=item(email="ann@example.com"), source="tests").profile
+    profile_upsert(data=item(customId="BOB"), source="tests")
+    results = run(
+        item(email="ann@example.com", uuid=U1),  # merge
+        item(uuid=U1, fields={"last_name": "Nowak"}),  # builds on the merge
+        item(email="ann@example.com", customId="BOB"),  # two recognized: conflict
+        item(email="zed@example.com"),
+    )
+    assert statuses(results) == ["merged", "updated", "failed", "created"]
+    assert results[2].error["code"] == "identity.conflict"
+    survivor = Profile.objects.get(pk=ann.pk)
+    assert (survivor.city, survivor.last_name) == ("Gdańsk", "Nowak")
+    assert not Profile.objects.filter(pk=visitor.pk).exists()
+
+
+def test_new_attribute_definitions_are_created_once():
+    run(
+        item(email="a@example.com", attributes={"shoeSize": 42}),
+        item(email="b@example.com", attributes={"shoeSize": 40}),
+    )
+    assert list(AttributeDefinition.objects.values_list("name", "type")) == [("shoeSize", "number")]
+    results = run(item(email="c@example.com", attributes={"shoeSize": "big"}))
+    assert results[0].error["field"] == "attributes.shoeSize"
+
+
+def test_a_thousand_profiles_cost_a_fixed_number_of_queries(django_assert_max_num_queries):
+    batch = [item(email=f"p{i}@example.com", attributes={"n": i}, fields={"city": "Łódź"}) for i in range(1000)]
+    with django_assert_max_num_queries(12):
+        results = run(*batch)
+    assert statuses(results).count("created") == 1000
+    assert Identifier.objects.count() == 2000
+    updates = [item(email=f"p{i}@example.com", attributes={"n": i + 1}) for i in range(1000)]
+    with django_assert_max_num_queries(12):
+        results = run(*updates)
+    assert statuses(results).count("updated") == 1000
+    assert Profile.objects.get(email="p7@example.com").attributes == {"n": 8}

@@ -6,12 +6,13 @@ import re
 
 import django_filters
 from django import forms
-from django.db.models import JSONField, Q, Value
+from django.db.models import Exists, JSONField, OuterRef, Q, Value
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
+from django.db.models.functions import Lower
 from django.db.models.lookups import GreaterThan, GreaterThanOrEqual, IContains, LessThan, LessThanOrEqual
 
 from crm.errors import ValidationFailed
-from profiles.models import AttributeDefinition, AttributeType, Profile
+from profiles.models import AttributeDefinition, AttributeType, Profile, ProfileTag, Tag
 from profiles.models.profile import recognized_q
 from profiles.services.normalize import identifier_normalize
 
@@ -99,6 +100,26 @@ def _typed_item(raw: str):
     return int(number) if number.is_integer() else number
 
 
+class TagsFilter(django_filters.Filter):
+    """``tags=vip`` (repeatable, or comma-separated): profiles that have every named tag (case-insensitive)."""
+
+    field_class = MultiValueField
+
+    def filter(self, qs, value):
+        names = [name.strip() for item in value or [] for name in item.split(",") if name.strip()]
+        if not names:
+            return qs
+        found = dict(
+            Tag.objects.annotate(key=Lower("name")).filter(key__in={n.lower() for n in names}).values_list("key", "pk")
+        )
+        for name in names:
+            tag_id = found.get(name.lower())
+            if tag_id is None:
+                raise ValidationFailed(f"Unknown tag '{name}'.", field="tags", code="tag.not_found")
+            qs = qs.filter(Exists(ProfileTag.objects.filter(profile=OuterRef("pk"), tag_id=tag_id)))
+        return qs
+
+
 class IdentifierFilter(django_filters.CharFilter):
     """Exact match on any identifier the profile owns, normalised as writes are."""
 
@@ -132,6 +153,7 @@ class ProfileFilterSet(django_filters.FilterSet):
     lastActivityFrom = django_filters.IsoDateTimeFilter(field_name="last_activity_date", lookup_expr="gte")
     lastActivityTo = django_filters.IsoDateTimeFilter(field_name="last_activity_date", lookup_expr="lt")
     attribute = AttributeConditionFilter()
+    tags = TagsFilter()
 
     class Meta:
         model = Profile

@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common  # noqa: E402
+from bench import common
 
 ENDPOINT = "/v4/clients/by-email/"
 
@@ -43,6 +43,11 @@ def parse_args(argv=None):
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database afterwards")
     parser.add_argument("--reuse", action="store_true", help="reuse a kept database (with --keep) instead of reloading")
     parser.add_argument("--cprofile", type=int, default=0, metavar="N", help="profile N endpoint requests, print top")
+    parser.add_argument(
+        "--server-side-binding",
+        action="store_true",
+        help="experiment: Django's psycopg server-side binding (automatic prepared statements)",
+    )
     parser.add_argument("--http", action="store_true", help="also measure under gunicorn with a load generator")
     parser.add_argument("--http-requests", type=int, default=4000, help="requests per target under gunicorn")
     parser.add_argument("--http-threads", type=int, default=4, help="load generator threads (default 4)")
@@ -323,6 +328,8 @@ def run_http(args, secret: str, emails: list[str]) -> list[common.Stats]:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.server_side_binding:
+        os.environ["BENCH_SERVER_SIDE_BINDING"] = "1"  # read by bench/settings.py, inherited by gunicorn
     common.setup_django(args.db, fresh=not args.reuse)
     try:
         run(args)
@@ -334,7 +341,7 @@ def main(argv=None) -> None:
 def run(args) -> None:
     from django.test import Client
 
-    from bench.urls import STOCK_PATH
+    from bench.urls import FLOOR_DJANGO_PATH, FLOOR_DRF_PATH, STOCK_PATH
     from crm.services import api_key_create
     from profiles.models import Profile
 
@@ -354,7 +361,7 @@ def run(args) -> None:
         response = client.get(path_of(base, lookups[0]))
         assert response.status_code == 200 and response.json()[field] == lookups[0], response.content[:300]
     n_endpoint, sql_endpoint = queries_per_request(client, path_of(ENDPOINT, lookups[1]))
-    n_stock, sql_stock = queries_per_request(client, path_of("/" + STOCK_PATH, lookups[1]))
+    n_stock, _ = queries_per_request(client, path_of("/" + STOCK_PATH, lookups[1]))
     print(f"queries per request: endpoint {n_endpoint}, stock DRF {n_stock}")
     for sql in sql_endpoint:
         print(f"  endpoint SQL: {sql[:160]}")
@@ -374,6 +381,8 @@ def run(args) -> None:
             "stock DRF (test client)": lambda e: client.get(path_of(stock_base, e)).status_code == 200,
             "endpoint (WSGIHandler)": lambda e: wsgi_get(path_of(ENDPOINT, e)),
             "stock DRF (WSGIHandler)": lambda e: wsgi_get(path_of(stock_base, e)),
+            "floor: Django view": lambda e: client.get("/" + FLOOR_DJANGO_PATH).status_code == 200,
+            "floor: DRF APIView": lambda e: client.get("/" + FLOOR_DRF_PATH).status_code == 200,
         }
         stats = common.run_interleaved(targets, lookups, rounds=args.rounds)
     steps = breakdown(secret, lookups[:1000])
@@ -392,24 +401,25 @@ def run(args) -> None:
     lines = [
         "",
         common.machine(),
-        f"B4 lookup by e-mail: profiles={args.profiles} lookups={args.requests} rounds={args.rounds} seed={args.seed}",
+        f"B4 lookup by e-mail: profiles={args.profiles} lookups={args.requests} rounds={args.rounds} seed={args.seed}"
+        f"{' server_side_binding' if args.server_side_binding else ''}",
         "endpoint steps, called directly (median):",
         *steps,
         f"queries per request: endpoint {n_endpoint}, stock DRF {n_stock}",
         *(s.line(24) for s in stats.values()),
         *(s.line(24) for s in http_stats),
-        f"ratio endpoint p50 / raw SELECT p50          = {p50_ratio:6.2f}x {common.verdict(p50_ratio, 3, at_most=True)}",
-        f"ratio endpoint p50 / raw + consents p50      = {endpoint.p50 / stats['raw + consents'].p50:6.2f}x",
-        f"ratio endpoint p50 / raw key+profile+cons.   = {endpoint.p50 / stats['raw key+profile+cons.'].p50:6.2f}x",
-        f"ratio endpoint req/s / stock DRF req/s       = {rps_ratio:6.2f}x {common.verdict(rps_ratio, 2, at_most=False)}",
-        f"ratio (WSGIHandler) endpoint / stock req/s   = "
+        f"ratio endpoint p50 / raw SELECT p50        = {p50_ratio:6.2f}x {common.verdict(p50_ratio, 3, at_most=True)}",
+        f"ratio endpoint p50 / raw + consents p50    = {endpoint.p50 / stats['raw + consents'].p50:6.2f}x",
+        f"ratio endpoint p50 / raw key+profile+cons. = {endpoint.p50 / stats['raw key+profile+cons.'].p50:6.2f}x",
+        f"ratio endpoint req/s / stock DRF req/s     = {rps_ratio:6.2f}x {common.verdict(rps_ratio, 2, at_most=False)}",
+        f"ratio (WSGIHandler) endpoint / stock req/s = "
         f"{stats['endpoint (WSGIHandler)'].rps / stats['stock DRF (WSGIHandler)'].rps:6.2f}x",
     ]
     if http_stats:
         gun_endpoint, gun_stock = http_stats
         ratio = gun_endpoint.rps / gun_stock.rps
         lines.append(
-            f"ratio gunicorn endpoint req/s / stock req/s  = {ratio:6.2f}x {common.verdict(ratio, 2, at_most=False)}"
+            f"ratio gunicorn endpoint / stock req/s     = {ratio:6.2f}x {common.verdict(ratio, 2, at_most=False)}"
         )
     common.print_lines(lines)
 

@@ -283,7 +283,8 @@ def load_profiles(n: int, *, seed: int = DEFAULT_SEED) -> Dataset:
                             copy.write_row((pid, agreement_ids[key], status, changed_at, source))
                             data.consents += 1
             conn.execute(
-                "SELECT setval(pg_get_serial_sequence('profiles_profile', 'id'), (SELECT max(id) FROM profiles_profile))"
+                "SELECT setval(pg_get_serial_sequence('profiles_profile', 'id'), "
+                "(SELECT max(id) FROM profiles_profile))"
             )
         conn.execute("ANALYZE profiles_profile, profiles_identifier, consents_consentstate, consents_agreement")
     data.attributes_bytes = attr_bytes / max(n, 1)

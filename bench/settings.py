@@ -11,7 +11,7 @@ import os
 # with DEBUG on, Django records every query in memory and the figures would measure that.
 os.environ["DEBUG"] = "0"
 
-from crm.settings import *  # noqa: E402, F403
+from crm.settings import *  # noqa: F403
 
 DATABASES["default"]["NAME"] = os.environ.get("BENCH_DB_NAME", "crm_bench")  # noqa: F405
 # Plain HTTP on loopback and the test client's host name; the rest is production.
@@ -19,3 +19,7 @@ SECURE_SSL_REDIRECT = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 # The app's URLs plus the bench-only stock DRF view (bench/urls.py).
 ROOT_URLCONF = "bench.urls"
+# Experiment (b4_lookup.py --server-side-binding): psycopg server-side binding, so queries repeated on a
+# connection are prepared automatically after psycopg's prepare_threshold (5) executions.
+if os.environ.get("BENCH_SERVER_SIDE_BINDING") == "1":
+    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True  # noqa: F405

@@ -6,14 +6,20 @@ same authentication and permission classes (REST_FRAMEWORK defaults) and the sam
 first, so the app's endpoints pay one extra pattern test and the comparison never favours them.
 """
 
+from django.http import JsonResponse
 from django.urls import path
 from rest_framework import serializers
 from rest_framework.generics import RetrieveAPIView
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from crm import urls as crm_urls
 from profiles.models import Profile
 
 STOCK_PATH = "bench/stock/by-email/"
+FLOOR_DJANGO_PATH = "bench/floor/django"
+FLOOR_DRF_PATH = "bench/floor/drf"
 
 
 class StockProfileSerializer(serializers.ModelSerializer):
@@ -29,8 +35,25 @@ class StockProfileByEmailView(RetrieveAPIView):
     lookup_url_kwarg = "email"
 
 
+def floor_django(request):
+    """The framework's floor: middleware, URL resolution and a JSON response, no database."""
+    return JsonResponse({"ok": True})
+
+
+class FloorDrfView(APIView):
+    """DRF's floor: an APIView with no authentication and no database."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def get(self, request):
+        return Response({"ok": True})
+
+
 urlpatterns = [
     path(f"{STOCK_PATH}<str:email>", StockProfileByEmailView.as_view(), name="bench-stock-by-email"),
+    path(FLOOR_DJANGO_PATH, floor_django),
+    path(FLOOR_DRF_PATH, FloorDrfView.as_view()),
     *crm_urls.urlpatterns,
 ]
 handler404 = crm_urls.handler404

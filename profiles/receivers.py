@@ -151,7 +151,11 @@ def on_profiles_merged(sender, *, survivor, merged, source="", actor="", **kwarg
                 actor=actor,
                 time=now,
                 label=f"Profile {snap.get('clientId')} merged in",
-                params={"mergedClientId": snap.get("clientId"), "snapshot": snap},
+                # The merge steps' undo data (event and order ids) stays in the MergeRecord, not on the timeline.
+                params={
+                    "mergedClientId": snap.get("clientId"),
+                    "snapshot": {k: v for k, v in snap.items() if k != "steps"},
+                },
             )
             for snap in merged
         ]

@@ -139,7 +139,7 @@ def action_validate(action, *, custom: bool = True) -> str:
 
 
 def _reraise_under(exc: DomainError, where: str) -> DomainError:
-    if exc.field and not exc.field.startswith(where):
+    if exc.field and not exc.field.startswith(f"{where}."):
         exc.field = f"{where}.{'id' if exc.field == 'clientId' else exc.field}"
     return exc
 

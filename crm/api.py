@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm.errors import DomainError
+from crm.idempotency import Replay, idempotency_begin, idempotency_finish, request_hash
 
 logger = logging.getLogger(__name__)
 
@@ -62,17 +63,36 @@ class ApiView(APIView):
 
     error_renderer: ErrorRenderer
 
+    def max_body_bytes(self) -> int:
+        return settings.API_MAX_BODY_BYTES
+
     def initial(self, request, *args, **kwargs):
         length = request.META.get("CONTENT_LENGTH")
+        limit = self.max_body_bytes()
         try:
-            too_large = int(length or 0) > settings.API_MAX_BODY_BYTES
+            too_large = int(length or 0) > limit
         except ValueError:
             too_large = False
         if too_large:
-            raise RequestTooLarge(f"The request body exceeds {settings.API_MAX_BODY_BYTES} bytes.")
+            raise RequestTooLarge(f"The request body exceeds {limit} bytes.")
         super().initial(request, *args, **kwargs)
+        self._idempotency = None
+        if request.method == "POST" and (key := request.headers.get("Idempotency-Key")) is not None:
+            fingerprint = request_hash(method=request.method, path=request.get_full_path(), body=request.body)
+            scope = getattr(request.auth, "prefix", None) or "anonymous"
+            self._idempotency = idempotency_begin(key=key.strip(), scope=scope, fingerprint=fingerprint)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if record := getattr(self, "_idempotency", None):
+            if hasattr(response, "render"):
+                response.render()
+            idempotency_finish(record=record, response=response)
+        return response
 
     def handle_exception(self, exc):
+        if isinstance(exc, Replay):
+            return exc.response
         if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
             auth_header = self.get_authenticate_header(self.request)
         else:

@@ -1,5 +1,6 @@
 import hashlib
 import hmac
+import uuid
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -59,3 +60,60 @@ class ApiKey(models.Model):
 
     def allows(self, scope: str) -> bool:
         return Scope.ADMIN in self.scopes or scope in self.scopes
+
+
+class Job(models.Model):
+    """A piece of background work (a profile batch, later imports) with its status and outcome.
+
+    ``payload`` holds the work in the services' terms, so a job can be run again safely.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    payload = models.JSONField(default=list)
+    counts = models.JSONField(default=dict, blank=True)
+    errors = models.JSONField(default=list, blank=True, help_text="Per failed item: index, code, message, field.")
+    message = models.TextField(blank=True, default="", help_text="Why the job as a whole failed.")
+    source = models.CharField(max_length=32)
+    actor = models.CharField(max_length=256, blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id} ({self.status})"
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to a POST sent with an ``Idempotency-Key``, replayed for repeats within 24 h."""
+
+    key = models.CharField(max_length=255)
+    scope = models.CharField(max_length=64, help_text="Who sent it: the API key's prefix.")
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.BinaryField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scope", "key"],
+                name="idempotency_scope_key_unique",
+                violation_error_message="This Idempotency-Key was used already.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope}:{self.key}"

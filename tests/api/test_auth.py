@@ -54,7 +54,7 @@ def test_wrong_credential_is_401(client, ann, write_key, header):
 
 
 def test_a_key_with_the_right_prefix_but_wrong_secret_is_401(client, ann, write_key):
-    key, secret = write_key
+    key, _secret = write_key
     assert_401(client.get(PATH, HTTP_AUTHORIZATION=f"Bearer crm_{key.prefix}_not-the-secret"))
 
 
@@ -82,7 +82,10 @@ def test_read_only_key_writing_is_403(client, ann, read_key):
     _, secret = read_key
     for method, path in [("post", "/v4/clients"), ("post", PATH), ("delete", PATH)]:
         response = getattr(client, method)(
-            path, data={"email": "x@example.com"}, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {secret}"
+            path,
+            data={"email": "x@example.com"},
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {secret}",
         )
         assert response.status_code == 403
         assert "write" in response.json()["message"]
@@ -98,7 +101,10 @@ def test_admin_scope_allows_everything(client, ann):
     _, secret = api_key_create(name="admin", scopes=["admin"])
     assert client.get(PATH, HTTP_AUTHORIZATION=f"Bearer {secret}").status_code == 200
     response = client.post(
-        "/v4/clients", data={"email": "bob@example.com"}, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {secret}"
+        "/v4/clients",
+        data={"email": "bob@example.com"},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {secret}",
     )
     assert response.status_code == 202
 
@@ -148,14 +154,16 @@ def test_expired_jwt_is_401(client, ann, read_key):
 
 def test_jwt_signed_with_another_key_is_401(client, ann, read_key):
     key, _ = read_key
-    forged = jwt.encode({"sub": str(key.pk), "kid": key.prefix, "aud": "crm-api", "exp": int(time.time()) + 60}, "x" * 64)
+    forged = jwt.encode(
+        {"sub": str(key.pk), "kid": key.prefix, "aud": "crm-api", "exp": int(time.time()) + 60}, "x" * 64
+    )
     assert_401(client.get(PATH, HTTP_AUTHORIZATION=f"Bearer {forged}"))
 
 
 def test_jwt_of_a_deactivated_key_is_401(client, ann, read_key):
     key, secret = read_key
-    token = client.post("/uauth/v2/auth/login/profile", data={"apiKey": secret}, content_type="application/json").json()[
-        "token"
-    ]
+    token = client.post(
+        "/uauth/v2/auth/login/profile", data={"apiKey": secret}, content_type="application/json"
+    ).json()["token"]
     ApiKey.objects.filter(pk=key.pk).update(is_active=False)
     assert_401(client.get(PATH, HTTP_AUTHORIZATION=f"Bearer {token}"))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from consents.selectors import agreements_for
+from consents.selectors import agreement_documents_for
 from crm.errors import ValidationFailed
 from profiles.models import Profile
+from profiles.selectors import tags_for
 from profiles.services import ProfileInput
 from profiles.services.merge import previous_clients_for
 
@@ -31,7 +32,9 @@ READ_ONLY_KEYS = {"clientId", "anonymous", "previousClients", "lastActivityDate"
 def parse_profile(body, *, prefix: str = "") -> ProfileInput:
     """A Synerise profile body → ProfileInput. Shape errors name the field."""
     if not isinstance(body, dict):
-        raise ValidationFailed("The body must be a JSON object describing one profile.", field=prefix or "body")
+        raise ValidationFailed(
+            "The body must be a JSON object describing one profile.", field=prefix.rstrip(".") or "body"
+        )
     data = ProfileInput()
     for key, value in body.items():
         where = f"{prefix}{key}"
@@ -75,7 +78,12 @@ def _iso(value) -> str | None:
 
 
 def profile_document(
-    profile: Profile, *, agreements: dict[str, bool], tags: list | None = None, previous: list[int] | None = None
+    profile: Profile,
+    *,
+    agreements: dict[str, bool],
+    tags: list | None = None,
+    previous: list[int] | None = None,
+    custom_agreements: dict[str, bool] | None = None,
 ) -> dict:
     """One profile as seed 000's JSON: every field, same names and types."""
     return {
@@ -102,6 +110,7 @@ def profile_document(
         "agreements": agreements,
         "attributes": {
             **profile.attributes,
+            **(custom_agreements or {}),  # custom agreements are attributes in Synerise (seed 002)
             "eventCreateTime": profile.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "correlationId": profile.correlation_id,
         },
@@ -110,9 +119,19 @@ def profile_document(
 
 
 def profile_documents(profiles: Iterable[Profile]) -> list[dict]:
-    """Many profiles with their agreements fetched in one query."""
+    """Many profiles with their agreements, previous clients and tags fetched in one query each."""
     profiles = list(profiles)
     ids = [p.pk for p in profiles]
-    states = agreements_for(ids)
+    states = agreement_documents_for(ids)
     previous = previous_clients_for(ids)
-    return [profile_document(p, agreements=states[p.pk], previous=previous[p.pk]) for p in profiles]
+    tags = tags_for(ids)
+    return [
+        profile_document(
+            p,
+            agreements=states[p.pk][0],
+            custom_agreements=states[p.pk][1],
+            previous=previous[p.pk],
+            tags=tags[p.pk],
+        )
+        for p in profiles
+    ]

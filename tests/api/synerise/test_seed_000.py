@@ -1,6 +1,5 @@
 """Every curl example of seed 000, replayed with the same body and headers (host and credentials changed)."""
 
-import json
 import re
 
 import pytest
@@ -111,5 +110,3 @@ def test_deleting_profiles(client, secret, make_profile):
     assert response.content == b""
     assert seed_request(client, "get", f"/v4/clients/{profile.pk}", secret).status_code == 404
     assert seed_request(client, "get", "/v4/clients/by-email/sampleclient@synerise.com", secret).status_code == 404
-
-

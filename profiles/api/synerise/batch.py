@@ -1,0 +1,94 @@
+"""``POST /v4/clients/batch`` (queued, 202 with a job) and ``GET /v4/clients/batch/{jobId}`` (its status)."""
+
+from django.conf import settings
+from django.db import transaction
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from crm.api import RequestTooLarge
+from crm.errors import DomainError, NotFound, ValidationFailed
+from crm.models import Job
+from profiles.api.synerise.serializers import parse_profile
+from profiles.api.synerise.views import API_VERSION, ERRORS, SOURCE, ProfileWrite, SyneriseView
+from profiles.services.batch import BATCH_JOB_KIND, profiles_batch_submit
+
+JobJson = inline_serializer(
+    "BatchJob",
+    {
+        "jobId": serializers.UUIDField(),
+        "status": serializers.ChoiceField(choices=Job.Status.values),
+        "items": serializers.IntegerField(),
+        "counts": serializers.DictField(child=serializers.IntegerField()),
+        "errors": serializers.ListField(child=serializers.DictField()),
+        "message": serializers.CharField(),
+        "createdAt": serializers.DateTimeField(),
+        "startedAt": serializers.DateTimeField(allow_null=True),
+        "finishedAt": serializers.DateTimeField(allow_null=True),
+    },
+)
+
+
+def job_document(job: Job) -> dict:
+    def iso(value):
+        return value.isoformat().replace("+00:00", "Z") if value else None
+
+    return {
+        "jobId": str(job.pk),
+        "status": job.status,
+        "items": len(job.payload),
+        "counts": job.counts,
+        "errors": job.errors,
+        "message": job.message,
+        "createdAt": iso(job.created_at),
+        "startedAt": iso(job.started_at),
+        "finishedAt": iso(job.finished_at),
+    }
+
+
+class BatchView(SyneriseView):
+    def max_body_bytes(self) -> int:
+        return settings.BATCH_MAX_BYTES
+
+    @extend_schema(
+        operation_id="clients_batch",
+        tags=["Profiles"],
+        summary="Create or update many profiles (queued; at most 1,000 items and 1 MB)",
+        parameters=[API_VERSION],
+        request=ProfileWrite.__class__(many=True),
+        responses={202: OpenApiResponse(JobJson, description="Queued; Location names the job"), **ERRORS},
+    )
+    def post(self, request):
+        body = request.data
+        if not isinstance(body, list):
+            raise ValidationFailed("The body must be a JSON array of profiles.", field="body")
+        if not body:
+            raise ValidationFailed("The batch is empty.", field="body")
+        if len(body) > settings.BATCH_MAX_ITEMS:
+            raise RequestTooLarge(f"A batch may hold at most {settings.BATCH_MAX_ITEMS} profiles; got {len(body)}.")
+        items = []
+        for index, raw in enumerate(body):
+            try:
+                items.append(parse_profile(raw, prefix=f"[{index}]."))
+            except DomainError as error:
+                items.append(error)
+        with transaction.atomic():
+            job = profiles_batch_submit(items=items, source=SOURCE, actor=self.actor)
+        response = Response(job_document(job), status=202)
+        response["Location"] = f"/v4/clients/batch/{job.pk}"
+        return response
+
+
+class BatchJobView(SyneriseView):
+    @extend_schema(
+        operation_id="clients_batch_status",
+        tags=["Profiles"],
+        summary="A batch job's status, counts and per-item errors",
+        parameters=[API_VERSION],
+        responses={200: JobJson, **ERRORS},
+    )
+    def get(self, request, job_id):
+        job = Job.objects.filter(pk=job_id, kind=BATCH_JOB_KIND).first()
+        if job is None:
+            raise NotFound(f"No batch job {job_id}.", field="jobId")
+        return Response(job_document(job))

@@ -1,0 +1,57 @@
+"""Who is on the other end of a consent change: the IP address and user agent of the current request.
+
+Views pass ``RequestMeta.from_request(request)`` to the services explicitly. Writes that reach
+``consent_set`` through other services (a profile upsert from an API surface) do not carry the
+request; for those, ``RequestMetaMiddleware`` keeps the current request's metadata in a context
+variable that ``consent_set`` falls back to.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from django.conf import settings
+
+
+@dataclass(frozen=True)
+class RequestMeta:
+    ip_address: str | None = None
+    user_agent: str = ""
+
+    @classmethod
+    def from_request(cls, request) -> RequestMeta:
+        return cls(ip_address=_client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT", "")[:512])
+
+
+def _client_ip(request) -> str | None:
+    candidate = request.META.get("REMOTE_ADDR", "")
+    if settings.SECURE_PROXY_SSL_HEADER and (forwarded := request.META.get("HTTP_X_FORWARDED_FOR")):
+        # Behind our own proxy: the last hop it appended is the address it saw; earlier ones are client-supplied.
+        candidate = forwarded.split(",")[-1].strip()
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return None
+
+
+_current: ContextVar[RequestMeta | None] = ContextVar("consents_request_meta", default=None)
+
+
+def current_request_meta() -> RequestMeta | None:
+    return _current.get()
+
+
+class RequestMetaMiddleware:
+    """Makes the request's IP address and user agent available to consent writes made while serving it."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        token = _current.set(RequestMeta.from_request(request))
+        try:
+            return self.get_response(request)
+        finally:
+            _current.reset(token)

@@ -94,3 +94,8 @@ def api_key_from_token(*, token: str) -> ApiKey | None:
 def _jwt_key() -> str:
     # A key derived from SECRET_KEY, so tokens signed here mean nothing to other SECRET_KEY users.
     return hash_secret("jwt:" + settings.SECRET_KEY)
+
+
+def api_keys_deactivate(*, ids: list[int]) -> int:
+    """Deactivate keys: their secrets and the tokens issued for them stop working at once. Returns how many."""
+    return ApiKey.objects.filter(pk__in=ids, is_active=True).update(is_active=False)

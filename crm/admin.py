@@ -1,0 +1,142 @@
+"""Admin plumbing shared by every app (forms that write through a service) and the API keys page."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import ActionLocation
+from django.db import transaction
+from django.template.response import TemplateResponse
+from django.utils.cache import add_never_cache_headers
+
+from crm.errors import DomainError
+from crm.models import ApiKey, Scope
+from crm.services import api_key_create, api_keys_deactivate
+
+
+class ServiceModelForm(forms.ModelForm):
+    """A ModelForm whose model validation *is* the service call.
+
+    The admin turns only validation errors into a re-rendered form, so the service (which checks
+    every rule and writes in one step) runs where the model's ``full_clean`` would, inside the
+    transaction the admin opens for each POST. A ``DomainError`` becomes an error on the field it
+    names, or on the form; on success ``self.instance`` is the written object and
+    ``ServiceAdminMixin.save_model`` has nothing left to do.
+    """
+
+    request = None  # set per request by ServiceAdminMixin.get_form
+    # The service's field names (as its errors name them) that differ from the form's.
+    error_fields: dict[str, str] = {}
+
+    def call_service(self):
+        """Validate and write through the service; return the written object."""
+        raise NotImplementedError
+
+    @property
+    def actor(self) -> str:
+        user = getattr(self.request, "user", None)
+        return user.get_username() if user is not None and user.is_authenticated else ""
+
+    def error_field(self, name: str | None) -> str | None:
+        name = self.error_fields.get(name, name) if name else None
+        return name if name in self.fields else None
+
+    def _post_clean(self):
+        if self.errors:
+            return
+        try:
+            with transaction.atomic():
+                self.instance = self.call_service()
+        except DomainError as exc:
+            self.add_error(self.error_field(exc.field), exc.message)
+
+
+class ServiceAdminMixin:
+    """ModelAdmin side of ServiceModelForm: an optional add form, the request handed to the form."""
+
+    add_form: type[forms.ModelForm] | None = None
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None and self.add_form is not None:
+            kwargs.setdefault("form", self.add_form)
+        form = super().get_form(request, obj, change, **kwargs)
+        form.request = request
+        return form
+
+    def save_model(self, request, obj, form, change):
+        if isinstance(form, ServiceModelForm):
+            return  # the service wrote it while validating the form
+        super().save_model(request, obj, form, change)
+
+
+class ApiKeyAddForm(ServiceModelForm):
+    scopes = forms.MultipleChoiceField(
+        choices=Scope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="read: look profiles up; write: create, update and delete; admin: everything.",
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ["name", "scopes"]
+
+    def call_service(self):
+        created_by = self.request.user if self.request is not None and self.request.user.is_authenticated else None
+        key, secret = api_key_create(
+            name=self.cleaned_data["name"], scopes=self.cleaned_data["scopes"], created_by=created_by
+        )
+        key.secret = secret  # handed to response_add to show once; never saved
+        return key
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    """Keys are created here (the secret is shown once) and deactivated here; nothing else about them changes."""
+
+    add_form = ApiKeyAddForm
+    list_display = ["name", "prefix", "scopes_display", "is_active", "created_at", "last_used_at", "created_by"]
+    list_filter = ["is_active"]
+    list_select_related = ["created_by"]
+    search_fields = ["name", "prefix"]
+    actions = ["deactivate"]
+    readonly_fields = ["name", "prefix", "scopes_display", "is_active", "created_at", "created_by", "last_used_at"]
+    fields = readonly_fields
+    secret_template = "admin/crm/apikey/secret.html"
+
+    def get_fields(self, request, obj=None):
+        return ["name", "scopes"] if obj is None else self.fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.readonly_fields
+
+    def has_delete_permission(self, request, obj=None):
+        # Deactivate instead: a key's row keeps who created it and when it was last used.
+        return False
+
+    @admin.display(description="scopes")
+    def scopes_display(self, obj):
+        return ", ".join(obj.scopes)
+
+    @admin.action(
+        description="Deactivate",
+        description_plural="Deactivate selected API keys",
+        permissions=["change"],
+        location=[ActionLocation.CHANGE_LIST, ActionLocation.CHANGE_FORM],
+    )
+    def deactivate(self, request, queryset):
+        changed = api_keys_deactivate(ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"Deactivated {changed} API key(s).", messages.SUCCESS)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # Render the secret in the answer to the POST itself: a redirect would have to keep it
+        # somewhere (session, message cookie) until the next request.
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "API key created",
+            "opts": self.opts,
+            "key": obj,
+            "secret": obj.secret,
+        }
+        response = TemplateResponse(request, self.secret_template, context)
+        add_never_cache_headers(response)
+        return response

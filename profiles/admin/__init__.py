@@ -1,0 +1,5 @@
+"""ModelAdmins of the profiles app; importing the submodules registers them."""
+
+from . import attribute, profile
+
+__all__ = ["attribute", "profile"]

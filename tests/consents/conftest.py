@@ -27,24 +27,3 @@ def alcohol(db):
 @pytest.fixture
 def csrf_client():
     return Client(enforce_csrf_checks=True)
-
-
-@pytest.fixture(autouse=True)
-def _events_receiver_placeholder():
-    """While the events issue is being written, its consent_changed receiver is a stub that raises; skip only that."""
-    import inspect
-
-    from consents.signals import consent_changed
-
-    try:
-        from profiles import receivers
-    except ImportError:
-        yield
-        return
-    stub = getattr(receivers, "on_consent_changed", None)
-    if stub is None or "NotImplementedError" not in inspect.getsource(stub):
-        yield
-        return
-    consent_changed.disconnect(dispatch_uid="events.consent_changed")
-    yield
-    consent_changed.connect(stub, dispatch_uid="events.consent_changed")

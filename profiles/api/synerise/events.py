@@ -1,0 +1,217 @@
+"""Events on the Synerise surface (F4): ``POST /v4/events/custom``, a profile's timeline, notes and aggregates."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from crm.errors import ValidationFailed
+from profiles.api.synerise.views import API_VERSION, ERRORS, SOURCE, SyneriseView, _int_param
+from profiles.models import Event, IdentifierKind
+from profiles.selectors import TIMELINE_MAX_PAGE, profile_aggregates, profile_timeline
+from profiles.services import profile_lookup
+from profiles.services.events import EventInput, event_record, note_add
+
+CLIENT_KINDS = {
+    "id": "clientId",
+    "uuid": IdentifierKind.UUID,
+    "email": IdentifierKind.EMAIL,
+    "customId": IdentifierKind.CUSTOM_ID,
+    "phone": IdentifierKind.PHONE,
+}
+EVENT_KEYS = {"action", "label", "client", "time", "eventSalt", "params"}
+DEFAULT_PAGE = 50
+
+
+def parse_client(client, *, where: str = "client") -> dict[str, Any]:
+    """Synerise's ``client`` object → {kind: raw value}: at least one of id, uuid, email, customId, phone."""
+    if not isinstance(client, dict):
+        raise ValidationFailed(
+            f"{where} must be an object with one of: id, uuid, email, customId.", field=where, code="field.type"
+        )
+    found: dict[str, Any] = {}
+    for key, value in client.items():
+        if key not in CLIENT_KINDS:
+            raise ValidationFailed(f"Unknown {where} key '{key}'.", field=f"{where}.{key}", code="field.unknown")
+        if value is None:
+            continue
+        if key == "id":
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                raise ValidationFailed(f"{where}.id must be a number.", field=f"{where}.id", code="field.type")
+        elif not isinstance(value, str) and not (key == "customId" and isinstance(value, int)):
+            raise ValidationFailed(f"{where}.{key} must be a string.", field=f"{where}.{key}", code="field.type")
+        found[CLIENT_KINDS[key]] = value
+    if not found:
+        raise ValidationFailed(f"{where} needs one of: id, uuid, email, customId.", field=where, code="field.required")
+    return found
+
+
+def parse_time(value, *, where: str) -> datetime | None:
+    """An ISO 8601 date-time (``Z`` or an offset; without one it is UTC); absent or null → None."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationFailed(f"{where} must be an ISO 8601 date-time string.", field=where, code="field.datetime")
+    try:
+        return datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValidationFailed(
+            f"{where} is not an ISO 8601 date-time: {value[:64]!r}.", field=where, code="field.datetime"
+        ) from None
+
+
+def event_document(event: Event) -> dict:
+    return {
+        "eventId": event.pk,
+        "clientId": event.profile_id,
+        "action": event.action,
+        "label": event.label,
+        "time": event.time.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "params": event.params,
+        "source": event.source,
+        "system": event.is_system,
+    }
+
+
+EventJson = inline_serializer(
+    "SyneriseEvent",
+    {
+        "eventId": serializers.IntegerField(),
+        "clientId": serializers.IntegerField(),
+        "action": serializers.CharField(),
+        "label": serializers.CharField(),
+        "time": serializers.DateTimeField(),
+        "params": serializers.DictField(),
+        "source": serializers.CharField(),
+        "system": serializers.BooleanField(),
+    },
+)
+
+
+class CustomEventView(SyneriseView):
+    @extend_schema(
+        operation_id="events_custom",
+        tags=["Events"],
+        summary="Record a custom event; an unknown uuid creates an anonymous profile, eventSalt deduplicates",
+        parameters=[API_VERSION],
+        request=inline_serializer(
+            "SyneriseCustomEvent",
+            {
+                "action": serializers.CharField(help_text="e.g. form.submit, page.visit"),
+                "label": serializers.CharField(required=False),
+                "client": serializers.DictField(help_text="one of id, uuid, email, customId"),
+                "time": serializers.DateTimeField(required=False),
+                "eventSalt": serializers.CharField(required=False),
+                "params": serializers.DictField(required=False),
+            },
+        ),
+        responses={202: OpenApiResponse(description="Accepted, no content (a repeated eventSalt too)"), **ERRORS},
+    )
+    def post(self, request):
+        body = request.data
+        if not isinstance(body, dict):
+            raise ValidationFailed("The body must be a JSON object describing one event.", field="body")
+        unknown = set(body) - EVENT_KEYS
+        if unknown:
+            name = sorted(unknown)[0]
+            raise ValidationFailed(f"Unknown field '{name}'.", field=name, code="field.unknown")
+        if "client" not in body:
+            raise ValidationFailed("client is required.", field="client", code="field.required")
+        params = body.get("params")
+        data = EventInput(
+            action=body.get("action"),
+            client=parse_client(body["client"]),
+            label=body.get("label") if body.get("label") is not None else "",
+            time=parse_time(body.get("time"), where="time"),
+            salt=body.get("eventSalt"),
+            params={} if params is None else params,
+        )
+        event_record(data=data, source=SOURCE, actor=self.actor)
+        return Response(status=202)
+
+
+class ClientEventsView(SyneriseView):
+    @extend_schema(
+        operation_id="clients_events",
+        tags=["Events"],
+        summary="A profile's timeline, newest first, cursor-paged",
+        parameters=[
+            API_VERSION,
+            OpenApiParameter(
+                "action", str, many=True, description="only these actions (repeatable or comma-separated)"
+            ),
+            OpenApiParameter("type", str, enum=["system", "custom"], description="only system or only custom events"),
+            OpenApiParameter("limit", int, description=f"1–{TIMELINE_MAX_PAGE}, default {DEFAULT_PAGE}"),
+            OpenApiParameter("cursor", str, description="nextCursor of the previous page"),
+        ],
+        responses={
+            200: inline_serializer(
+                "SyneriseEventPage",
+                {"data": EventJson.__class__(many=True), "nextCursor": serializers.CharField(allow_null=True)},
+            ),
+            **ERRORS,
+        },
+    )
+    def get(self, request, client_id: int):
+        profile = profile_lookup(kind="clientId", value=client_id)
+        params = request.query_params
+        actions = [a.strip() for raw in params.getlist("action") for a in raw.split(",") if a.strip()]
+        kind = params.get("type")
+        if kind not in (None, "", "system", "custom"):
+            raise ValidationFailed("type must be 'system' or 'custom'.", field="type")
+        page = profile_timeline(
+            profile_id=profile.pk,
+            actions=actions or None,
+            system=None if not kind else kind == "system",
+            cursor=params.get("cursor") or None,
+            limit=_int_param(params, "limit", DEFAULT_PAGE, low=1, high=TIMELINE_MAX_PAGE),
+        )
+        return Response({"data": [event_document(e) for e in page.events], "nextCursor": page.next_cursor})
+
+
+class ClientNotesView(SyneriseView):
+    @extend_schema(
+        operation_id="clients_note_add",
+        tags=["Events"],
+        summary="Add a note to a profile (a system event on its timeline)",
+        parameters=[API_VERSION],
+        request=inline_serializer("SyneriseNote", {"text": serializers.CharField()}),
+        responses={201: EventJson, **ERRORS},
+    )
+    def post(self, request, client_id: int):
+        profile = profile_lookup(kind="clientId", value=client_id)
+        body = request.data if isinstance(request.data, dict) else {}
+        event = note_add(profile=profile, text=body.get("text"), author=self.actor, source=SOURCE)
+        return Response(event_document(event), status=201)
+
+
+class ClientAggregatesView(SyneriseView):
+    @extend_schema(
+        operation_id="clients_aggregates",
+        tags=["Events"],
+        summary="Event counts by action over 7/30/90 days, last event time, commerce figures and RFM",
+        parameters=[API_VERSION],
+        responses={200: OpenApiTypes.OBJECT, **ERRORS},
+    )
+    def get(self, request, client_id: int):
+        profile = profile_lookup(kind="clientId", value=client_id)
+        data = profile_aggregates(profile_id=profile.pk)
+        commerce = data["commerce"]
+        return Response(
+            {
+                "clientId": profile.pk,
+                "events": data["counts"],
+                "lastEventTime": _iso(data["lastEventTime"]),
+                **{k: v for k, v in commerce.items() if k != "lastOrder"},
+                "lastOrder": _iso(commerce["lastOrder"]),
+            }
+        )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds").replace("+00:00", "Z") if value else None

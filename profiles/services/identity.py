@@ -7,8 +7,10 @@ Every surface (API, admin, import, commands) writes profiles through ``profile_u
 from __future__ import annotations
 
 import logging
+import random
 import re
 import secrets
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
@@ -54,7 +56,7 @@ NATIVE_FIELDS = {
 }
 NATIVE_DEFAULTS = {"sex": Sex.NOT_SPECIFIED}
 COUNTRY_CODES = frozenset(phonenumbers.SUPPORTED_REGIONS) - {"001"}
-MAX_ATTEMPTS = 4
+MAX_ATTEMPTS = 8
 RETRY_SQLSTATES = {"23505", "40001", "40P01"}
 
 
@@ -250,6 +252,8 @@ def _with_retries(fn):
                     code="identity.busy",
                 ) from exc
             logger.info("identity: retrying after %s (attempt %s)", type(exc).__name__, attempt)
+            # Jittered backoff, so writers that collided do not collide again in lockstep.
+            time.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))  # noqa: S311 - jitter, not secrecy
     raise AssertionError("unreachable")
 
 

@@ -6,6 +6,7 @@ management commands and the test suite share one server. Starting takes about a 
 first time and a few milliseconds when it is already running.
 """
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -31,10 +32,9 @@ def embedded_database_settings(data_dir: Path) -> dict:
     with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [EMBEDDED_DB_NAME]).fetchone()
         if not exists:
-            try:
+            # Another process (a test worker, the web server) may create it first.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
                 conn.execute(f'CREATE DATABASE "{EMBEDDED_DB_NAME}"')
-            except psycopg.errors.DuplicateDatabase:
-                pass  # another process (a test worker, the web server) created it first
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": EMBEDDED_DB_NAME,

@@ -5,41 +5,52 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('profiles', '0001_initial'),
+        ("profiles", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ClientIdAlias',
+            name="ClientIdAlias",
             fields=[
-                ('old_client_id', models.BigIntegerField(primary_key=True, serialize=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('profile', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='aliases', to='profiles.profile')),
+                ("old_client_id", models.BigIntegerField(primary_key=True, serialize=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "profile",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="aliases", to="profiles.profile"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'clientId alias',
-                'verbose_name_plural': 'clientId aliases',
+                "verbose_name": "clientId alias",
+                "verbose_name_plural": "clientId aliases",
             },
         ),
         migrations.CreateModel(
-            name='MergeRecord',
+            name="MergeRecord",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('survivor_client_id', models.BigIntegerField(db_index=True)),
-                ('merged_client_id', models.BigIntegerField(db_index=True)),
-                ('snapshot', models.JSONField()),
-                ('forced', models.BooleanField(default=False)),
-                ('source', models.CharField(max_length=32)),
-                ('actor', models.CharField(blank=True, default='', max_length=256)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('undone_at', models.DateTimeField(blank=True, null=True)),
-                ('undo_notes', models.JSONField(blank=True, default=list)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("survivor_client_id", models.BigIntegerField(db_index=True)),
+                ("merged_client_id", models.BigIntegerField(db_index=True)),
+                ("snapshot", models.JSONField()),
+                ("forced", models.BooleanField(default=False)),
+                ("source", models.CharField(max_length=32)),
+                ("actor", models.CharField(blank=True, default="", max_length=256)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("undone_at", models.DateTimeField(blank=True, null=True)),
+                ("undo_notes", models.JSONField(blank=True, default=list)),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('undone_at__isnull', True)), fields=('merged_client_id',), name='mergerecord_one_live_merge_per_client', violation_error_message='This profile is already merged.')],
+                "ordering": ["-created_at", "-id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("undone_at__isnull", True)),
+                        fields=("merged_client_id",),
+                        name="mergerecord_one_live_merge_per_client",
+                        violation_error_message="This profile is already merged.",
+                    )
+                ],
             },
         ),
     ]

@@ -8,140 +8,236 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('profiles', '0002_merge_records'),
+        ("profiles", "0002_merge_records"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ProfileCommerce',
+            name="ProfileCommerce",
             fields=[
-                ('profile', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='commerce', serialize=False, to='profiles.profile')),
-                ('total_spent', models.DecimalField(decimal_places=2, default=0, max_digits=16)),
-                ('total_orders', models.PositiveIntegerField(default=0)),
-                ('total_returns', models.PositiveIntegerField(default=0)),
-                ('avg_order', models.DecimalField(decimal_places=2, default=0, max_digits=16)),
-                ('avg_price_point', models.DecimalField(decimal_places=2, default=0, max_digits=16)),
-                ('first_order', models.DateTimeField(blank=True, null=True)),
-                ('last_order', models.DateTimeField(blank=True, null=True)),
-                ('avg_days_between_orders', models.FloatField(blank=True, null=True)),
-                ('currency', models.CharField(blank=True, default='', max_length=3)),
-                ('rfm_recency', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('rfm_frequency', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('rfm_monetary', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('rfm_segment', models.CharField(blank=True, default='', max_length=32)),
-                ('rfm_computed_at', models.DateTimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "profile",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="commerce",
+                        serialize=False,
+                        to="profiles.profile",
+                    ),
+                ),
+                ("total_spent", models.DecimalField(decimal_places=2, default=0, max_digits=16)),
+                ("total_orders", models.PositiveIntegerField(default=0)),
+                ("total_returns", models.PositiveIntegerField(default=0)),
+                ("avg_order", models.DecimalField(decimal_places=2, default=0, max_digits=16)),
+                ("avg_price_point", models.DecimalField(decimal_places=2, default=0, max_digits=16)),
+                ("first_order", models.DateTimeField(blank=True, null=True)),
+                ("last_order", models.DateTimeField(blank=True, null=True)),
+                ("avg_days_between_orders", models.FloatField(blank=True, null=True)),
+                ("currency", models.CharField(blank=True, default="", max_length=3)),
+                ("rfm_recency", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("rfm_frequency", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("rfm_monetary", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("rfm_segment", models.CharField(blank=True, default="", max_length=32)),
+                ("rfm_computed_at", models.DateTimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'indexes': [models.Index(fields=['rfm_segment'], name='commerce_rfm_segment_idx')],
+                "indexes": [models.Index(fields=["rfm_segment"], name="commerce_rfm_segment_idx")],
             },
         ),
         migrations.CreateModel(
-            name='ProfileTag',
+            name="ProfileTag",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('profile', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='profile_tags', to='profiles.profile')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "profile",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="profile_tags", to="profiles.profile"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Tag',
+            name="Tag",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=20)),
-                ('color', models.CharField(blank=True, default='', help_text='#RRGGBB, or empty.', max_length=7)),
-                ('description', models.TextField(blank=True, default='')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.CharField(blank=True, default='', max_length=256)),
-                ('profiles', models.ManyToManyField(related_name='tags', through='profiles.ProfileTag', to='profiles.profile')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=20)),
+                ("color", models.CharField(blank=True, default="", help_text="#RRGGBB, or empty.", max_length=7)),
+                ("description", models.TextField(blank=True, default="")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("created_by", models.CharField(blank=True, default="", max_length=256)),
+                (
+                    "profiles",
+                    models.ManyToManyField(related_name="tags", through="profiles.ProfileTag", to="profiles.profile"),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.AddField(
-            model_name='profiletag',
-            name='tag',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='profile_tags', to='profiles.tag'),
+            model_name="profiletag",
+            name="tag",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="profile_tags", to="profiles.tag"
+            ),
         ),
         migrations.CreateModel(
-            name='Transaction',
+            name="Transaction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('order_id', models.CharField(max_length=128)),
-                ('value', models.DecimalField(decimal_places=2, max_digits=14)),
-                ('currency', models.CharField(max_length=3)),
-                ('status', models.CharField(choices=[('completed', 'Completed'), ('returned', 'Returned')], default='completed', max_length=16)),
-                ('time', models.DateTimeField()),
-                ('items', models.JSONField(blank=True, default=list)),
-                ('quantity', models.PositiveIntegerField(default=1, help_text='Units over all items (1 when no items are sent).')),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('source', models.CharField(blank=True, default='', max_length=32)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('profile', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='transactions', to='profiles.profile')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("order_id", models.CharField(max_length=128)),
+                ("value", models.DecimalField(decimal_places=2, max_digits=14)),
+                ("currency", models.CharField(max_length=3)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("completed", "Completed"), ("returned", "Returned")],
+                        default="completed",
+                        max_length=16,
+                    ),
+                ),
+                ("time", models.DateTimeField()),
+                ("items", models.JSONField(blank=True, default=list)),
+                (
+                    "quantity",
+                    models.PositiveIntegerField(
+                        default=1, help_text="Units over all items (1 when no items are sent)."
+                    ),
+                ),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                ("source", models.CharField(blank=True, default="", max_length=32)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "profile",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="transactions", to="profiles.profile"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-time', '-id'],
+                "ordering": ["-time", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Event',
+            name="Event",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('action', models.CharField(max_length=64)),
-                ('label', models.CharField(blank=True, default='', max_length=256)),
-                ('time', models.DateTimeField()),
-                ('params', models.JSONField(blank=True, default=dict)),
-                ('source', models.CharField(blank=True, default='', max_length=32)),
-                ('actor', models.CharField(blank=True, default='', max_length=256)),
-                ('is_system', models.BooleanField(default=False)),
-                ('salt', models.CharField(blank=True, help_text='eventSalt: a retried event counts once.', max_length=128, null=True)),
-                ('created_at', models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
-                ('profile', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='events', to='profiles.profile')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("action", models.CharField(max_length=64)),
+                ("label", models.CharField(blank=True, default="", max_length=256)),
+                ("time", models.DateTimeField()),
+                ("params", models.JSONField(blank=True, default=dict)),
+                ("source", models.CharField(blank=True, default="", max_length=32)),
+                ("actor", models.CharField(blank=True, default="", max_length=256)),
+                ("is_system", models.BooleanField(default=False)),
+                (
+                    "salt",
+                    models.CharField(
+                        blank=True, help_text="eventSalt: a retried event counts once.", max_length=128, null=True
+                    ),
+                ),
+                ("created_at", models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
+                (
+                    "profile",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="profiles.profile",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-time', '-id'],
-                'indexes': [models.Index(fields=['profile', '-time', '-id'], name='event_profile_time_idx'), models.Index(condition=models.Q(('is_system', False)), fields=['profile', 'action', '-time'], name='event_custom_idx'), models.Index(fields=['action', 'time'], name='event_action_time_idx'), django.contrib.postgres.indexes.BrinIndex(fields=['time'], name='event_time_brin')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('salt__isnull', False)), fields=('salt',), name='event_salt_unique', violation_error_message='An event with this eventSalt was already recorded.'), models.CheckConstraint(condition=models.Q(('profile__isnull', False), ('action', 'profile.deleted'), _connector='OR'), name='event_profile_required', violation_error_message='Only a profile.deleted tombstone may have no profile.')],
+                "ordering": ["-time", "-id"],
+                "indexes": [
+                    models.Index(fields=["profile", "-time", "-id"], name="event_profile_time_idx"),
+                    models.Index(
+                        condition=models.Q(("is_system", False)),
+                        fields=["profile", "action", "-time"],
+                        name="event_custom_idx",
+                    ),
+                    models.Index(fields=["action", "time"], name="event_action_time_idx"),
+                    django.contrib.postgres.indexes.BrinIndex(fields=["time"], name="event_time_brin"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("salt__isnull", False)),
+                        fields=("salt",),
+                        name="event_salt_unique",
+                        violation_error_message="An event with this eventSalt was already recorded.",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("profile__isnull", False), ("action", "profile.deleted"), _connector="OR"),
+                        name="event_profile_required",
+                        violation_error_message="Only a profile.deleted tombstone may have no profile.",
+                    ),
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='tag',
-            constraint=models.UniqueConstraint(django.db.models.functions.text.Lower('name'), name='tag_name_ci_unique', violation_error_message='A tag with this name already exists.'),
+            model_name="tag",
+            constraint=models.UniqueConstraint(
+                django.db.models.functions.text.Lower("name"),
+                name="tag_name_ci_unique",
+                violation_error_message="A tag with this name already exists.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='tag',
-            constraint=models.CheckConstraint(condition=models.Q(('color', ''), ('color__regex', '^#[0-9a-fA-F]{6}$'), _connector='OR'), name='tag_color_hex', violation_error_message='color must be #RRGGBB.'),
+            model_name="tag",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("color", ""), ("color__regex", "^#[0-9a-fA-F]{6}$"), _connector="OR"),
+                name="tag_color_hex",
+                violation_error_message="color must be #RRGGBB.",
+            ),
         ),
         migrations.AddIndex(
-            model_name='profiletag',
-            index=models.Index(fields=['tag', 'profile'], name='profiletag_tag_profile_idx'),
+            model_name="profiletag",
+            index=models.Index(fields=["tag", "profile"], name="profiletag_tag_profile_idx"),
         ),
         migrations.AddConstraint(
-            model_name='profiletag',
-            constraint=models.UniqueConstraint(fields=('profile', 'tag'), name='profiletag_profile_tag_unique', violation_error_message='The profile already has this tag.'),
+            model_name="profiletag",
+            constraint=models.UniqueConstraint(
+                fields=("profile", "tag"),
+                name="profiletag_profile_tag_unique",
+                violation_error_message="The profile already has this tag.",
+            ),
         ),
         migrations.AddIndex(
-            model_name='transaction',
-            index=models.Index(fields=['profile', '-time'], name='transaction_profile_time_idx'),
+            model_name="transaction",
+            index=models.Index(fields=["profile", "-time"], name="transaction_profile_time_idx"),
         ),
         migrations.AddConstraint(
-            model_name='transaction',
-            constraint=models.UniqueConstraint(fields=('order_id',), name='transaction_order_id_unique', violation_error_message='Duplicate orderId.'),
+            model_name="transaction",
+            constraint=models.UniqueConstraint(
+                fields=("order_id",), name="transaction_order_id_unique", violation_error_message="Duplicate orderId."
+            ),
         ),
         migrations.AddConstraint(
-            model_name='transaction',
-            constraint=models.CheckConstraint(condition=models.Q(('value__gte', 0)), name='transaction_value_nonnegative', violation_error_message='Negative value.'),
+            model_name="transaction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("value__gte", 0)),
+                name="transaction_value_nonnegative",
+                violation_error_message="Negative value.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='transaction',
-            constraint=models.CheckConstraint(condition=models.Q(('currency__regex', '^[A-Z]{3}$')), name='transaction_currency_iso', violation_error_message='currency must be an ISO 4217 code.'),
+            model_name="transaction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("currency__regex", "^[A-Z]{3}$")),
+                name="transaction_currency_iso",
+                violation_error_message="currency must be an ISO 4217 code.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='transaction',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['completed', 'returned'])), name='transaction_status_valid', violation_error_message='Unknown status.'),
+            model_name="transaction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["completed", "returned"])),
+                name="transaction_status_valid",
+                violation_error_message="Unknown status.",
+            ),
         ),
     ]

@@ -133,7 +133,7 @@ def test_concurrent_creates_of_one_email_make_one_profile():
         try:
             barrier.wait()
             upsert(email="race@example.com", uuid=f"00000000-0000-4000-8000-{i:012d}")
-        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+        except Exception as exc:
             errors.append(exc)
         finally:
             connection.close()

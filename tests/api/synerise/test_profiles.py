@@ -81,7 +81,9 @@ def test_update_by_any_path(api, ann, path):
 
 def test_partial_update_null_semantics(api, ann):
     api.post(f"/v4/clients/{ann.pk}", {"sex": "FEMALE", "attributes": {"tier": "gold", "points": 3}}, format="json")
-    response = api.post(f"/v4/clients/{ann.pk}", {"city": None, "sex": None, "attributes": {"tier": None}}, format="json")
+    response = api.post(
+        f"/v4/clients/{ann.pk}", {"city": None, "sex": None, "attributes": {"tier": None}}, format="json"
+    )
     assert response.status_code == 202
     body = api.get(f"/v4/clients/{ann.pk}").json()
     assert body["city"] is None

@@ -43,7 +43,8 @@ def api_key_authenticate(*, secret: str) -> ApiKey | None:
     prefix = ApiKey.prefix_of(secret)
     if not prefix:
         return None
-    key = ApiKey.objects.filter(prefix=prefix, is_active=True).first()
+    # The prefix is unique: no ORDER BY needed (every API request runs this query).
+    key = next(iter(ApiKey.objects.filter(prefix=prefix, is_active=True)[:1]), None)
     if key is None or not key.matches(secret):
         return None
     _touch(key)

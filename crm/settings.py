@@ -107,7 +107,8 @@ else:
     from crm.embedded_db import embedded_database_settings
 
     DATABASES = {"default": {**embedded_database_settings(DATA_DIR), "CONN_MAX_AGE": env_int("CONN_MAX_AGE", 60)}}
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A health check costs a round trip (SELECT 1) at the start of every request; off unless asked for.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("CONN_HEALTH_CHECKS", False)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Background tasks (django.tasks) -----------------------------------------------------------

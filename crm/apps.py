@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class CrmConfig(AppConfig):
     name = "crm"
     verbose_name = "Platform"
+
+    def ready(self):
+        from crm import schema  # noqa: F401 - registers the OpenAPI authentication extension

@@ -5,7 +5,7 @@ from profiles.api.synerise import batch, events, merges, tags, transactions, vie
 urlpatterns = [
     path("uauth/v2/auth/login/profile", views.LoginView.as_view(), name="synerise-login"),
     path("v4/clients", views.ClientListCreateView.as_view(), name="synerise-clients"),
-    path("crm/v1/list", views.ClientListCreateView.as_view(http_method_names=["get", "options"]), name="synerise-list"),
+    path("crm/v1/list", views.CrmListView.as_view(), name="synerise-list"),
     path("v4/clients/batch", batch.BatchView.as_view(), name="synerise-batch"),
     path("v4/clients/batch/<uuid:job_id>", batch.BatchJobView.as_view(), name="synerise-batch-job"),
     # Tags: "v4/clients/tags" is its own path (the <int:client_id> route never matches it).

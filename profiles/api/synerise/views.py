@@ -8,7 +8,13 @@ from django.conf import settings
 from django.db.models import F
 from django.http import QueryDict
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -288,3 +294,10 @@ class ClientByIdView(ClientDetailView):
 
 class ClientByIdentifierView(ClientDetailView):
     pass
+
+
+@extend_schema_view(get=extend_schema(operation_id="crm_v1_list", summary="List profiles (older path)"))
+class CrmListView(ClientListCreateView):
+    """``GET /crm/v1/list``: the same list under Synerise's older path."""
+
+    http_method_names = ["get", "head", "options"]

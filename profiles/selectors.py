@@ -10,11 +10,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
 from crm.errors import ValidationFailed
-from profiles.models import Event, ProfileCommerce, ProfileTag
+from profiles.models import Event, MergeRecord, ProfileCommerce, ProfileTag
 from profiles.services.currencies import currency_symbol
 
 TIMELINE_MAX_PAGE = 200
@@ -153,3 +153,75 @@ def profile_aggregates(*, profile_id: int, now: datetime | None = None) -> dict[
         **profile_event_aggregates(profile_id=profile_id, now=now),
         "commerce": profile_commerce(profile_id=profile_id),
     }
+
+
+# --- the admin card and lists (F12) ---------------------------------------------------------------------
+
+USER_AGENT_KEYS = ("userAgent", "user_agent", "useragent", "ua")
+ACTIVITY_WEEKS = 26
+
+
+def profile_actions(*, profile_id: int) -> list[str]:
+    """The distinct actions on one profile's timeline (the card's action filter), sorted; one query."""
+    return list(
+        Event.objects.filter(profile_id=profile_id).order_by("action").values_list("action", flat=True).distinct()
+    )
+
+
+def profile_weekly_activity(
+    *, profile_id: int, weeks: int = ACTIVITY_WEEKS, now: datetime | None = None
+) -> list[tuple[datetime, int]]:
+    """The profile's custom events per week (weeks start on Monday, oldest first, zeros included); one query."""
+    from django.db.models.functions import TruncWeek
+
+    now = timezone.localtime(now or timezone.now())
+    this_week = (now - timedelta(days=now.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+    starts = [this_week - timedelta(weeks=weeks - 1 - i) for i in range(weeks)]
+    rows = (
+        Event.objects.filter(profile_id=profile_id, is_system=False, time__gte=starts[0])
+        .annotate(week=TruncWeek("time"))
+        .values("week")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    counts = {timezone.localtime(row["week"]).date(): row["n"] for row in rows}
+    return [(start, counts.get(start.date(), 0)) for start in starts]
+
+
+def profile_user_agents(*, profile_id: int, limit: int = 50) -> list[dict[str, Any]]:
+    """The user agents the profile's events carry in their params, most recently seen first; one query."""
+    from django.db.models.fields.json import KT
+    from django.db.models.functions import Coalesce
+
+    return list(
+        Event.objects.filter(profile_id=profile_id)
+        .annotate(ua=Coalesce(*(KT(f"params__{key}") for key in USER_AGENT_KEYS)))
+        .filter(ua__isnull=False)
+        .exclude(ua="")
+        .values("ua")
+        .annotate(events=Count("id"), first=Min("time"), last=Max("time"))
+        .order_by("-last")[:limit]
+    )
+
+
+def profile_consent_states(*, profile_id: int) -> list[tuple[Any, Any]]:
+    """Every active agreement (and any retired one the profile decided on) with the profile's state or None."""
+    from consents.models import Agreement, ConsentState
+
+    states = {s.agreement_id: s for s in ConsentState.objects.filter(profile_id=profile_id)}
+    agreements = Agreement.objects.filter(Q(is_active=True) | Q(pk__in=list(states))).order_by("-is_default", "id")
+    return [(agreement, states.get(agreement.pk)) for agreement in agreements]
+
+
+def profile_merge_history(*, profile_id: int, limit: int = 50) -> list[MergeRecord]:
+    """The profiles merged into this one, newest first (undone merges included)."""
+    return list(MergeRecord.objects.filter(survivor_client_id=profile_id).order_by("-created_at", "-id")[:limit])
+
+
+def tag_profile_counts(tag_ids: Iterable[int]) -> dict[int, int]:
+    """How many profiles carry each tag, for a page of tags in one grouped query on the (tag, profile) index."""
+    tag_ids = list(tag_ids)
+    counts = dict.fromkeys(tag_ids, 0)
+    rows = ProfileTag.objects.filter(tag_id__in=tag_ids).values("tag_id").annotate(n=Count("id")).order_by()
+    counts.update({row["tag_id"]: row["n"] for row in rows})
+    return counts

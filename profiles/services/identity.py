@@ -56,7 +56,7 @@ NATIVE_FIELDS = {
 }
 NATIVE_DEFAULTS = {"sex": Sex.NOT_SPECIFIED}
 COUNTRY_CODES = frozenset(phonenumbers.SUPPORTED_REGIONS) - {"001"}
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 12
 RETRY_SQLSTATES = {"23505", "40001", "40P01"}
 
 
@@ -253,7 +253,7 @@ def _with_retries(fn):
                 ) from exc
             logger.info("identity: retrying after %s (attempt %s)", type(exc).__name__, attempt)
             # Jittered backoff, so writers that collided do not collide again in lockstep.
-            time.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))  # noqa: S311 - jitter, not secrecy
+            time.sleep(random.uniform(0, min(0.25, 0.005 * 2**attempt)))  # noqa: S311 - jitter, not secrecy
     raise AssertionError("unreachable")
 
 

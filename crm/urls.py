@@ -13,6 +13,8 @@ urlpatterns = [
     path("consents/", include("consents.urls")),
     path("", views.home, name="home"),
     path("", include("profiles.api.synerise.urls")),
+    path("", include("profiles.api.expertsender.urls")),
+    path("", include("profiles.api.capillary.urls")),
 ]
 
 handler404 = "crm.views.not_found"

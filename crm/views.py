@@ -31,6 +31,19 @@ def home(request):
 
 
 def not_found(request, exception=None):
+    if request.path.startswith("/customers"):  # ExpertSender's surface: RFC 7807
+        from profiles.api.expertsender.errors import PROBLEM_JSON, problem_body
+
+        body = problem_body(
+            status=404, detail=f"No endpoint at {request.path}.", instance=request.path, code="not_found"
+        )
+        return JsonResponse(body, status=404, content_type=PROBLEM_JSON)
+    if request.path.startswith("/v2/"):  # Capillary's surface
+        from profiles.api.capillary.errors import entry
+
+        return JsonResponse(
+            {"errors": [entry("not_found", f"No endpoint at {request.path}.")], "warnings": []}, status=404
+        )
     if _is_api(request):
         body = synerise_error_body(
             status=404, code="not_found", message=f"No endpoint at {request.path}.", field=None, path=request.path

@@ -1,0 +1,1 @@
+"""Capillary-compatible customer upsert API (seed 003)."""

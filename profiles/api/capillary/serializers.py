@@ -1,0 +1,370 @@
+"""Translation between Capillary's customer JSON (seed 003) and the services' terms.
+
+Where Capillary's fields have no native home here they are custom attributes, under these names
+(see docs/api.md): ``capillarySource``, ``capillaryAccountId``, ``capillaryVerifiedChannels``,
+``statusLabel``, ``loyaltyType`` and ``cardNumber``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from consents.models import ConsentState, ConsentStatus
+from crm.errors import DomainError, ValidationFailed
+from profiles.models import Identifier, IdentifierKind, Profile, Sex
+from profiles.services import ProfileInput, identifier_normalize
+from profiles.services.surfaces import WriteItem
+
+IDENTIFIER_TYPES = {"email": "email", "mobile": "phone", "externalId": "customId"}
+CARD = "cardnumber"
+ATTR_SOURCE = "capillarySource"
+ATTR_ACCOUNT = "capillaryAccountId"
+ATTR_VERIFIED = "capillaryVerifiedChannels"
+ATTR_STATUS = "statusLabel"
+ATTR_LOYALTY = "loyaltyType"
+ATTR_CARD = "cardNumber"
+OWN_ATTRIBUTES = {ATTR_SOURCE, ATTR_ACCOUNT, ATTR_VERIFIED, ATTR_STATUS, ATTR_LOYALTY, ATTR_CARD}
+LOYALTY_TYPES = ("loyalty", "non_loyalty")
+MAX_TEXT = 256
+# extendedFields with a native home; the others are custom attributes of the same name.
+EXTENDED_NATIVE = {"gender": "sex", "city": "city", "state": "province", "zip": "zip_code", "dob_date": "birth_date"}
+GENDERS = {"male": Sex.MALE, "m": Sex.MALE, "female": Sex.FEMALE, "f": Sex.FEMALE, "other": Sex.OTHER}
+GENDER_NAMES = {Sex.MALE: "Male", Sex.FEMALE: "Female", Sex.OTHER: "Other"}
+# Subscription channels → agreement keys; any other channel is taken as an agreement key itself.
+CHANNELS = {"email": "email", "sms": "sms", "mobile": "sms", "ios": "push", "android": "push", "push": "push",
+            "mobilepush": "push", "webpush": "webPush", "web_push": "webPush"}  # fmt: skip
+CHANNEL_NAMES = {"email": "EMAIL", "sms": "SMS", "push": "PUSH", "webPush": "WEB_PUSH"}
+PROFILE_KEYS = {"firstName", "lastName", "identifiers", "commChannels", "source", "accountId", "extendedFields"}
+ENTITY_KEYS = {"profiles", "extendedFields", "loyaltyInfo", "statusLabel", "subscriptionInfo"}
+
+
+@dataclass
+class Parsed:
+    item: WriteItem
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (code, message)
+
+
+class _Entity:
+    def __init__(self, index: int):
+        self.where = f"[{index}]"
+        self.data = ProfileInput()
+        self.warnings: list[tuple[str, str]] = []
+        self.verified: list[str] = []
+
+    def fail(self, name: str, message: str, code: str = "validation_failed"):
+        raise ValidationFailed(f"{self.where}.{name}: {message}", field=f"{self.where}.{name}", code=code)
+
+    def warn(self, code: str, message: str) -> None:
+        self.warnings.append((code, message))
+
+    def text(self, name: str, value, *, limit: int = MAX_TEXT) -> str:
+        if not isinstance(value, str) or not value.strip():
+            self.fail(name, "must be a non-empty string.", "field.type")
+        if len(value) > limit:
+            self.fail(name, f"is longer than {limit} characters.", "field.too_long")
+        return value
+
+    def identifier(self, name: str, kind: str, value) -> None:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        value = self.text(name, value, limit=320)
+        if kind == "phone":
+            value = mobile_in(value)
+        current = self.data.identifiers.get(kind)
+        if current is not None and current != value:
+            self.fail(name, f"a customer holds one {kind}; '{current}' and '{value}' were both sent.")
+        self.data.identifiers[kind] = value
+
+
+def mobile_in(value: str) -> str:
+    """Capillary sends mobiles with the country code and no '+': try that first, then the default region."""
+    digits = value.strip()
+    if digits.isdigit():
+        try:
+            return identifier_normalize("phone", "+" + digits)
+        except DomainError:
+            pass
+    return value
+
+
+def parse_entity(raw, index: int) -> Parsed:
+    """One element of the request array (a customer: ``profiles[]`` and customer-level fields) → WriteItem."""
+    entity = _Entity(index)
+    if not isinstance(raw, dict):
+        raise ValidationFailed(f"{entity.where}: each customer must be an object.", field=entity.where)
+    profiles = raw.get("profiles")
+    if not isinstance(profiles, list) or not profiles:
+        entity.fail("profiles", "is required: a list of at least one profile.", "field.type")
+    for k, profile in enumerate(profiles):
+        _parse_profile(entity, profile, f"profiles[{k}]")
+    if extended := raw.get("extendedFields"):
+        _parse_extended(entity, extended, "extendedFields")
+    if (loyalty := raw.get("loyaltyInfo")) is not None:
+        if not isinstance(loyalty, dict):
+            entity.fail("loyaltyInfo", "must be an object.", "field.type")
+        loyalty_type = loyalty.get("loyaltyType")
+        if loyalty_type is not None:
+            if loyalty_type not in LOYALTY_TYPES:
+                entity.fail("loyaltyInfo.loyaltyType", f"must be loyalty or non_loyalty; got {loyalty_type!r}.",
+                            "field.choice")  # fmt: skip
+            entity.data.attributes[ATTR_LOYALTY] = loyalty_type
+        for key in sorted(set(loyalty) - {"loyaltyType"}):
+            entity.warn("field.ignored", f"loyaltyInfo.{key} is not stored by this API.")
+    if (label := raw.get("statusLabel")) is not None:
+        if not isinstance(label, str) or not label.strip() or len(label) > 64:
+            entity.fail("statusLabel", "status label invalid: a non-empty string of at most 64 characters.",
+                        "status_label.invalid")  # fmt: skip
+        entity.data.attributes[ATTR_STATUS] = label.strip()
+    if (subscriptions := raw.get("subscriptionInfo")) is not None:
+        _parse_subscriptions(entity, subscriptions)
+    for key in sorted(set(raw) - ENTITY_KEYS):
+        entity.warn("field.ignored", f"{key} is not stored by this API.")
+    if entity.verified:
+        entity.data.attributes[ATTR_VERIFIED] = sorted(set(entity.verified))
+    if not any(kind in entity.data.identifiers for kind in ("email", "phone", "customId")):
+        entity.fail(
+            "profiles[0].identifiers",
+            "at least one identifier of type email, mobile or externalId is required.",
+            "identifier.missing",
+        )
+    return Parsed(item=WriteItem(data=entity.data), warnings=entity.warnings)
+
+
+def _parse_profile(entity: _Entity, profile, where: str) -> None:
+    if not isinstance(profile, dict):
+        entity.fail(where, "must be an object.", "field.type")
+    identifiers = profile.get("identifiers")
+    if not isinstance(identifiers, list) or not identifiers:
+        entity.fail(f"{where}.identifiers", "is required: a list of {type, value}.", "identifier.missing")
+    for j, pair in enumerate(identifiers):
+        here = f"{where}.identifiers[{j}]"
+        if not isinstance(pair, dict):
+            entity.fail(here, "must be an object with type and value.", "field.type")
+        type_ = pair.get("type")
+        if type_ == CARD:
+            entity.data.attributes[ATTR_CARD] = entity.text(f"{here}.value", pair.get("value"), limit=64)
+        elif type_ in IDENTIFIER_TYPES:
+            entity.identifier(f"{here}.value", IDENTIFIER_TYPES[type_], pair.get("value"))
+        else:
+            entity.fail(
+                f"{here}.type",
+                f"unknown identifier type {type_!r}; use email, mobile, externalId or cardnumber.",
+                "identifier.type_unknown",
+            )
+    for name, column in (("firstName", "first_name"), ("lastName", "last_name")):
+        if (value := profile.get(name)) is not None:
+            entity.data.fields[column] = entity.text(f"{where}.{name}", value)
+    channels = profile.get("commChannels")
+    if channels is not None:
+        if not isinstance(channels, list):
+            entity.fail(f"{where}.commChannels", "must be a list.", "field.type")
+        for j, channel in enumerate(channels):
+            _parse_channel(entity, channel, f"{where}.commChannels[{j}]")
+    if (source := profile.get("source")) is not None:
+        entity.data.attributes[ATTR_SOURCE] = entity.text(f"{where}.source", source, limit=64)
+    if (account := profile.get("accountId")) is not None:
+        entity.data.attributes[ATTR_ACCOUNT] = entity.text(f"{where}.accountId", account, limit=128)
+    if extended := profile.get("extendedFields"):
+        _parse_extended(entity, extended, f"{where}.extendedFields")
+    for key in sorted(set(profile) - PROFILE_KEYS):
+        entity.warn("field.ignored", f"{where}.{key} is not stored by this API.")
+
+
+def _parse_channel(entity: _Entity, channel, where: str) -> None:
+    if not isinstance(channel, dict):
+        entity.fail(where, "must be an object with type and value.", "field.type")
+    type_ = channel.get("type")
+    for flag in ("primary", "verified"):
+        if channel.get(flag) is not None and not isinstance(channel[flag], bool):
+            entity.fail(f"{where}.{flag}", "must be true or false.", "field.type")
+    if channel.get("meta") is not None and not isinstance(channel["meta"], dict):
+        entity.fail(f"{where}.meta", "must be an object.", "field.type")
+    if type_ not in ("email", "mobile"):
+        entity.warn("field.ignored", f"{where}: channel type {type_!r} is not stored by this API.")
+        return
+    kind = IDENTIFIER_TYPES[type_]
+    value = channel.get("value")
+    if value is None:
+        entity.fail(f"{where}.value", "is required.", "field.type")
+    if kind in entity.data.identifiers:
+        known = entity.data.identifiers[kind]
+        if (mobile_in(str(value)) if kind == "phone" else value) != known:
+            entity.warn("field.ignored", f"{where}: {value!r} differs from the {type_} identifier and is not stored.")
+            return
+    else:
+        entity.identifier(f"{where}.value", kind, value)
+    if channel.get("verified"):
+        entity.verified.append(f"{type_}:{_normalized(kind, entity.data.identifiers[kind])}")
+
+
+def _normalized(kind: str, value: str) -> str:
+    try:
+        return identifier_normalize(kind, value)
+    except DomainError:
+        return value
+
+
+def _parse_extended(entity: _Entity, extended, where: str) -> None:
+    if not isinstance(extended, dict):
+        entity.fail(where, "must be an object.", "field.type")
+    for name, value in extended.items():
+        column = EXTENDED_NATIVE.get(name)
+        if column is None:
+            entity.data.attributes[name] = value
+        elif value is None:
+            entity.data.fields[column] = None
+        elif column == "sex":
+            if not isinstance(value, str) or value.lower() not in GENDERS:
+                entity.fail(f"{where}.gender", f"must be Male, Female or Other; got {value!r}.", "field.choice")
+            entity.data.fields["sex"] = GENDERS[value.lower()]
+        else:
+            entity.data.fields[column] = value
+
+
+def _parse_subscriptions(entity: _Entity, info) -> None:
+    subscriptions = info.get("subscriptions") if isinstance(info, dict) else None
+    if not isinstance(subscriptions, list):
+        entity.fail("subscriptionInfo.subscriptions", "must be a list.", "field.type")
+    for j, sub in enumerate(subscriptions):
+        here = f"subscriptionInfo.subscriptions[{j}]"
+        if not isinstance(sub, dict):
+            entity.fail(here, "must be an object.", "field.type")
+        type_, channel = sub.get("type"), sub.get("channel")
+        if type_ not in ("OPTIN", "OPTOUT"):
+            entity.fail(f"{here}.type", f"must be OPTIN or OPTOUT; got {type_!r}.", "consent.state")
+        if not isinstance(channel, str) or not channel.strip():
+            entity.fail(f"{here}.channel", "is required.", "field.type")
+        if str(sub.get("priority", "BULK")).upper() in ("TRANS", "TRANSACTIONAL"):
+            entity.warn("subscription.ignored", f"{here}: transactional subscriptions are not marketing consents.")
+            continue
+        key = CHANNELS.get(channel.strip().lower(), channel.strip())
+        entity.data.agreements[key] = type_ == "OPTIN"
+
+
+# --- documents ----------------------------------------------------------------------------------
+
+
+def _iso(value) -> str | None:
+    return value.isoformat(timespec="seconds").replace("+00:00", "Z") if value else None
+
+
+def _mobile_out(phone: str) -> str:
+    return phone.removeprefix("+")
+
+
+def _by(key) -> dict | None:
+    return {"id": key.pk, "code": key.prefix, "name": key.name, "type": "API_KEY"} if key else None
+
+
+def documents_for(profile_ids: list[int], *, commerce: dict, key, created: set[int]) -> dict[int, dict]:
+    """Per profile, seed 003's ``result``: ``profiles[]`` (identifiers, commChannels, source, accountId,
+    attribution), ``loyaltyInfo``, ``extendedFields``, ``cardDetails``; plus ``subscriptionInfo``."""
+    profiles = Profile.objects.in_bulk(profile_ids)
+    owned: dict[int, list[tuple[str, str]]] = {pid: [] for pid in profile_ids}
+    for pid, kind, value in (
+        Identifier.objects.filter(profile_id__in=profile_ids)
+        .exclude(kind=IdentifierKind.UUID)
+        .order_by("profile_id", "kind", "id")
+        .values_list("profile_id", "kind", "value")
+    ):
+        owned[pid].append((kind, value))
+    states: dict[int, list[tuple[str, str]]] = {pid: [] for pid in profile_ids}
+    for pid, agreement_key, status in (
+        ConsentState.objects.filter(profile_id__in=profile_ids, agreement__is_active=True)
+        .exclude(status=ConsentStatus.AWAITING)
+        .order_by("profile_id", "agreement_id")
+        .values_list("profile_id", "agreement__key", "status")
+    ):
+        states[pid].append((agreement_key, status))
+    return {
+        pid: _document(profiles[pid], owned[pid], states[pid], commerce[pid], key=key, created=pid in created)
+        for pid in profile_ids
+        if pid in profiles
+    }
+
+
+_TYPE_NAMES = {"email": "email", "phone": "mobile", "customId": "externalId"}
+
+
+def _pair(kind: str, value: str) -> dict:
+    return {"type": _TYPE_NAMES[kind], "value": _mobile_out(value) if kind == "phone" else value}
+
+
+def _document(profile: Profile, owned, states, commerce: dict, *, key, created: bool) -> dict:
+    attrs = profile.attributes
+    main = [
+        _pair(kind, getattr(profile, column))
+        for kind, column in (("customId", "custom_id"), ("email", "email"), ("phone", "phone"))
+        if getattr(profile, column)
+    ]
+    every = [_pair(kind, value) for kind, value in owned]
+    if card := attrs.get(ATTR_CARD):
+        main.append({"type": CARD, "value": card})
+        every.append({"type": CARD, "value": card})
+    verified = set(attrs.get(ATTR_VERIFIED) or [])
+    channels = [
+        {
+            "type": type_,
+            "value": _mobile_out(value) if type_ == "mobile" else value,
+            "primary": True,
+            "verified": f"{type_}:{value}" in verified,
+            "meta": {},
+            "attributes": {},
+        }
+        for type_, value in (("mobile", profile.phone), ("email", profile.email))
+        if value
+    ]
+    extended = {name: value for name, value in attrs.items() if name not in OWN_ATTRIBUTES}
+    if profile.sex in GENDER_NAMES:
+        extended["gender"] = GENDER_NAMES[profile.sex]
+    for name, column in EXTENDED_NATIVE.items():
+        if column != "sex" and (value := getattr(profile, column)):
+            extended[name] = value.isoformat() if hasattr(value, "isoformat") else value
+    attribution = {
+        "createDate": _iso(profile.created_at),
+        "createdBy": _by(key) if created else None,
+        "modifiedBy": _by(key),
+        "modifiedDate": _iso(profile.updated_at),
+    }
+    document = {
+        "id": profile.pk,
+        "profiles": [
+            {
+                "firstName": profile.first_name,
+                "lastName": profile.last_name,
+                "attribution": attribution,
+                "fields": {},
+                "allFields": {},
+                "identifiers": main,
+                "commChannels": channels,
+                "source": attrs.get(ATTR_SOURCE),
+                "userId": profile.pk,
+                "accountId": attrs.get(ATTR_ACCOUNT),
+                "conflictingProfileList": [],
+                "autoUpdateTime": _iso(profile.updated_at),
+                "identifiersAll": every,
+            }
+        ],
+        "loyaltyInfo": {
+            "loyaltyType": attrs.get(ATTR_LOYALTY, "non_loyalty"),
+            "attributionV2": {**attribution, "createdFromSource": attrs.get(ATTR_SOURCE)},
+            "lifetimePurchases": commerce["totalSpent"],
+        },
+        "segments": {},
+        "associatedWith": key.name if key else "",
+        "extendedFields": extended,
+        "cardDetails": [{"cardNumber": card, "customerId": profile.pk}] if card else [],
+        "subscriptionInfo": {
+            "subscriptions": [
+                {
+                    "channel": CHANNEL_NAMES.get(agreement_key, agreement_key),
+                    "type": "OPTIN" if status == ConsentStatus.GRANTED else "OPTOUT",
+                    "priority": "BULK",
+                }
+                for agreement_key, status in states
+            ]
+        },
+    }
+    if ATTR_STATUS in attrs:
+        document["statusLabel"] = attrs[ATTR_STATUS]
+    return document

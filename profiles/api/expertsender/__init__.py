@@ -1,0 +1,1 @@
+"""ExpertSender ECDP-compatible customer API (seed 004)."""

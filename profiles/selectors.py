@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
-from crm.errors import ValidationFailed
-from profiles.models import Event, MergeRecord, ProfileCommerce, ProfileTag
+from crm.errors import NotFound, ValidationFailed
+from profiles.models import Event, MergeRecord, Profile, ProfileCommerce, ProfileTag
 from profiles.services.currencies import currency_symbol
+from profiles.services.normalize import identifier_normalize
 
 TIMELINE_MAX_PAGE = 200
 AGGREGATE_WINDOWS = (7, 30, 90)
@@ -225,3 +228,102 @@ def tag_profile_counts(tag_ids: Iterable[int]) -> dict[int, int]:
     rows = ProfileTag.objects.filter(tag_id__in=tag_ids).values("tag_id").annotate(n=Count("id")).order_by()
     counts.update({row["tag_id"]: row["n"] for row in rows})
     return counts
+
+
+# --- profiles with what their documents show, in one query -----------------------------------------------
+
+# Every API read of a profile runs this, so it is one hand-written statement: the profile row plus its
+# previous clientIds, tag names and consent decisions (the rows of consents.selectors.AGREEMENT_DOCUMENTS_SQL)
+# as correlated subqueries. Compiling the ORM equivalents cost more than running them (docs/benchmarks.md, B4).
+_EXTRAS_SQL = """
+    ARRAY(SELECT a.old_client_id FROM profiles_clientidalias a WHERE a.profile_id = p.id ORDER BY 1),
+    ARRAY(SELECT t.name FROM profiles_profiletag pt JOIN profiles_tag t ON t.id = pt.tag_id
+          WHERE pt.profile_id = p.id ORDER BY t.name),
+    COALESCE((SELECT json_agg(json_build_array(ag.key, ag.is_default, s.status))
+              FROM consents_consentstate s JOIN consents_agreement ag ON ag.id = s.agreement_id
+              WHERE s.profile_id = p.id
+                AND ((ag.key = ANY(%(defaults)s) AND s.status = %(granted)s) OR (NOT ag.is_default AND ag.is_active))),
+             '[]'::json)
+"""
+# The rules of profiles.services.identity.profile_lookup, in SQL: an identifier's owner, or a clientId
+# that is live or was merged into a live profile.
+_BY_IDENTIFIER = "p.id = (SELECT profile_id FROM profiles_identifier WHERE kind = %(kind)s AND value = %(value)s)"
+_BY_CLIENT_ID = (
+    "p.id = COALESCE((SELECT id FROM profiles_profile WHERE id = %(value)s),"
+    " (SELECT profile_id FROM profiles_clientidalias WHERE old_client_id = %(value)s))"
+)
+
+
+@dataclass
+class ProfileExtras:
+    previous_clients: list[int]
+    tags: list[str]
+    agreements: dict[str, bool]  # the seven channel agreements, granted → true
+    custom_agreements: dict[str, bool]  # decisions on active custom agreements
+
+
+def _profile_columns() -> list[str]:
+    return [f.column for f in Profile._meta.concrete_fields]
+
+
+def _profiles_with_extras(where: str, params: dict) -> list[tuple[Profile, ProfileExtras]]:
+    from consents.models import ConsentStatus
+    from consents.selectors import DEFAULT_KEYS
+
+    columns = _profile_columns()
+    sql = f"SELECT {', '.join('p.' + c for c in columns)}, {_EXTRAS_SQL} FROM profiles_profile p WHERE {where}"  # noqa: S608
+    params = {**params, "defaults": list(DEFAULT_KEYS), "granted": ConsentStatus.GRANTED.value}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    result = []
+    n = len(columns)
+    converters = [
+        (i, f.from_db_value) for i, f in enumerate(Profile._meta.concrete_fields) if hasattr(f, "from_db_value")
+    ]
+    for row in rows:
+        values = list(row[:n])
+        for i, convert in converters:
+            values[i] = convert(values[i], None, connection)
+        profile = Profile.from_db(connection.alias, _profile_attnames(), values)
+        previous, tags, consents = row[n], row[n + 1], row[n + 2]
+        if isinstance(consents, str):  # json is handed over as text where the driver is told to
+            consents = json.loads(consents)
+        agreements = dict.fromkeys(DEFAULT_KEYS, False)
+        custom = {}
+        for key, is_default, status in consents:
+            if is_default:
+                agreements[key] = True
+            else:
+                custom[key] = status == ConsentStatus.GRANTED
+        result.append((profile, ProfileExtras(list(previous), list(tags), agreements, custom)))
+    return result
+
+
+def _profile_attnames() -> list[str]:
+    return [f.attname for f in Profile._meta.concrete_fields]
+
+
+def profiles_with_extras(ids: Sequence[int]) -> list[tuple[Profile, ProfileExtras]]:
+    """The profiles with these ids (in this order; missing ones left out) and their document extras."""
+    if not ids:
+        return []
+    found = {p.pk: (p, e) for p, e in _profiles_with_extras("p.id = ANY(%(ids)s)", {"ids": list(ids)})}
+    return [found[pid] for pid in ids if pid in found]
+
+
+def profile_with_extras(*, kind: str, value) -> tuple[Profile, ProfileExtras]:
+    """The profile an identifier (normalised) or a clientId names, with its extras; NotFound otherwise."""
+    if kind == "clientId":
+        try:
+            params = {"value": int(value)}
+        except (TypeError, ValueError):
+            raise ValidationFailed(f"clientId must be a number; got {value!r}.", field="clientId") from None
+        where = _BY_CLIENT_ID
+    else:
+        params = {"kind": kind, "value": identifier_normalize(kind, value)}
+        where = _BY_IDENTIFIER
+    rows = _profiles_with_extras(where, params)
+    if not rows:
+        raise NotFound(f"No profile with {kind} '{value}'.", field=kind, code="profile.not_found")
+    return rows[0]

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from consents.selectors import agreement_documents_for
 from crm.errors import ValidationFailed
 from profiles.models import Profile
-from profiles.selectors import tags_for
+from profiles.selectors import ProfileExtras, profile_with_extras, profiles_with_extras
 from profiles.services import ProfileInput
-from profiles.services.merge import previous_clients_for
 
 IDENTIFIER_KEYS = {"email": "email", "phone": "phone", "customId": "customId", "uuid": "uuid"}
 FIELD_KEYS = {
@@ -118,20 +116,25 @@ def profile_document(
     }
 
 
+def _document(profile: Profile, extras: ProfileExtras) -> dict:
+    return profile_document(
+        profile,
+        agreements=extras.agreements,
+        custom_agreements=extras.custom_agreements,
+        previous=extras.previous_clients,
+        tags=extras.tags,
+    )
+
+
 def profile_documents(profiles: Iterable[Profile]) -> list[dict]:
-    """Many profiles with their agreements, previous clients and tags fetched in one query each."""
-    profiles = list(profiles)
-    ids = [p.pk for p in profiles]
-    states = agreement_documents_for(ids)
-    previous = previous_clients_for(ids)
-    tags = tags_for(ids)
-    return [
-        profile_document(
-            p,
-            agreements=states[p.pk][0],
-            custom_agreements=states[p.pk][1],
-            previous=previous[p.pk],
-            tags=tags[p.pk],
-        )
-        for p in profiles
-    ]
+    """Many profiles as documents, read fresh with their extras in one query."""
+    return profile_documents_by_ids([p.pk for p in profiles])
+
+
+def profile_documents_by_ids(ids: list[int]) -> list[dict]:
+    return [_document(profile, extras) for profile, extras in profiles_with_extras(ids)]
+
+
+def profile_document_by_identifier(*, kind: str, value) -> dict:
+    """One profile by an identifier or clientId, in one query (the hot path of every GET)."""
+    return _document(*profile_with_extras(kind=kind, value=value))

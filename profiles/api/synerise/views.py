@@ -23,7 +23,7 @@ from crm.api import ApiView
 from crm.errors import ValidationFailed
 from crm.services import api_key_token_issue
 from profiles.api.synerise.errors import render_error
-from profiles.api.synerise.serializers import parse_profile, profile_documents
+from profiles.api.synerise.serializers import parse_profile, profile_document_by_identifier, profile_documents_by_ids
 from profiles.filters import ProfileFilterSet
 from profiles.models import Profile
 from profiles.services import profile_delete, profile_lookup, profile_update, profile_upsert
@@ -211,8 +211,8 @@ class ClientListCreateView(SyneriseView):
                 f"At most {limit} profiles can be listed; narrow the filters instead of paging further.",
                 field="pageIndex",
             )
-        profiles = list(queryset[start : min(start + page_size, limit)])
-        response = Response(profile_documents(profiles))
+        ids = list(queryset.values_list("pk", flat=True)[start : min(start + page_size, limit)])
+        response = Response(profile_documents_by_ids(ids))
         total = queryset.values("pk")[: limit + 1].count()
         response["X-Total-Count"] = str(min(total, limit))
         response["X-Total-Count-Capped"] = "true" if total > limit else "false"
@@ -263,7 +263,9 @@ class ClientDetailView(SyneriseView):
         tags=["Profiles"], summary="Get a profile", parameters=[API_VERSION], responses={200: ProfileJson, **ERRORS}
     )
     def get(self, request, **kwargs):
-        return Response(profile_documents([self.get_profile()])[0])
+        if "client_id" in self.kwargs:
+            return Response(profile_document_by_identifier(kind="clientId", value=self.kwargs["client_id"]))
+        return Response(profile_document_by_identifier(kind=LOOKUP_KINDS[kwargs["kind"]], value=kwargs["value"]))
 
     @extend_schema(
         tags=["Profiles"],

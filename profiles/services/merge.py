@@ -67,18 +67,6 @@ def resolve_client_id(client_id: int) -> int | None:
     return ClientIdAlias.objects.filter(old_client_id=client_id).values_list("profile_id", flat=True).first()
 
 
-def previous_clients_for(profile_ids: list[int]) -> dict[int, list[int]]:
-    """Per profile, the clientIds merged into it (``previousClients``), in one query."""
-    result: dict[int, list[int]] = {pid: [] for pid in profile_ids}
-    for old, pid in (
-        ClientIdAlias.objects.filter(profile_id__in=profile_ids)
-        .order_by("old_client_id")
-        .values_list("old_client_id", "profile_id")
-    ):
-        result[pid].append(old)
-    return result
-
-
 def _lock(ids) -> dict[int, Profile]:
     return {p.pk: p for p in Profile.objects.select_for_update().filter(pk__in=sorted(set(ids))).order_by("pk")}
 

@@ -33,7 +33,7 @@ def assert_problem(response, status, *, errors_mention=None):
     assert response.status_code == status, response.content
     assert response["Content-Type"].startswith("application/problem+json")
     body = response.json()
-    assert PROBLEM_KEYS <= set(body), body
+    assert set(body) >= PROBLEM_KEYS, body
     assert body["status"] == status
     assert body["instance"] == response.wsgi_request.path
     assert isinstance(body["title"], str) and body["title"] and body["detail"]

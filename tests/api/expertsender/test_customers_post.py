@@ -18,8 +18,9 @@ def post(es, *items, mode="AddOrUpdate", match_by="Email"):
 
 def test_add_of_an_existing_customer_fails_and_changes_nothing(es, make_profile):
     ann = make_profile(email="ann@example.com", first_name="Ann")
-    body = assert_problem(post(es, {"email": "ANN@example.com", "firstName": "X"}, mode="Add"), 400,
-                          errors_mention="data[0].email")  # fmt: skip
+    body = assert_problem(
+        post(es, {"email": "ANN@example.com", "firstName": "X"}, mode="Add"), 400, errors_mention="data[0].email"
+    )
     assert body["code"] == "profile.exists"
     assert body["results"][0]["status"] == "failed"
     ann.refresh_from_db()
@@ -28,15 +29,17 @@ def test_add_of_an_existing_customer_fails_and_changes_nothing(es, make_profile)
 
 def test_add_fails_when_another_identifier_is_known(es, make_profile):
     make_profile(phone="+48501234567")
-    body = assert_problem(post(es, {"email": "new@example.com", "phone": "501234567"}, mode="Add"), 400,
-                          errors_mention="data[0].phone")  # fmt: skip
+    body = assert_problem(
+        post(es, {"email": "new@example.com", "phone": "501234567"}, mode="Add"), 400, errors_mention="data[0].phone"
+    )
     assert body["code"] == "profile.exists"
     assert not Profile.objects.filter(email="new@example.com").exists()
 
 
 def test_update_of_a_missing_customer_fails_and_creates_nothing(es):
-    body = assert_problem(post(es, {"email": "ghost@example.com", "firstName": "G"}, mode="Update"), 400,
-                          errors_mention="data[0].email")  # fmt: skip
+    body = assert_problem(
+        post(es, {"email": "ghost@example.com", "firstName": "G"}, mode="Update"), 400, errors_mention="data[0].email"
+    )
     assert body["code"] == "profile.not_found"
     assert Profile.objects.count() == 0
 
@@ -52,8 +55,9 @@ def test_update_of_a_missing_customer_fails_and_creates_nothing(es):
     ],
 )
 def test_update_matches_by_every_documented_field(es, make_profile, match_by, item):
-    ann = make_profile(email="ann@example.com", phone="+48501234567", customId="C-1",
-                       uuid="24f539a0-d257-11ea-92f0-23c0f0aec77f")  # fmt: skip
+    ann = make_profile(
+        email="ann@example.com", phone="+48501234567", customId="C-1", uuid="24f539a0-d257-11ea-92f0-23c0f0aec77f"
+    )
     response = post(es, item, mode="Update", match_by=match_by)
     assert response.status_code == 201, response.content
     ann.refresh_from_db()
@@ -145,7 +149,9 @@ def test_values_at_the_limit_are_accepted(es, field):
 def test_attribute_name_limit(es):
     items = [{"email": "a@example.com", "customAttributes": [{"name": "n" * 257, "value": "v"}]}]
     assert_problem(post(es, *items), 400, errors_mention="data[0].customAttributes[0].name:")
-    assert post(es, {"email": "a@example.com", "customAttributes": [{"name": "n" * 256, "value": "v"}]}).status_code == 201
+    assert (
+        post(es, {"email": "a@example.com", "customAttributes": [{"name": "n" * 256, "value": "v"}]}).status_code == 201
+    )
 
 
 @pytest.mark.parametrize(
@@ -158,7 +164,10 @@ def test_attribute_name_limit(es):
         ({"consentsData": {"consents": [{"value": "True"}]}}, "data[0].consentsData.consents[0].id:"),
         ({"consentsData": {"consents": [{"id": 99999, "value": "True"}]}}, "data[0].consentsData.consents[0]:"),
         ({"consentsData": {"consents": [], "force": "yes"}}, "data[0].consentsData.force:"),
-        ({"consentsData": {"consents": [], "confirmationMessageId": "x"}}, "data[0].consentsData.confirmationMessageId"),
+        (
+            {"consentsData": {"consents": [], "confirmationMessageId": "x"}},
+            "data[0].consentsData.confirmationMessageId",
+        ),
         ({"consentsData": []}, "data[0].consentsData:"),
         ({"customAttributes": {"a": 1}}, "data[0].customAttributes:"),
         ({"customAttributes": [{"value": "x"}]}, "data[0].customAttributes[0].name:"),
@@ -191,8 +200,11 @@ def test_attribute_values_take_the_type_of_their_definition(es, make_profile):
     assert post(es, {"email": "a@example.com", "customAttributes": attrs}).status_code == 201
     assert Profile.objects.get().attributes == {"points": 25, "vip": True}
     attrs = [{"name": "points", "value": "many"}]
-    assert_problem(post(es, {"email": "a@example.com", "customAttributes": attrs}), 400,
-                   errors_mention="data[0].customAttributes[0]:")  # fmt: skip
+    assert_problem(
+        post(es, {"email": "a@example.com", "customAttributes": attrs}),
+        400,
+        errors_mention="data[0].customAttributes[0]:",
+    )
 
 
 def test_new_attributes_get_definitions(es):
@@ -228,9 +240,14 @@ def test_all_good_batch_is_201_with_one_result_per_item(es, make_profile):
 
 def test_item_is_all_or_nothing(es, newsletter):
     """A consent that cannot be set undoes the profile write of the same item."""
-    item = {"phone": "501234567", "firstName": "P", "consentsData": {"consents": [{"id": newsletter.pk,
-            "value": "AwaitingConfirmation"}]}}  # fmt: skip
-    body = assert_problem(post(es, item, match_by="PhoneNumber"), 400, errors_mention="data[0].consentsData.consents[0]")
+    item = {
+        "phone": "501234567",
+        "firstName": "P",
+        "consentsData": {"consents": [{"id": newsletter.pk, "value": "AwaitingConfirmation"}]},
+    }
+    body = assert_problem(
+        post(es, item, match_by="PhoneNumber"), 400, errors_mention="data[0].consentsData.consents[0]"
+    )
     assert body["code"] == "consent.no_email"
     assert Profile.objects.count() == 0
 
@@ -238,8 +255,9 @@ def test_item_is_all_or_nothing(es, newsletter):
 # --- consents -----------------------------------------------------------------------------------
 
 
-def test_awaiting_confirmation_sends_the_double_opt_in_email(es, newsletter, mailoutbox,
-                                                             django_capture_on_commit_callbacks):  # fmt: skip
+def test_awaiting_confirmation_sends_the_double_opt_in_email(
+    es, newsletter, mailoutbox, django_capture_on_commit_callbacks
+):
     consents = {"consents": [{"id": newsletter.pk, "value": "AwaitingConfirmation"}], "confirmationMessageId": 3}
     with django_capture_on_commit_callbacks(execute=True):
         assert post(es, {"email": "ann@example.com", "consentsData": consents}).status_code == 201
@@ -264,9 +282,17 @@ def test_awaiting_confirmation_on_an_agreement_without_double_opt_in(es, email_c
 
 
 def test_idempotency_key_replays_the_first_answer(es):
-    first = es.post("/customers", {"mode": "Add", "matchBy": "Email", "data": [{"email": "a@example.com"}]},
-                    format="json", HTTP_IDEMPOTENCY_KEY="k1")  # fmt: skip
-    again = es.post("/customers", {"mode": "Add", "matchBy": "Email", "data": [{"email": "a@example.com"}]},
-                    format="json", HTTP_IDEMPOTENCY_KEY="k1")  # fmt: skip
+    first = es.post(
+        "/customers",
+        {"mode": "Add", "matchBy": "Email", "data": [{"email": "a@example.com"}]},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="k1",
+    )
+    again = es.post(
+        "/customers",
+        {"mode": "Add", "matchBy": "Email", "data": [{"email": "a@example.com"}]},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="k1",
+    )
     assert first.status_code == again.status_code == 201
     assert first.json() == again.json()

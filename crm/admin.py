@@ -1,4 +1,4 @@
-"""Admin plumbing shared by every app (forms that write through a service) and the API keys page."""
+"""Admin plumbing shared by every app (forms that write through a service), the API keys and batch jobs pages."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from django.contrib.admin import ActionLocation
 from django.db import transaction
 from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
+from django.utils.html import format_html, format_html_join
 
 from crm.errors import DomainError
-from crm.models import ApiKey, Scope
+from crm.models import ApiKey, Job, Scope
 from crm.services import api_key_create, api_keys_deactivate
 
 
@@ -140,3 +141,69 @@ class ApiKeyAdmin(ServiceAdminMixin, admin.ModelAdmin):
         response = TemplateResponse(request, self.secret_template, context)
         add_never_cache_headers(response)
         return response
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    """Batch jobs, read-only: what ran, how it went, and the error of every item that failed."""
+
+    list_display = ["created_at", "kind", "status", "counts_display", "error_count", "source", "actor", "finished_at"]
+    list_filter = ["status", "kind", "source"]
+    search_fields = ["=id", "actor"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    fields = [
+        "id",
+        "kind",
+        "status",
+        "counts_display",
+        "message",
+        "source",
+        "actor",
+        "attempts",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "errors_table",
+    ]
+    readonly_fields = fields
+    errors_shown = 500
+
+    def get_queryset(self, request):
+        # The list never shows the payload (a batch of up to thousands of items): leave it in the database.
+        return super().get_queryset(request).defer("payload")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="counts")
+    def counts_display(self, obj):
+        return ", ".join(f"{name}: {value}" for name, value in (obj.counts or {}).items()) or "–"
+
+    @admin.display(description="errors")
+    def error_count(self, obj):
+        return len(obj.errors or [])
+
+    @admin.display(description="Errors per item")
+    def errors_table(self, obj):
+        errors = obj.errors or []
+        if not errors:
+            return "None."
+        rows = (
+            (e.get("index", ""), e.get("code", ""), e.get("field", "") or "", e.get("message", ""))
+            for e in errors[: self.errors_shown]
+            if isinstance(e, dict)
+        )
+        more = len(errors) - self.errors_shown
+        return format_html(
+            '<table class="job-errors"><thead><tr><th>item</th><th>code</th><th>field</th><th>message</th></tr>'
+            "</thead><tbody>{}</tbody></table>{}",
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
+            format_html("<p>… and {} more.</p>", more) if more > 0 else "",
+        )

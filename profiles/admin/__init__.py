@@ -1,5 +1,5 @@
 """ModelAdmins of the profiles app; importing the submodules registers them."""
 
-from . import attribute, profile
+from . import attribute, profile, tag
 
-__all__ = ["attribute", "profile"]
+__all__ = ["attribute", "profile", "tag"]

@@ -1,25 +1,39 @@
-"""The profiles list and the profile change form (a standard one; the three-column card comes later)."""
+"""The profiles list (search, filters, bulk tag and export actions, an estimated count) and the profile card.
+
+The card is the change view: ``templates/admin/profiles/profile/change_form.html`` lays the admin's own form
+out in three columns and adds panels fed by ``card.card_context`` through ``change_view(extra_context=…)``;
+its side actions are admin URLs (``card_actions``).
+"""
 
 from __future__ import annotations
 
-from django.contrib import admin
-from django.contrib.admin import ShowFacets
+import csv
+from datetime import datetime
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import ActionLocation, ShowFacets, helpers
 from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Count, Q
 from django.db.models.functions import Lower
-from django.utils.formats import date_format
+from django.http import StreamingHttpResponse
 from django.utils.functional import cached_property
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html_join
 from django.utils.timezone import localtime
 
 from crm.admin import ServiceAdminMixin
 from crm.errors import DomainError
+from profiles import selectors
+from profiles.admin.card import card_context, card_permissions
+from profiles.admin.card_actions import CardActions
 from profiles.admin.forms import SOURCE, ProfileAddForm, ProfileForm, attribute_field_name, attribute_formfield
-from profiles.models import AttributeDefinition, Identifier, IdentifierKind, Profile
+from profiles.models import AttributeDefinition, Identifier, IdentifierKind, Profile, ProfileTag, Tag
 from profiles.models.profile import recognized_q
 from profiles.services import identifier_normalize, profile_delete
+from profiles.services.tags import tag_create, tags_add, tags_remove
 
 MAX_CLIENT_ID = 2**63 - 1
 
@@ -84,6 +98,155 @@ class RecognizedFilter(admin.SimpleListFilter):
         }
 
 
+class NoFacetsMixin:
+    """Filters whose choices show no counts: a count per tag or agreement state is a scan per choice."""
+
+    def choices(self, changelist):
+        # The filter sidebar lists each filter's choices at once (list()), so switching facets off around it is safe.
+        add_facets, changelist.add_facets = changelist.add_facets, False
+        try:
+            yield from super().choices(changelist)
+        finally:
+            changelist.add_facets = add_facets
+
+
+def tag_choices(request, limit: int = 100) -> list[tuple[int, str]]:
+    """The first tags by name, for the tag filter and the bulk actions' suggestions: one query per request."""
+    if not hasattr(request, "_profile_tag_choices"):
+        request._profile_tag_choices = list(Tag.objects.order_by("name").values_list("pk", "name")[:limit])
+    return request._profile_tag_choices
+
+
+class TagFilter(NoFacetsMixin, admin.SimpleListFilter):
+    title = "tag"
+    parameter_name = "tag"
+
+    def lookups(self, request, model_admin):
+        return [(str(pk), name) for pk, name in tag_choices(request)]
+
+    def queryset(self, request, queryset):
+        if self.value() and self.value().isdigit():
+            return queryset.filter(pk__in=ProfileTag.objects.filter(tag_id=int(self.value())).values("profile_id"))
+        return queryset
+
+
+class AgreementStateFilter(NoFacetsMixin, admin.SimpleListFilter):
+    """``?consent=<agreement key>:<state>``; ``none`` means the profile never decided on that agreement."""
+
+    title = "agreement state"
+    parameter_name = "consent"
+
+    def lookups(self, request, model_admin):
+        # Filters are built again for the facet counts: read the agreements once per request.
+        if not hasattr(request, "_profile_agreement_choices"):
+            request._profile_agreement_choices = self.agreement_choices()
+        return request._profile_agreement_choices
+
+    @staticmethod
+    def agreement_choices():
+        from consents.models import Agreement
+
+        choices = []
+        for key, title, double in Agreement.objects.filter(is_active=True).values_list(
+            "key", "title", "requires_double_opt_in"
+        ):
+            states = ["granted", "denied", *(["awaiting_confirmation"] if double else []), "none"]
+            choices += [(f"{key}:{state}", f"{title}: {state.replace('_', ' ')}") for state in states]
+        return choices
+
+    def queryset(self, request, queryset):
+        from consents.models import ConsentState
+
+        key, _, state = (self.value() or "").partition(":")
+        if not key or not state:
+            return queryset
+        decided = ConsentState.objects.filter(agreement__key=key)
+        if state == "none":
+            return queryset.exclude(pk__in=decided.values("profile_id"))
+        return queryset.filter(pk__in=decided.filter(status=state).values("profile_id"))
+
+
+class InputFilter(NoFacetsMixin, admin.SimpleListFilter):
+    """A free-text filter (a small GET form) for values too many to list, such as cities."""
+
+    template = "admin/profiles/profile/input_filter.html"
+
+    def lookups(self, request, model_admin):
+        return []
+
+    def has_output(self):
+        return True
+
+    def choices(self, changelist):
+        # The template needs the other parameters to keep them, and a link that drops this one.
+        yield {
+            "value": self.value() or "",
+            "parameter_name": self.parameter_name,
+            "remove_query_string": changelist.get_query_string(remove=[self.parameter_name]),
+            "keep": [
+                (name, value)
+                for name, values in changelist.get_filters_params().items()
+                if name != self.parameter_name
+                for value in (values if isinstance(values, list) else [values])
+            ],
+            "query": changelist.query,
+        }
+
+
+class CityFilter(InputFilter):
+    title = "city"
+    parameter_name = "city"
+
+    def queryset(self, request, queryset):
+        if value := (self.value() or "").strip():
+            # Lower(city) = lower(value): the expression index on Lower("city") serves it.
+            return queryset.alias(_city=Lower("city")).filter(_city=value.lower())
+        return queryset
+
+
+class DateRangeFilter(NoFacetsMixin, admin.DateFieldListFilter):
+    pass
+
+
+EXPORT_COLUMNS = [
+    ("clientId", "pk"),
+    ("email", "email"),
+    ("phone", "phone"),
+    ("customId", "custom_id"),
+    ("uuid", "uuid"),
+    ("firstName", "first_name"),
+    ("lastName", "last_name"),
+    ("city", "city"),
+    ("countryCode", "country_code"),
+    ("createdAt", "created_at"),
+    ("lastActivityDate", "last_activity_date"),
+]
+EXPORT_CHUNK = 2000
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value) -> str:
+    """A cell a spreadsheet shows as text: values starting like a formula get a leading apostrophe (OWASP)."""
+    if value is None:
+        return ""
+    text = value.isoformat() if isinstance(value, datetime) else str(value)
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+class ProfileActionForm(helpers.ActionForm):
+    tag = forms.CharField(
+        label="Tag:",
+        required=False,
+        max_length=64,
+        widget=forms.TextInput(attrs={"placeholder": "tag name", "list": "profile-tag-names", "size": 14}),
+    )
+
+
 class EstimatedCountPaginator(Paginator):
     """Counts an unfiltered list from PostgreSQL's statistics once the table is large (no COUNT(*) per page)."""
 
@@ -123,6 +286,14 @@ class ProfileChangeList(ChangeList):
         # The list shows no custom attributes: leave the JSONB column out of its rows.
         return super().get_queryset(request, exclude_parameters).defer("attributes")
 
+    def get_results(self, request):
+        super().get_results(request)
+        # The page's tags in one query, whatever the page size (read by ProfileAdmin.tag_list).
+        self.result_list = list(self.result_list)
+        tags = selectors.tags_for(p.pk for p in self.result_list)
+        for profile in self.result_list:
+            profile._tag_names = tags[profile.pk]
+
 
 @admin.register(Profile)
 class ProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
@@ -136,18 +307,30 @@ class ProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
         "name",
         "city",
         "recognized",
+        "tag_list",
         "created_at",
         "last_activity_date",
     ]
     list_display_links = ["client_id", "email"]
-    list_filter = [RecognizedFilter]
+    list_filter = [
+        RecognizedFilter,
+        TagFilter,
+        AgreementStateFilter,
+        CityFilter,
+        ("created_at", DateRangeFilter),
+        ("last_activity_date", DateRangeFilter),
+    ]
+    actions = ["add_tag", "remove_tag", "export_csv"]
+    save_on_top = True  # the card is long: Save at the top too
+    action_form = ProfileActionForm
+    bulk_limit = 50_000  # profiles one bulk tag action may touch (a "select all" over a million is refused)
     show_facets = ShowFacets.ALLOW  # and more: see ProfileChangeList
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     # Searching is profile_search_q's (get_search_results); these only show the search box.
     search_fields = ["email", "phone", "custom_id", "identifiers__value", "first_name", "last_name"]
     search_help_text = "An exact e-mail, phone, customId, uuid or clientId; or a first and/or last name (any case)."
-    readonly_fields = ["client_id", "recognized", "identifiers_table", "created_at", "updated_at", "last_activity_date"]
+    readonly_fields = ["client_id", "recognized", "created_at", "updated_at", "last_activity_date"]
     native_fieldsets = [
         ("Demographics", {"fields": [("first_name", "last_name"), "display_name", "sex", "birth_date", "avatar_url"]}),
         ("Address", {"fields": ["company", "address", "city", "province", "zip_code", "country_code"]}),
@@ -177,6 +360,101 @@ class ProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
     def recognized(self, obj):
         return not obj.anonymous
 
+    @admin.display(description="tags")
+    def tag_list(self, obj):
+        names = getattr(obj, "_tag_names", None)
+        if names is None:
+            names = selectors.tags_for([obj.pk])[obj.pk]
+        return format_html_join(" ", '<span class="profile-tag">{}</span>', ((n,) for n in names))
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "tag_names": [name for _, name in tag_choices(request)]}
+        return super().changelist_view(request, extra_context)
+
+    # --- bulk actions -------------------------------------------------------------------------
+
+    def has_export_permission(self, request):
+        return request.user.has_perm(f"{self.opts.app_label}.export_profile")
+
+    def _action_tag(self, request, create: bool) -> Tag | None:
+        name = (request.POST.get("tag") or request.POST.get(f"{ActionLocation.CHANGE_FORM.value}-tag") or "").strip()
+        if not name:
+            self.message_user(request, "Type the name of a tag next to the action.", messages.WARNING)
+            return None
+        tag = Tag.objects.filter(name__iexact=name).first()
+        if tag is None and create:
+            if not card_permissions(request.user)["create_tag"]:
+                raise PermissionDenied
+            try:
+                tag = tag_create(name=name, actor=request.user.get_username())
+            except DomainError as exc:
+                self.message_user(request, f"Tag: {exc.message}", messages.ERROR)
+                return None
+        if tag is None:
+            self.message_user(request, f"There is no tag {name}.", messages.WARNING)
+        return tag
+
+    def _action_ids(self, request, queryset) -> list[int] | None:
+        ids = list(queryset.order_by().values_list("pk", flat=True)[: self.bulk_limit + 1])
+        if len(ids) > self.bulk_limit:
+            self.message_user(
+                request, f"At most {self.bulk_limit:,} profiles at a time; narrow the list first.", messages.ERROR
+            )
+            return None
+        return ids
+
+    @admin.action(description="Add a tag to the selected profiles", permissions=["change"])
+    def add_tag(self, request, queryset):
+        if (tag := self._action_tag(request, create=True)) and (ids := self._action_ids(request, queryset)):
+            added = tags_add(profiles=ids, tags=[tag], source=SOURCE, actor=request.user.get_username())
+            self.message_user(request, f"Tag {tag.name} added to {added} profile(s).", messages.SUCCESS)
+
+    @admin.action(description="Remove a tag from the selected profiles", permissions=["change"])
+    def remove_tag(self, request, queryset):
+        if (tag := self._action_tag(request, create=False)) and (ids := self._action_ids(request, queryset)):
+            removed = tags_remove(profiles=ids, tags=[tag], source=SOURCE, actor=request.user.get_username())
+            self.message_user(request, f"Tag {tag.name} removed from {removed} profile(s).", messages.SUCCESS)
+
+    @admin.action(
+        description="Export as CSV",
+        permissions=["export"],
+        location=[ActionLocation.CHANGE_LIST, ActionLocation.CHANGE_FORM],
+    )
+    def export_csv(self, request, queryset):
+        """The selection as CSV, streamed in chunks; cells that look like formulas are neutralised."""
+        columns = [attr for _, attr in EXPORT_COLUMNS]
+        rows = queryset.order_by("pk").values_list(*columns).iterator(chunk_size=EXPORT_CHUNK)
+        writer = csv.writer(_Echo())
+
+        def lines():
+            yield writer.writerow([name for name, _ in EXPORT_COLUMNS])
+            for row in rows:
+                yield writer.writerow([csv_cell(v) for v in row])
+
+        stamp = localtime().strftime("%Y%m%d-%H%M%S")
+        response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="profiles-{stamp}.csv"'
+        return response
+
+    # --- the card (change form) ------------------------------------------------------------------
+
+    def get_urls(self):
+        return [*CardActions(self).urls(), *super().get_urls()]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        profile = self.get_object(request, object_id)
+        if profile is not None and self.has_view_or_change_permission(request, profile):
+            extra_context = {**(extra_context or {}), **card_context(request, profile)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_object(self, request, object_id, from_field=None):
+        # change_view asks twice (for the card, then for the form); one query per request.
+        cache = request.__dict__.setdefault("_profile_objects", {})
+        key = (object_id, from_field)
+        if key not in cache:
+            cache[key] = super().get_object(request, object_id, from_field)
+        return cache[key]
+
     # --- change form --------------------------------------------------------------------------
 
     def attribute_definitions(self, request) -> list[AttributeDefinition]:
@@ -187,17 +465,14 @@ class ProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         definitions = self.attribute_definitions(request)
-        if obj is None:
-            head = [("Identifiers", {"fields": ["email", "phone", "custom_id", "uuid"]})]
-        else:
-            head = [("Identity", {"fields": ["client_id", "recognized", "identifiers_table"]})]
+        # On the card, identifiers and activity have panels of their own (card.py); the fieldsets are the inputs.
+        head = [("Identifiers", {"fields": ["email", "phone", "custom_id", "uuid"]})] if obj is None else []
         attributes = {
             "fields": [attribute_field_name(d) for d in definitions],
             "description": "Empty means not set: clearing an input deletes the attribute. "
             "New attributes are defined under Attribute definitions.",
         }
-        tail = [] if obj is None else [("Activity", {"fields": ["created_at", "updated_at", "last_activity_date"]})]
-        return [*head, *self.native_fieldsets, ("Custom attributes", attributes), *tail]
+        return [*head, *self.native_fieldsets, ("Custom attributes", attributes)]
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         definitions = self.attribute_definitions(request)
@@ -205,32 +480,6 @@ class ProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
         fields = {attribute_field_name(d): attribute_formfield(d) for d in definitions}
         kwargs["form"] = type(base.__name__, (base,), {**fields, "definitions": definitions})
         return super().get_form(request, obj, change, **kwargs)
-
-    @admin.display(description="identifiers")
-    def identifiers_table(self, obj):
-        main = {(kind, getattr(obj, column)) for kind, column in self.main_columns.items()}
-        rows = (
-            (
-                i.get_kind_display(),
-                i.value,
-                "main" if (i.kind, i.value) in main else "",
-                date_format(localtime(i.first_seen), "DATETIME_FORMAT"),
-                date_format(localtime(i.last_seen), "DATETIME_FORMAT"),
-            )
-            for i in obj.identifiers.order_by("kind", "first_seen", "pk")
-        )
-        return format_html(
-            "<table><thead><tr><th>kind</th><th>value</th><th></th><th>first seen</th><th>last seen</th></tr>"
-            "</thead><tbody>{}</tbody></table>",
-            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
-        )
-
-    main_columns = {
-        IdentifierKind.EMAIL: "email",
-        IdentifierKind.PHONE: "phone",
-        IdentifierKind.CUSTOM_ID: "custom_id",
-        IdentifierKind.UUID: "uuid",
-    }
 
     # --- delete -------------------------------------------------------------------------------
 

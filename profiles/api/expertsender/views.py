@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -203,29 +204,34 @@ class CustomersView(ExpertSenderView):
                 items.append(parse_item(raw, index, types=types))
             except ValidationFailed as error:
                 items.append(error)
-        results = profiles_write_many(
-            items=items,
-            mode=mode,
-            match_kind=match_kind,
-            source=SOURCE,
-            actor=str(request.user),
-            request_meta=RequestMeta.from_request(request),
-        )
-        summary = [{"index": r.index, "id": r.client_id, "status": r.status} for r in results]
-        failed = [r for r in results if r.error]
+        # "400: The request was not processed" (seed 004): one bad customer and none is saved.
+        with transaction.atomic():
+            results = profiles_write_many(
+                items=items,
+                mode=mode,
+                match_kind=match_kind,
+                source=SOURCE,
+                actor=str(request.user),
+                request_meta=RequestMeta.from_request(request),
+            )
+            failed = [r for r in results if r.error]
+            if failed:
+                transaction.set_rollback(True)
         if not failed:
+            summary = [{"index": r.index, "id": r.client_id, "status": r.status} for r in results]
             return Response({"data": summary}, status=201)
+        summary = [{"index": r.index, "id": None, "status": "notSaved"} for r in results]
         errors, first_code = [], failed[0].error["code"]
         for result in failed:
             lines = error_lines(result.index, result.error, data[result.index])
             errors.extend(lines)
+            summary[result.index]["status"] = "failed"
             summary[result.index]["errors"] = lines
             summary[result.index]["code"] = result.error["code"]
-        saved = len(results) - len(failed)
         detail = (
             errors[0]
             if len(results) == 1
-            else f"{len(failed)} of {len(results)} customers were not saved; {saved} were saved."
+            else f"{len(failed)} of {len(results)} customers are invalid; no customer was saved."
         )
         body = problem_body(
             status=400, detail=detail, instance=request.path, errors=errors, code=first_code, results=summary

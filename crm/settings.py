@@ -163,8 +163,9 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Customer profile platform API",
-    "DESCRIPTION": "Synerise-compatible profile API (more surfaces follow). Authenticate with an API key "
-    "(Bearer, x-api-key or HTTP Basic) or a JWT from POST /uauth/v2/auth/login/profile.",
+    "DESCRIPTION": "Customer profile API in three vendors' shapes on one service layer: Synerise (/v4/..., "
+    "/crm/v1/list), ExpertSender ECDP (/customers) and Capillary (/v2/integrations/customer/upsert/bulk). "
+    "Authenticate with an API key (Bearer, x-api-key or HTTP Basic) or a JWT from POST /uauth/v2/auth/login/profile.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",

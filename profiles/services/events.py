@@ -24,6 +24,7 @@ from crm.errors import DomainError, NotFound, ValidationFailed
 from profiles import signals
 from profiles.models import Event, EventAction, Identifier, IdentifierKind, Profile
 from profiles.services.identity import ProfileInput, profile_lookup, profile_update, profile_upsert
+from profiles.services.merge_registry import rows_move, rows_move_back
 from profiles.services.normalize import identifier_normalize
 
 ACTION_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)+$")
@@ -304,31 +305,10 @@ def note_add(*, profile: Profile, text: str, author: str, source: str) -> Event:
 
 def events_merge_step(ctx) -> dict:
     """The merged-in profile's timeline moves to the survivor; the ids are kept to move them back on undo."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE profiles_event SET profile_id = %s WHERE profile_id = %s RETURNING id",
-            [ctx.survivor.pk, ctx.merged.pk],
-        )
-        moved = sorted(row[0] for row in cursor.fetchall())
-    # The survivor's last activity is the later of the two (in memory too: the merge may save the survivor).
-    survivor, merged = ctx.survivor, ctx.merged
-    if merged.last_activity_date and (
-        survivor.last_activity_date is None or survivor.last_activity_date < merged.last_activity_date
-    ):
-        survivor.last_activity_date = merged.last_activity_date
-        Profile.objects.filter(pk=survivor.pk).update(last_activity_date=merged.last_activity_date)
-    return {"ids": moved}
+    return {"ids": rows_move(Event, from_profile_id=ctx.merged.pk, to_profile_id=ctx.survivor.pk)}
 
 
 def events_unmerge_step(ctx) -> list[str]:
     """Move the restored profile's events back (those still on the survivor)."""
     ids = (ctx.data or {}).get("ids", [])
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE profiles_event SET profile_id = %s WHERE profile_id = %s AND id = ANY(%s::bigint[])",
-            [ctx.restored.pk, ctx.survivor.pk, ids],
-        )
-        moved = cursor.rowcount
-    if moved < len(ids):
-        return [f"{len(ids) - moved} of {len(ids)} event(s) had left the survivor and stayed where they are."]
-    return []
+    return rows_move_back(Event, ids=ids, from_profile_id=ctx.survivor.pk, to_profile_id=ctx.restored.pk)

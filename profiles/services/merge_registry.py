@@ -66,3 +66,33 @@ def register_merge_step(
 ) -> None:
     """Register (or replace) the step that moves one kind of row from a merged-in profile to the survivor."""
     registry.register(MergeStep(name=name, merge=merge, unmerge=unmerge, order=order))
+
+
+def rows_move(model, *, from_profile_id: int, to_profile_id: int) -> list[int]:
+    """Re-point every row of ``model`` from one profile to another; return the moved ids (for undo)."""
+    from django.db import connection
+
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET profile_id = %s WHERE profile_id = %s RETURNING id",  # noqa: S608 - a model's table
+            [to_profile_id, from_profile_id],
+        )
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+def rows_move_back(model, *, ids: list[int], from_profile_id: int, to_profile_id: int) -> list[str]:
+    """Undo ``rows_move`` for the rows still where the merge put them; a note for those that left."""
+    from django.db import connection
+
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET profile_id = %s WHERE profile_id = %s AND id = ANY(%s::bigint[])",  # noqa: S608
+            [to_profile_id, from_profile_id, ids],
+        )
+        moved = cursor.rowcount
+    if moved < len(ids):
+        name = model._meta.verbose_name_plural
+        return [f"{len(ids) - moved} of {len(ids)} {name} had left the survivor and stayed where they are."]
+    return []

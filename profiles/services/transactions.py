@@ -19,9 +19,18 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 
 from crm.errors import DomainError, NotFound, ValidationFailed
-from profiles.models import ClientIdAlias, EventAction, Identifier, IdentifierKind, Profile, TransactionStatus
+from profiles.models import (
+    ClientIdAlias,
+    EventAction,
+    Identifier,
+    IdentifierKind,
+    Profile,
+    Transaction,
+    TransactionStatus,
+)
 from profiles.services.currencies import CODES
 from profiles.services.events import NewEvent, events_insert, profiles_touch, time_validate
+from profiles.services.merge_registry import rows_move, rows_move_back
 from profiles.services.normalize import identifier_normalize
 
 logger = logging.getLogger(__name__)
@@ -420,12 +429,7 @@ def rfm_enqueue() -> None:
 
 
 def transactions_merge_step(ctx) -> dict:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE profiles_transaction SET profile_id = %s WHERE profile_id = %s RETURNING id",
-            [ctx.survivor.pk, ctx.merged.pk],
-        )
-        moved = sorted(row[0] for row in cursor.fetchall())
+    moved = rows_move(Transaction, from_profile_id=ctx.merged.pk, to_profile_id=ctx.survivor.pk)
     commerce_refresh([ctx.survivor.pk, ctx.merged.pk])
     if moved:
         transaction.on_commit(rfm_enqueue)
@@ -434,15 +438,8 @@ def transactions_merge_step(ctx) -> dict:
 
 def transactions_unmerge_step(ctx) -> list[str]:
     ids = (ctx.data or {}).get("ids", [])
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE profiles_transaction SET profile_id = %s WHERE profile_id = %s AND id = ANY(%s::bigint[])",
-            [ctx.restored.pk, ctx.survivor.pk, ids],
-        )
-        moved = cursor.rowcount
+    notes = rows_move_back(Transaction, ids=ids, from_profile_id=ctx.survivor.pk, to_profile_id=ctx.restored.pk)
     commerce_refresh([ctx.survivor.pk, ctx.restored.pk])
     if ids:
         transaction.on_commit(rfm_enqueue)
-    if moved < len(ids):
-        return [f"{len(ids) - moved} of {len(ids)} transaction(s) had left the survivor and stayed where they are."]
-    return []
+    return notes

@@ -39,6 +39,7 @@ def test_anonymous_profiles_named_together_are_merged_into_the_recognized_one():
     assert survivor.first_name == "Ann"
     assert survivor.attributes == {"points": 50, "lastPage": "/shoes"}  # survivor's value kept, gap filled
     assert owner("uuid", U1) == ann.pk
+    assert survivor.last_activity_date == max(visitor.last_activity_date, ann.last_activity_date)
     assert profile_lookup(kind="clientId", value=visitor.pk).pk == ann.pk  # old clientId resolves
     record = MergeRecord.objects.get()
     assert (record.survivor_client_id, record.merged_client_id) == (ann.pk, visitor.pk)

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
+from django.utils.timesince import timesince
 
 from consents.models import ConsentStatus
 from crm.errors import DomainError
@@ -164,9 +165,11 @@ def timeline_entry(event: Event) -> Entry:
         return Entry(event, "system", "Profile recognized", [who] if who else [])
     if action in EventAction.SYSTEM:
         return Entry(event, "system", event.label or action, [])
-    lines = [f"{k}: {_value(v)}" for k, v in list(params.items())[:6]]
-    if len(params) > 6:
-        lines.append(f"… {len(params) - 6} more")
+    # User agents are summed up in the devices panel; here they would only be noise.
+    shown = [(k, v) for k, v in params.items() if k not in selectors.USER_AGENT_KEYS]
+    lines = [f"{k}: {_value(v)}" for k, v in shown[:6]]
+    if len(shown) > 6:
+        lines.append(f"… {len(shown) - 6} more")
     title = f"{action} · {event.label}" if event.label else action
     return Entry(event, "system" if event.is_system else "custom", title, lines)
 
@@ -325,6 +328,8 @@ def card_context(request, profile: Profile) -> dict[str, Any]:
         else []
     )
     consents = consent_rows(profile)
+    rows = aggregate_rows(aggregates)
+    windows = [f"{d} days" for d in selectors.AGGREGATE_WINDOWS]
     email_granted = any(row["agreement"].key == "email" and row["status"] == ConsentStatus.GRANTED for row in consents)
     if not profile.email:
         mail_blocked = "The profile has no e-mail address."
@@ -350,8 +355,10 @@ def card_context(request, profile: Profile) -> dict[str, Any]:
             "tag_suggestions": suggestions,
             "timeline": profile_timeline_page(profile.pk, request.GET),
             "aggregates": aggregates,
-            "aggregate_rows": aggregate_rows(aggregates),
-            "windows": [f"{d} days" for d in selectors.AGGREGATE_WINDOWS],
+            "aggregate_rows": rows,
+            "windows": windows,
+            "window_totals": list(zip(windows, rows[0]["counts"], strict=True)),
+            "last_event_ago": timesince(aggregates["lastEventTime"], depth=1) if aggregates["lastEventTime"] else "",
             "commerce": aggregates["commerce"],
             "chart": activity_chart(selectors.profile_weekly_activity(profile_id=profile.pk)),
             "chart_weeks": selectors.ACTIVITY_WEEKS,

@@ -333,7 +333,10 @@ class ProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
     readonly_fields = ["client_id", "recognized", "created_at", "updated_at", "last_activity_date"]
     native_fieldsets = [
         ("Demographics", {"fields": [("first_name", "last_name"), "display_name", "sex", "birth_date", "avatar_url"]}),
-        ("Address", {"fields": ["company", "address", "city", "province", "zip_code", "country_code"]}),
+        (
+            "Address",
+            {"fields": ["company", "address", "city", "province", "zip_code", "country_code"], "classes": ["collapse"]},
+        ),
     ]
 
     # --- list -------------------------------------------------------------------------------

@@ -4,6 +4,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from crm import views
 
+admin.site.site_header = "Customer profiles"
+admin.site.site_title = "Customer profiles"
+admin.site.index_title = "Profiles, consents and activity"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("health", views.health, name="health"),

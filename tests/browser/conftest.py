@@ -22,10 +22,6 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = Path(__file__).resolve().parents[2] / ".artifacts" / "screenshots"
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "browser: drives the system Chromium through Playwright (tests/browser)")
-
-
 def chromium_path() -> str:
     path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
     if not Path(path).exists():

@@ -3,7 +3,7 @@
 import pytest
 
 from crm.errors import Conflict, NotFound
-from profiles.models import ClientIdAlias, Identifier, MergeRecord, Profile
+from profiles.models import ClientIdAlias, Event, Identifier, MergeRecord, Profile
 from profiles.services import ProfileInput, profile_lookup, profile_update, profile_upsert
 from profiles.services.merge import profile_merge, profile_unmerge
 from profiles.services.merge_registry import register_merge_step, registry
@@ -124,6 +124,11 @@ def test_forced_merge_of_recognized_profiles_and_undo_round_trip():
     assert not ClientIdAlias.objects.exists()
     assert result.notes == []
     assert MergeRecord.objects.get().undone_at is not None
+    merged_event = Event.objects.get(profile_id=ann.pk, action="profile.merged")
+    assert merged_event.is_system
+    assert merged_event.params["mergedClientId"] == bob.pk
+    assert merged_event.params["snapshot"]["profile"]["email"] == "bob@example.com"
+    assert Event.objects.filter(profile_id=ann.pk, action="profile.unmerged").count() == 1
     with pytest.raises(NotFound):
         profile_unmerge(profile=ann, previous_client_id=bob.pk, source="tests")
 

@@ -407,3 +407,25 @@ def print_lines(lines: Iterable[str]) -> None:
 def verdict(value: float, goal: float, *, at_most: bool) -> str:
     met = value <= goal if at_most else value >= goal
     return f"(goal {'≤' if at_most else '≥'} {goal:g}: {'met' if met else 'MISSED'})"
+
+
+# --- helpers added for B1–B3 (bench/b1_b3_batch.py) ------------------------------------------------
+
+
+def profile_row_chunks(n: int, size: int, *, seed: int = DEFAULT_SEED):
+    """The rows of ``_profile_rows(n, seed)`` in lists of ``size``: one chunk in memory at a time (1,000,000 runs)."""
+    rows = _profile_rows(n, seed)
+    while True:
+        chunk = [row for _, row in zip(range(size), rows, strict=False)]
+        if not chunk:
+            return
+        yield chunk
+
+
+def load_average() -> str:
+    """``uptime``'s load averages (1, 5, 15 min), to print with figures taken on a shared machine."""
+    try:
+        one, five, fifteen = Path("/proc/loadavg").read_text().split()[:3]
+    except (OSError, ValueError):
+        return "load average: ?"
+    return f"load average: {one}, {five}, {fifteen}"

@@ -6,6 +6,7 @@ attributes in Python without a query per item, and creates the new definitions i
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -29,9 +30,13 @@ _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$")
 
 
+_SEPARATORS = re.compile(r"[\s_\-.]+")
+
+
+@functools.lru_cache(maxsize=4096)
 def attribute_key(name: str) -> str:
-    """The spelling-independent key of a name: lower case, separators removed."""
-    return re.sub(r"[\s_\-.]+", "", name).lower()
+    """The spelling-independent key of a name: lower case, separators removed (cached: batches repeat names)."""
+    return _SEPARATORS.sub("", name).lower()
 
 
 RESERVED_KEYS = {attribute_key(name): name for name in NATIVE_FIELDS + SYSTEM_ATTRIBUTES}
@@ -167,6 +172,7 @@ class AttributeCatalog:
 
     by_key: dict[str, AttributeDefinition]
     pending: dict[str, AttributeDefinition] = field(default_factory=dict)
+    valid_names: set[str] = field(default_factory=set)
 
     @classmethod
     def load(cls) -> AttributeCatalog:
@@ -180,7 +186,9 @@ class AttributeCatalog:
         seen: dict[str, str] = {}
         new: dict[str, AttributeDefinition] = {}  # kept only if the whole write is valid
         for name, value in attributes.items():
-            validate_name(name)
+            if name not in self.valid_names:  # a batch repeats the same names: check each once
+                validate_name(name)
+                self.valid_names.add(name)
             key = attribute_key(name)
             if key in seen:
                 raise ValidationFailed(

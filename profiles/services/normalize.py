@@ -1,5 +1,6 @@
 """Normalisation of identifier values, applied before every write and every lookup."""
 
+import functools
 import uuid as uuid_lib
 
 import phonenumbers
@@ -13,13 +14,18 @@ from profiles.models import IdentifierKind
 MAX_LENGTHS = {IdentifierKind.EMAIL: 320, IdentifierKind.CUSTOM_ID: 255, IdentifierKind.PHONE: 64}
 
 
+@functools.lru_cache(maxsize=8)
+def _junk(values: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(value.strip().lower() for value in values)
+
+
 def _reject_junk(kind: str, value) -> str:
     if not isinstance(value, str):
         raise ValidationFailed(f"{kind} must be a string.", field=kind, code="identifier.type")
     stripped = value.strip()
     if not stripped:
         raise ValidationFailed(f"{kind} must not be empty.", field=kind, code="identifier.empty")
-    if stripped.lower() in {junk.lower() for junk in settings.IDENTIFIER_JUNK_VALUES}:
+    if stripped.lower() in _junk(tuple(settings.IDENTIFIER_JUNK_VALUES)):
         raise ValidationFailed(
             f"{kind} '{stripped}' is a placeholder, not an identifier.", field=kind, code="identifier.junk"
         )

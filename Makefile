@@ -23,7 +23,7 @@ FIND_PYTHON = for p in $(PYTHON) python3.14 python3.13 python3.12 python3 $$(ls 
 help:
 	@echo "make run    set up and serve the product (admin at http://$(HOST):$(PORT)/admin/)"
 	@echo "make test   set up and run the whole test suite"
-	@echo "make lint   ruff check and format check; make bench runs the benchmarks"
+	@echo "make lint   ruff check and format check; make bench runs the benchmarks (BENCH_PROFILES=N)"
 
 $(VENV)/.installed: pyproject.toml
 	@interpreter=$$($(FIND_PYTHON)) || exit 1; \
@@ -64,3 +64,6 @@ format: venv-test
 
 bench: venv-test
 	$(PY) bench/b4_lookup.py --profiles $${BENCH_PROFILES:-10000}
+	$(PY) bench/b1_b3_batch.py --profiles $${BENCH_PROFILES:-10000}
+	$(PY) bench/b8_events.py --profiles $${BENCH_PROFILES:-10000}
+	$(PY) bench/b10_admin.py --profiles $${BENCH_PROFILES:-100000}

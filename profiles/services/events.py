@@ -55,28 +55,38 @@ def _json(value) -> str:
 
 
 def events_insert(rows: list[NewEvent]) -> int:
-    """Insert any number of events in one statement (``unnest`` of one array per column); returns the count."""
+    """Insert any number of events in one statement; returns the count.
+
+    The rows travel as one JSON parameter read by ``json_to_recordset``: adapting nine Python lists
+    to arrays element by element cost more than the INSERT itself (docs/benchmarks.md, B1–B3, B8).
+    """
     if not rows:
         return 0
+    payload = _json(
+        [
+            {
+                "p": r.profile_id,
+                "a": r.action,
+                "l": r.label[:LABEL_MAX_LENGTH],
+                "t": r.time.isoformat(),  # full precision (DjangoJSONEncoder keeps only milliseconds)
+                "j": r.params,
+                "s": r.source[:32],
+                "r": r.actor[:256],
+                "y": r.is_system,
+                "x": r.salt,
+            }
+            for r in rows
+        ]
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             """
             INSERT INTO profiles_event (profile_id, action, label, time, params, source, actor, is_system, salt)
-            SELECT p, a, l, t, j::jsonb, s, r, y, x
-            FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::text[],
-                        %s::text[], %s::boolean[], %s::text[]) AS u(p, a, l, t, j, s, r, y, x)
+            SELECT p, a, l, t, j, s, r, y, x
+            FROM json_to_recordset(%s::json)
+                 AS u(p bigint, a text, l text, t timestamptz, j jsonb, s text, r text, y boolean, x text)
             """,
-            [
-                [r.profile_id for r in rows],
-                [r.action for r in rows],
-                [r.label[:LABEL_MAX_LENGTH] for r in rows],
-                [r.time for r in rows],
-                [_json(r.params) for r in rows],
-                [r.source[:32] for r in rows],
-                [r.actor[:256] for r in rows],
-                [r.is_system for r in rows],
-                [r.salt for r in rows],
-            ],
+            [payload],
         )
         return cursor.rowcount
 

@@ -3,6 +3,7 @@
 import pytest
 from rest_framework.test import APIClient
 
+from consents.models import Agreement, AgreementText
 from crm.services import api_key_create
 from profiles.services import ProfileInput, profile_upsert
 
@@ -51,3 +52,18 @@ def make_profile(db):
 
     make.counter = 0
     return make
+
+
+@pytest.fixture
+def email_agreement(db):
+    return Agreement.objects.get(key="email")
+
+
+@pytest.fixture
+def newsletter(db):
+    """A custom e-mail agreement that needs double opt-in, with a consent text."""
+    agreement = Agreement.objects.create(
+        key="newsletter", title="Weekly newsletter", channel="email", requires_double_opt_in=True
+    )
+    AgreementText.objects.create(agreement=agreement, version=1, text="Send me the weekly newsletter.")
+    return agreement

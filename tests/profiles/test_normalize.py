@@ -53,8 +53,7 @@ def test_invalid_phone_is_rejected(raw):
 
 def test_uuid_is_canonical_lower_case():
     assert (
-        identifier_normalize("uuid", " 24F539A0-D257-11EA-92F0-23C0F0AEC77F ")
-        == "24f539a0-d257-11ea-92f0-23c0f0aec77f"
+        identifier_normalize("uuid", " 24F539A0-D257-11EA-92F0-23C0F0AEC77F ") == "24f539a0-d257-11ea-92f0-23c0f0aec77f"
     )
     assert identifier_normalize("uuid", "24f539a0d25711ea92f023c0f0aec77f") == "24f539a0-d257-11ea-92f0-23c0f0aec77f"
 

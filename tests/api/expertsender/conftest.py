@@ -1,8 +1,6 @@
 import pytest
 from rest_framework.test import APIClient
 
-from consents.models import Agreement, AgreementText
-
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance"}
 
 
@@ -12,20 +10,6 @@ def es(write_key):
     client = APIClient()
     client.credentials(HTTP_X_API_KEY=write_key[1])
     return client
-
-
-@pytest.fixture
-def email_consent(db):
-    return Agreement.objects.get(key="email")
-
-
-@pytest.fixture
-def newsletter(db):
-    agreement = Agreement.objects.create(
-        key="newsletter", title="Weekly newsletter", channel="email", requires_double_opt_in=True
-    )
-    AgreementText.objects.create(agreement=agreement, version=1, text="Send me the weekly newsletter.")
-    return agreement
 
 
 def assert_problem(response, status, *, errors_mention=None):

@@ -275,8 +275,8 @@ def test_awaiting_confirmation_sends_the_double_opt_in_email(
     assert data["consentsData"] == {"consents": [{"id": newsletter.pk, "value": "AwaitingConfirmation"}]}
 
 
-def test_awaiting_confirmation_on_an_agreement_without_double_opt_in(es, email_consent):
-    consents = {"consents": [{"id": email_consent.pk, "value": "AwaitingConfirmation"}]}
+def test_awaiting_confirmation_on_an_agreement_without_double_opt_in(es, email_agreement):
+    consents = {"consents": [{"id": email_agreement.pk, "value": "AwaitingConfirmation"}]}
     body = assert_problem(post(es, {"email": "a@example.com", "consentsData": consents}), 400)
     assert body["code"] == "consent.confirmation_not_required"
     assert Profile.objects.count() == 0

@@ -54,13 +54,13 @@ GET_DATA_KEYS = {
 }
 
 
-def real(example, email_consent, **changes):
+def real(example, email_agreement, **changes):
     """The seed's body with its placeholders replaced by real values; the shape untouched."""
     body = copy.deepcopy(example)
     item = body["data"][0]
     item.update(email="adam@email.com", phone="123456789", crmId="CRM-12", firstName="Adam", lastName="Nowak")
     item["customAttributes"] = [{"name": "loyaltyLevel", "value": "gold"}]
-    item["consentsData"]["consents"] = [{"id": email_consent.pk, "value": "True"}]
+    item["consentsData"]["consents"] = [{"id": email_agreement.pk, "value": "True"}]
     item.update(changes)
     return body
 
@@ -73,16 +73,16 @@ def test_add_example_verbatim_is_a_400_naming_the_placeholders(es):
     assert Profile.objects.count() == 0
 
 
-def test_add_example_with_placeholder_email_names_the_email(es, email_consent):
+def test_add_example_with_placeholder_email_names_the_email(es, email_agreement):
     body = copy.deepcopy(ADD_EXAMPLE)
-    body["data"][0]["consentsData"]["consents"][0]["id"] = email_consent.pk
+    body["data"][0]["consentsData"]["consents"][0]["id"] = email_agreement.pk
     response = es.post("/customers", body, format="json")
     assert_problem(response, 400, errors_mention="data[0].email")
     assert Profile.objects.count() == 0
 
 
-def test_add_example_with_real_values_creates_the_customer(es, email_consent):
-    response = es.post("/customers", real(ADD_EXAMPLE, email_consent), format="json")
+def test_add_example_with_real_values_creates_the_customer(es, email_agreement):
+    response = es.post("/customers", real(ADD_EXAMPLE, email_agreement), format="json")
     assert response.status_code == 201, response.content
     [created] = response.json()["data"]
     assert created["status"] == "created"
@@ -92,14 +92,14 @@ def test_add_example_with_real_values_creates_the_customer(es, email_consent):
     assert (profile.first_name, profile.last_name, profile.sex) == ("Adam", "Nowak", "FEMALE")
     assert profile.birth_date == date(2023, 7, 26)
     assert profile.attributes == {"loyaltyLevel": "gold"}
-    assert ConsentState.objects.get(profile=profile, agreement=email_consent).status == ConsentStatus.GRANTED
+    assert ConsentState.objects.get(profile=profile, agreement=email_agreement).status == ConsentStatus.GRANTED
 
 
 @pytest.mark.parametrize("mode", ["Update", "AddOrUpdate"])
-def test_update_and_add_or_update_as_the_seed_says(es, email_consent, mode):
+def test_update_and_add_or_update_as_the_seed_says(es, email_agreement, mode):
     """ "When updating customer data, change the «mode» parameter to «Update»" (and AddOrUpdate)."""
-    es.post("/customers", real(ADD_EXAMPLE, email_consent), format="json")
-    body = real(ADD_EXAMPLE, email_consent, firstName="Adam J.")
+    es.post("/customers", real(ADD_EXAMPLE, email_agreement), format="json")
+    body = real(ADD_EXAMPLE, email_agreement, firstName="Adam J.")
     body["mode"] = mode
     body["data"][0]["consentsData"]["consents"][0]["value"] = "False"
     response = es.post("/customers", body, format="json")
@@ -107,19 +107,19 @@ def test_update_and_add_or_update_as_the_seed_says(es, email_consent, mode):
     assert response.json()["data"][0]["status"] == "updated"
     profile = Profile.objects.get()
     assert profile.first_name == "Adam J."
-    assert ConsentState.objects.get(profile=profile, agreement=email_consent).status == ConsentStatus.DENIED
+    assert ConsentState.objects.get(profile=profile, agreement=email_agreement).status == ConsentStatus.DENIED
 
 
-def test_add_or_update_creates_when_missing(es, email_consent):
-    body = real(ADD_EXAMPLE, email_consent)
+def test_add_or_update_creates_when_missing(es, email_agreement):
+    body = real(ADD_EXAMPLE, email_agreement)
     body["mode"] = "AddOrUpdate"
     assert es.post("/customers", body, format="json").status_code == 201
     assert Profile.objects.filter(email="adam@email.com").exists()
 
 
 @pytest.fixture
-def adam(es, email_consent):
-    es.post("/customers", real(ADD_EXAMPLE, email_consent), format="json")
+def adam(es, email_agreement):
+    es.post("/customers", real(ADD_EXAMPLE, email_agreement), format="json")
     profile = Profile.objects.get()
     t0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
     transactions_record(
@@ -168,7 +168,7 @@ def adam(es, email_consent):
         "/customers/crmId/CRM-12",
     ],
 )
-def test_get_methods_answer_the_documented_body(es, adam, email_consent, path):
+def test_get_methods_answer_the_documented_body(es, adam, email_agreement, path):
     response = es.get(path.format(pk=adam.pk))
     assert response.status_code == 200, response.content
     body = response.json()
@@ -181,7 +181,7 @@ def test_get_methods_answer_the_documented_body(es, adam, email_consent, path):
     assert (data["firstName"], data["lastName"], data["gender"]) == ("Adam", "Nowak", "Female")
     assert data["dateOfBirth"] == "2023-07-26T00:00:00.000Z"
     assert data["customAttributes"] == [{"name": "loyaltyLevel", "value": "gold"}]
-    assert data["consentsData"] == {"consents": [{"id": email_consent.pk, "value": "True"}]}
+    assert data["consentsData"] == {"consents": [{"id": email_agreement.pk, "value": "True"}]}
 
 
 def test_get_carries_the_commerce_figures_of_the_selector(es, adam):

@@ -8,7 +8,6 @@ is sent. Writing the state a profile already has is a no-op: no record, no signa
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -43,15 +42,6 @@ STATE_ALIASES = {
 
 
 # --- reading the API's words ------------------------------------------------------------------
-
-
-def agreements_resolve(keys: Iterable[str]) -> dict[str, Agreement]:
-    """The active agreements named by these keys; an unknown or retired key is a ValidationFailed naming it."""
-    keys = list(keys)
-    found = {a.key: a for a in Agreement.objects.filter(key__in=keys)}
-    for key in keys:
-        _check_writable(found.get(key), key, f"agreements.{key}")
-    return found
 
 
 def _check_writable(agreement: Agreement | None, name: str, where: str) -> Agreement:

@@ -233,7 +233,7 @@ def tag_profile_counts(tag_ids: Iterable[int]) -> dict[int, int]:
 # --- profiles with what their documents show, in one query -----------------------------------------------
 
 # Every API read of a profile runs this, so it is one hand-written statement: the profile row plus its
-# previous clientIds, tag names and consent decisions (the rows of consents.selectors.AGREEMENT_DOCUMENTS_SQL)
+# previous clientIds, tag names and consent decisions (granted channel agreements, decisions on active custom ones)
 # as correlated subqueries. Compiling the ORM equivalents cost more than running them (docs/benchmarks.md, B4).
 _EXTRAS_SQL = """
     ARRAY(SELECT a.old_client_id FROM profiles_clientidalias a WHERE a.profile_id = p.id ORDER BY 1),

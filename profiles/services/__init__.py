@@ -1,6 +1,6 @@
 """Every write to profiles goes through these functions (ARCHITECTURE.md, "Layers")."""
 
-from .attributes import attribute_definition_create, attributes_validate
+from .attributes import attribute_definition_create
 from .identity import (
     ProfileInput,
     UpsertResult,
@@ -15,7 +15,6 @@ __all__ = [
     "ProfileInput",
     "UpsertResult",
     "attribute_definition_create",
-    "attributes_validate",
     "identifier_normalize",
     "profile_delete",
     "profile_lookup",

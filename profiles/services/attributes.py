@@ -254,11 +254,6 @@ class AttributeCatalog:
         self.by_key.update(stored)
 
 
-def attributes_validate(attributes: dict) -> dict:
-    """Validate one write's attribute changes against the stored definitions (a convenience for surfaces)."""
-    return AttributeCatalog.load().validate(attributes)
-
-
 def attribute_definition_create(
     *, name: str, type: str, description: str = "", created_by: str = ""
 ) -> AttributeDefinition:

@@ -16,6 +16,7 @@ from consents.context import RequestMeta
 from consents.models import Agreement, ConsentSource
 from consents.services import consent_confirm, consents_withdraw, withdrawable_states
 from consents.tokens import LinkExpired, resignation_token_read
+from crm.actors import actor_of
 from crm.errors import DomainError, NotFound
 
 ONE_CLICK = "One-Click"
@@ -66,7 +67,7 @@ def resign(request, token: str):
     except DomainError as exc:
         return _link_problem(request, exc)
     meta = RequestMeta.from_request(request)
-    actor = f"profile:{profile.pk}"
+    actor = actor_of(profile_id=profile.pk)
     if request.method == "POST" and request.POST.get("List-Unsubscribe") == ONE_CLICK:
         agreement = Agreement.objects.filter(pk=data["a"]) if "a" in data else Agreement.objects.filter(key="email")
         consents_withdraw(

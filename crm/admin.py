@@ -10,6 +10,7 @@ from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html, format_html_join
 
+from crm.actors import actor_of
 from crm.errors import DomainError
 from crm.models import ApiKey, Job, Scope
 from crm.services import api_key_create, api_keys_deactivate
@@ -35,8 +36,7 @@ class ServiceModelForm(forms.ModelForm):
 
     @property
     def actor(self) -> str:
-        user = getattr(self.request, "user", None)
-        return user.get_username() if user is not None and user.is_authenticated else ""
+        return actor_of(getattr(self.request, "user", None))
 
     def error_field(self, name: str | None) -> str | None:
         name = self.error_fields.get(name, name) if name else None

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
+from crm.request_id import current_request_id
+
 
 class Scope(models.TextChoices):
     READ = "read"
@@ -83,6 +85,13 @@ class Job(models.Model):
     message = models.TextField(blank=True, default="", help_text="Why the job as a whole failed.")
     source = models.CharField(max_length=32)
     actor = models.CharField(max_length=256, blank=True, default="")
+    request_id = models.CharField(
+        max_length=128,
+        blank=True,
+        default=current_request_id,
+        db_default="",
+        help_text="The request that submitted the job.",
+    )
     attempts = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -9,7 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from crm.errors import Unauthorized, ValidationFailed
-from crm.models import ApiKey, Scope, hash_secret
+from crm.models import ApiKey, IdempotencyRecord, Job, Scope, hash_secret
 
 JWT_ALGORITHM = "HS256"
 JWT_AUDIENCE = "crm-api"
@@ -100,3 +100,18 @@ def _jwt_key() -> str:
 def api_keys_deactivate(*, ids: list[int]) -> int:
     """Deactivate keys: their secrets and the tokens issued for them stop working at once. Returns how many."""
     return ApiKey.objects.filter(pk__in=ids, is_active=True).update(is_active=False)
+
+
+def expired_purge() -> dict[str, int]:
+    """Delete what has outlived its retention: Idempotency-Key records (``IDEMPOTENCY_TTL_SECONDS``), finished
+    jobs and finished task results (``JOB_RETENTION_DAYS``). Returns how many rows of each went."""
+    from django_tasks_db.models import DBTaskResult
+
+    now = timezone.now()
+    job_cutoff = now - timedelta(days=settings.JOB_RETENTION_DAYS)
+    idempotency, _ = IdempotencyRecord.objects.filter(
+        created_at__lt=now - timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS)
+    ).delete()
+    jobs, _ = Job.objects.filter(status__in=[Job.Status.DONE, Job.Status.FAILED], finished_at__lt=job_cutoff).delete()
+    results, _ = DBTaskResult.objects.finished().filter(finished_at__lt=job_cutoff).delete()
+    return {"idempotencyRecords": idempotency, "jobs": jobs, "taskResults": results}

@@ -8,6 +8,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from consents.context import RequestMeta
+from crm.actors import actor_of
 from crm.api import ApiView
 from crm.errors import DomainError, ValidationFailed
 from crm.models import ApiKey
@@ -204,7 +205,7 @@ class UpsertBulkView(CapillaryView):
             items=items,
             change_identifiers=not skip,
             source=SOURCE,
-            actor=str(request.user),
+            actor=actor_of(request),
             request_meta=RequestMeta.from_request(request),
         )
         ids = [r.client_id for r in results if r.client_id]

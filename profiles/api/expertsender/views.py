@@ -9,6 +9,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from consents.context import RequestMeta
+from crm.actors import actor_of
 from crm.api import ApiView
 from crm.errors import NotFound, ValidationFailed
 from profiles.api.expertsender.errors import PROBLEM_JSON, problem_body, render_error
@@ -211,7 +212,7 @@ class CustomersView(ExpertSenderView):
                 mode=mode,
                 match_kind=match_kind,
                 source=SOURCE,
-                actor=str(request.user),
+                actor=actor_of(request),
                 request_meta=RequestMeta.from_request(request),
             )
             failed = [r for r in results if r.error]

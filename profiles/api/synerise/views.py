@@ -19,6 +19,7 @@ from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
+from crm.actors import actor_of
 from crm.api import ApiView
 from crm.errors import ValidationFailed
 from crm.services import api_key_token_issue
@@ -116,7 +117,7 @@ class SyneriseView(ApiView):
 
     @property
     def actor(self) -> str:
-        return str(self.request.user)
+        return actor_of(self.request)
 
 
 class LoginView(SyneriseView):

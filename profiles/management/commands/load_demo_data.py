@@ -3,6 +3,7 @@ import random
 from django.core.management.base import BaseCommand
 from faker import Faker
 
+from crm.actors import SYSTEM
 from profiles.models import Profile
 from profiles.services import ProfileInput, profile_upsert
 
@@ -31,7 +32,7 @@ class Command(BaseCommand):
         for index in range(profiles):
             locale = rng.choice(LOCALES)
             person = fake[locale]
-            profile_upsert(data=self._profile(person, locale, rng, index), source="demo", actor="load_demo_data")
+            profile_upsert(data=self._profile(person, locale, rng, index), source="demo", actor=SYSTEM)
             created += 1
             if created % 250 == 0:
                 self.stdout.write(f"  {created}/{profiles} profiles")

@@ -18,6 +18,7 @@ from consents.services import consent_confirm, consents_withdraw, withdrawable_s
 from consents.tokens import LinkExpired, resignation_token_read
 from crm.actors import actor_of
 from crm.errors import DomainError, NotFound
+from crm.ratelimit import ip_rate_limited
 
 ONE_CLICK = "One-Click"
 
@@ -31,6 +32,7 @@ def _link_problem(request, exc: DomainError):
     )
 
 
+@ip_rate_limited("CONSENT_PAGE_RATE_LIMIT")
 @require_http_methods(["GET"])  # not HEAD: link checkers probe with it, and a probe must not grant
 def confirm(request, token: str):
     """Opening the link from the double opt-in e-mail grants the agreement it names."""
@@ -59,6 +61,7 @@ def _csrf_rejection(request):
 
 
 @csrf_exempt
+@ip_rate_limited("CONSENT_PAGE_RATE_LIMIT")
 @require_http_methods(["GET", "HEAD", "POST"])
 def resign(request, token: str):
     """Lists what the person granted, with one-click withdraw buttons; RFC 8058 one-click withdraws e-mail."""

@@ -70,6 +70,7 @@ def idempotency_begin(*, key: str, scope: str, fingerprint: str) -> IdempotencyR
                 code="idempotency.in_flight",
             )
     response = HttpResponse(bytes(record.response_body or b""), status=record.status_code)
+    del response["Content-Type"]  # only the first answer's own (a bodiless 202 has none)
     for name, value in record.response_headers.items():
         response[name] = value
     response["Idempotent-Replayed"] = "true"

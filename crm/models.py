@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
+from crm.ratelimit import validate_rate
 from crm.request_id import current_request_id
 
 
@@ -36,6 +37,13 @@ class ApiKey(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    rate_limit = models.CharField(
+        max_length=32,
+        blank=True,
+        default="",
+        validators=[validate_rate],
+        help_text="Requests allowed, as N/unit (600/min, 10/s, 5000/hour); empty: the API_RATE_LIMIT setting.",
+    )
 
     class Meta:
         verbose_name = "API key"
@@ -126,3 +134,18 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope}:{self.key}"
+
+
+class RateLimitCounter(models.Model):
+    """Requests counted in one fixed window of one bucket (an API key, or a client IP on login and consent pages)."""
+
+    bucket = models.CharField(max_length=200)
+    window_start = models.BigIntegerField(help_text="Unix time the window starts at.")
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["bucket", "window_start"], name="ratelimit_bucket_window")]
+        indexes = [models.Index(fields=["window_start"], name="ratelimit_window_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.bucket} @ {self.window_start}: {self.count}"

@@ -5,6 +5,7 @@ import secrets
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+from psycopg_pool import ConnectionPool
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("CRM_DATA_DIR", BASE_DIR / ".data"))
@@ -104,13 +105,22 @@ TEMPLATES = [
 if database_url := os.environ.get("DATABASE_URL"):
     import dj_database_url
 
-    DATABASES = {"default": dj_database_url.parse(database_url, conn_max_age=env_int("CONN_MAX_AGE", 60))}
+    DATABASES = {"default": dj_database_url.parse(database_url)}
 else:
     from crm.embedded_db import embedded_database_settings
 
-    DATABASES = {"default": {**embedded_database_settings(DATA_DIR), "CONN_MAX_AGE": env_int("CONN_MAX_AGE", 60)}}
-# A health check costs a round trip (SELECT 1) at the start of every request; off unless asked for.
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("CONN_HEALTH_CHECKS", False)
+    DATABASES = {"default": embedded_database_settings(DATA_DIR)}
+# psycopg's connection pool (Django's native support): connections are reused across requests, capped per
+# process (DB_POOL_MAX_SIZE), and one the server dropped is replaced instead of failing the next request
+# (DB_POOL_CHECK: a round trip when a connection is taken). A request that waits DB_POOL_TIMEOUT seconds for a
+# connection, or finds the server down, gets 503. With a pool, Django's own persistence must be off.
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+    "min_size": env_int("DB_POOL_MIN_SIZE", 1),
+    "max_size": env_int("DB_POOL_MAX_SIZE", 20),
+    "timeout": env_int("DB_POOL_TIMEOUT", 5),
+    **({"check": ConnectionPool.check_connection} if env_bool("DB_POOL_CHECK", True) else {}),
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Background tasks (django.tasks) -----------------------------------------------------------
@@ -164,7 +174,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["crm.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["crm.auth.HasScope"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["crm.parsers.StrictJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -183,6 +193,14 @@ SPECTACULAR_SETTINGS = {
 # Largest accepted API request body; larger ones get 413 before they are parsed.
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 1_048_576)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, 2_621_440)
+# Rate limits (N/unit): per API key unless the key has its own; per client IP on login and the consent pages
+# (empty: no limit). Counted in PostgreSQL, or in Redis when REDIS_URL is set.
+API_RATE_LIMIT = os.environ.get("API_RATE_LIMIT", "1200/min")
+LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "30/min")
+CONSENT_PAGE_RATE_LIMIT = os.environ.get("CONSENT_PAGE_RATE_LIMIT", "60/min")
+REDIS_URL = os.environ.get("REDIS_URL", "")
+# Deepest nesting of objects and arrays a JSON body may have.
+API_MAX_JSON_DEPTH = env_int("API_MAX_JSON_DEPTH", 32)
 JWT_LIFETIME_SECONDS = env_int("JWT_LIFETIME_SECONDS", 3600)
 # An API key's last-used time is written at most this often, not on every request.
 API_KEY_LAST_USED_RESOLUTION_SECONDS = env_int("API_KEY_LAST_USED_RESOLUTION_SECONDS", 60)

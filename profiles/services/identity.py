@@ -28,7 +28,7 @@ from profiles import signals
 from profiles.models import Identifier, IdentifierKind, Profile, Sex
 from profiles.services.attributes import AttributeCatalog
 from profiles.services.merge import profile_merge
-from profiles.services.normalize import identifier_normalize
+from profiles.services.normalize import avatar_url_validate, identifier_normalize
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +141,8 @@ def _validate_fields(raw: dict[str, Any]) -> dict[str, Any]:
                 )
         elif not isinstance(value, str):
             raise ValidationFailed(f"{api_name} must be a string.", field=api_name, code="field.type")
+        elif name == "avatar_url":
+            value = avatar_url_validate(value)
         else:
             limit = Profile._meta.get_field(name).max_length
             if len(value) > limit:

@@ -65,8 +65,8 @@ class _Entity:
         return value
 
     def identifier(self, name: str, kind: str, value) -> None:
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
+        if not isinstance(value, str):  # seed 003: value is a String (a number is not taken as one)
+            self.fail(name, "must be a string.", "field.type")
         value = self.text(name, value, limit=320)
         if kind == "phone":
             value = mobile_in(value)
@@ -141,6 +141,8 @@ def _parse_profile(entity: _Entity, profile, where: str) -> None:
         if not isinstance(pair, dict):
             entity.fail(here, "must be an object with type and value.", "field.type")
         type_ = pair.get("type")
+        if not isinstance(type_, str):
+            entity.fail(f"{here}.type", "must be a string: email, mobile, externalId or cardnumber.", "field.type")
         if type_ == CARD:
             entity.data.attributes[ATTR_CARD] = entity.text(f"{here}.value", pair.get("value"), limit=64)
         elif type_ in IDENTIFIER_TYPES:
@@ -174,6 +176,8 @@ def _parse_channel(entity: _Entity, channel, where: str) -> None:
     if not isinstance(channel, dict):
         entity.fail(where, "must be an object with type and value.", "field.type")
     type_ = channel.get("type")
+    if not isinstance(type_, str):
+        entity.fail(f"{where}.type", "must be a string.", "field.type")
     for flag in ("primary", "verified"):
         if channel.get(flag) is not None and not isinstance(channel[flag], bool):
             entity.fail(f"{where}.{flag}", "must be true or false.", "field.type")

@@ -12,6 +12,7 @@ from crm.actors import actor_of
 from crm.api import ApiView
 from crm.errors import DomainError, ValidationFailed
 from crm.models import ApiKey
+from crm.parsers import text_check
 from profiles.api.capillary.errors import entry, render_error
 from profiles.api.capillary.serializers import documents_for, parse_entity
 from profiles.selectors import commerce_for
@@ -147,6 +148,8 @@ class CapillaryView(ApiView):
 
 
 class UpsertBulkView(CapillaryView):
+    per_item_text_check = True
+
     @extend_schema(
         operation_id="capillary_customer_upsert_bulk",
         tags=TAGS,
@@ -194,6 +197,7 @@ class UpsertBulkView(CapillaryView):
         items, warnings = [], []
         for index, raw in enumerate(body):
             try:
+                text_check(raw, f"[{index}]")
                 parsed = parse_entity(raw, index)
             except DomainError as error:
                 items.append(error)

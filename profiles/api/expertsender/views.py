@@ -12,6 +12,7 @@ from consents.context import RequestMeta
 from crm.actors import actor_of
 from crm.api import ApiView
 from crm.errors import NotFound, ValidationFailed
+from crm.parsers import text_check
 from profiles.api.expertsender.errors import PROBLEM_JSON, problem_body, render_error
 from profiles.api.expertsender.serializers import (
     MATCH_BY,
@@ -156,6 +157,8 @@ class ExpertSenderView(ApiView):
 
 
 class CustomersView(ExpertSenderView):
+    per_item_text_check = True
+
     @extend_schema(
         operation_id="expertsender_customers_post",
         tags=TAGS,
@@ -183,6 +186,7 @@ class CustomersView(ExpertSenderView):
         body = request.data
         if not isinstance(body, dict):
             raise ValidationFailed("The body must be a JSON object with mode, matchBy and data.", field="body")
+        text_check({key: value for key, value in body.items() if key != "data"})
         mode = parse_enum(body.get("mode"), MODES, field="mode", shown="Add, Update, AddOrUpdate")
         match_kind = parse_enum(
             body.get("matchBy"), MATCH_BY, field="matchBy", shown="Email, PhoneNumber, CrmId, GUID, VisitorId"
@@ -202,6 +206,7 @@ class CustomersView(ExpertSenderView):
         items = []
         for index, raw in enumerate(data):
             try:
+                text_check(raw, f"data[{index}]")
                 items.append(parse_item(raw, index, types=types))
             except ValidationFailed as error:
                 items.append(error)

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from crm.api import RequestTooLarge
 from crm.errors import DomainError, NotFound, ValidationFailed
 from crm.models import Job
+from crm.parsers import text_check
 from profiles.api.synerise.serializers import parse_profile
 from profiles.api.synerise.views import API_VERSION, ERRORS, SOURCE, ProfileWrite, SyneriseView
 from profiles.services.batch import BATCH_JOB_KIND, profiles_batch_submit
@@ -47,6 +48,8 @@ def job_document(job: Job) -> dict:
 
 
 class BatchView(SyneriseView):
+    per_item_text_check = True
+
     def max_body_bytes(self) -> int:
         return settings.BATCH_MAX_BYTES
 
@@ -69,6 +72,7 @@ class BatchView(SyneriseView):
         items = []
         for index, raw in enumerate(body):
             try:
+                text_check(raw, f"[{index}]")
                 items.append(parse_profile(raw, prefix=f"[{index}]."))
             except DomainError as error:
                 items.append(error)

@@ -121,6 +121,7 @@ class SyneriseView(ApiView):
 
 
 class LoginView(SyneriseView):
+    ip_rate_limit = "LOGIN_RATE_LIMIT"
     authentication_classes: list = []
     permission_classes = [AllowAny]
 

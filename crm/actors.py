@@ -35,3 +35,13 @@ def actor_of(subject=None, *, import_id=None, profile_id=None) -> str:
     if getattr(subject, "is_authenticated", False) and hasattr(subject, "get_username"):
         return f"user:{subject.get_username()}"
     return SYSTEM
+
+
+def actor_display(actor: str) -> str:
+    """An actor for people to read: the user name alone for ``user:…``, ``API key <prefix>`` for a key."""
+    kind, _, rest = (actor or "").partition(":")
+    if kind == "user" and rest:
+        return rest
+    if kind == "api-key" and rest:
+        return f"API key {rest}"
+    return actor

@@ -129,6 +129,12 @@ def client_ip(request) -> str:
         return "unknown"
 
 
+def login_client_ip(request) -> str | None:
+    """The client's address for django-axes (None when there is none, as in a request built by hand)."""
+    ip = client_ip(request)
+    return None if ip == "unknown" else ip
+
+
 def ip_rate_limit_hit(request, *, setting: str, policy: str) -> Decision | None:
     """Count a request against the per-IP rate in ``settings.<setting>`` (None when that is empty: no limit)."""
     text = getattr(settings, setting)

@@ -181,7 +181,7 @@ def test_note_event_and_consent_from_the_card(admin_client, ewa):
     titles = [e.title for e in entries]
     assert "Note" in titles and "call.completed · Support" in titles and "Consent email: granted" in titles
     note = next(e for e in entries if e.title == "Note")
-    assert note.body.startswith("Called about the order.") and note.by == "user:admin"
+    assert note.body.startswith("Called about the order.") and note.by == "admin"
 
 
 def test_bad_input_is_reported_not_raised(admin_client, ewa):

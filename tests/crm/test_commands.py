@@ -5,6 +5,7 @@ from io import StringIO
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.test import RequestFactory
 
 from crm.models import ApiKey
 from profiles.models import AttributeDefinition, Profile
@@ -46,7 +47,7 @@ def test_ensure_admin_prints_a_working_login(client, settings, tmp_path):
     out = StringIO()
     call_command("ensure_admin", stdout=out)
     username, password = out.getvalue().strip().removeprefix("Admin login: ").split(" / ")
-    assert client.login(username=username, password=password)
+    assert client.login(request=RequestFactory().post("/admin/login/"), username=username, password=password)
     again = StringIO()
     call_command("ensure_admin", stdout=again)
     assert again.getvalue() == out.getvalue()  # the same login, not a new password each run

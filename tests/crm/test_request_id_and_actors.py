@@ -78,3 +78,11 @@ def test_actor_format(write_key):
     assert actor_of(import_id=7) == "import:7"
     assert actor_of() == SYSTEM == "system"
     assert actor_of(AnonymousUser()) == SYSTEM
+
+
+def test_actor_display():
+    from crm.actors import actor_display
+
+    assert actor_display("user:mia@example.com") == "mia@example.com"
+    assert actor_display("api-key:0a1b2c3d4e") == "API key 0a1b2c3d4e"
+    assert actor_display("system") == "system" and actor_display("import:3") == "import:3"

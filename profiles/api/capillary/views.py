@@ -175,10 +175,7 @@ class UpsertBulkView(CapillaryView):
         request=Customer,
         responses={
             200: UpsertResponse,
-            400: OpenApiResponse(ErrorJson),
-            401: OpenApiResponse(ErrorJson),
-            403: OpenApiResponse(ErrorJson),
-            413: OpenApiResponse(ErrorJson),
+            **{status: OpenApiResponse(ErrorJson) for status in (400, 401, 403, 411, 413, 429, 503)},
         },
     )
     def post(self, request):

@@ -152,6 +152,11 @@ Customer = inline_serializer(
 )
 
 
+def problems(*statuses: int) -> dict:
+    """Error responses as sent: RFC 7807 bodies with ``Content-Type: application/problem+json``."""
+    return {(status, PROBLEM_JSON): OpenApiResponse(Problem) for status in statuses}
+
+
 class ExpertSenderView(ApiView):
     error_renderer = staticmethod(render_error)
 
@@ -177,9 +182,7 @@ class CustomersView(ExpertSenderView):
         request=CustomersRequest,
         responses={
             201: CustomersCreated,
-            400: OpenApiResponse(Problem),
-            401: OpenApiResponse(Problem),
-            413: OpenApiResponse(Problem),
+            **problems(400, 401, 413, 429, 503),
         },
     )
     def post(self, request):
@@ -256,7 +259,7 @@ class CustomerView(ExpertSenderView):
             "An unknown or malformed value is a 404."
         ),
         parameters=[OpenApiParameter("value", str, OpenApiParameter.PATH)],
-        responses={200: Customer, 401: OpenApiResponse(Problem), 404: OpenApiResponse(Problem)},
+        responses={200: Customer, **problems(400, 401, 404, 429, 503)},
     )
     def get(self, request, kind: str, value: str):
         if len(value) > 2 and value.startswith("{") and value.endswith("}"):

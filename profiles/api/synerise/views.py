@@ -106,7 +106,7 @@ ErrorJson = inline_serializer(
         "field": serializers.CharField(required=False),
     },
 )
-ERRORS = {code: OpenApiResponse(ErrorJson) for code in (400, 401, 403, 404, 409, 413)}
+ERRORS = {code: OpenApiResponse(ErrorJson) for code in (400, 401, 403, 404, 409, 411, 413, 429, 503)}
 API_VERSION = OpenApiParameter(
     "Api-Version", OpenApiTypes.STR, OpenApiParameter.HEADER, description="Accepted, e.g. 4.4"
 )

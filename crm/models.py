@@ -101,6 +101,9 @@ class Job(models.Model):
         help_text="The request that submitted the job.",
     )
     attempts = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(
+        default=0, help_text="Items handled (applied or failed), in order; a run again starts after them."
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -290,3 +290,5 @@ LOGGING = {
 # --- Batch writes -------------------------------------------------------------------------------
 BATCH_MAX_ITEMS = env_int("BATCH_MAX_ITEMS", 1000)
 BATCH_MAX_BYTES = env_int("BATCH_MAX_BYTES", 1_048_576)
+# A batch job applies this many items per transaction and records its progress after each.
+BATCH_JOB_CHUNK_ITEMS = env_int("BATCH_JOB_CHUNK_ITEMS", 200)

@@ -20,6 +20,10 @@ JobJson = inline_serializer(
         "jobId": serializers.UUIDField(),
         "status": serializers.ChoiceField(choices=Job.Status.values),
         "items": serializers.IntegerField(),
+        "processed": serializers.IntegerField(
+            help_text="Items 0 … processed-1 were handled (applied or failed: see errors); the rest were not "
+            "applied (a failed job run again finishes them)."
+        ),
         "counts": serializers.DictField(child=serializers.IntegerField()),
         "errors": serializers.ListField(child=serializers.DictField()),
         "message": serializers.CharField(),
@@ -38,6 +42,8 @@ def job_document(job: Job) -> dict:
         "jobId": str(job.pk),
         "status": job.status,
         "items": len(job.payload),
+        # Items [0, processed) were handled (applied, or failed with an error below); the rest were not applied.
+        "processed": job.processed,
         "counts": job.counts,
         "errors": job.errors,
         "message": job.message,

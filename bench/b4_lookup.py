@@ -169,7 +169,7 @@ def breakdown(secret: str, emails: list[str]) -> list[str]:
 
     from consents.selectors import agreements_for
     from crm.services import api_key_authenticate
-    from profiles.api.synerise.serializers import profile_document
+    from profiles.api.synerise.documents import profile_document
     from profiles.services import identifier_normalize, profile_lookup
 
     profiles = [profile_lookup(kind="email", value=e) for e in emails]

@@ -26,6 +26,7 @@ from crm.idempotency import Replay, idempotency_begin, idempotency_finish, reque
 from crm.models import ApiKey
 from crm.parsers import bad_text
 from crm.ratelimit import Rate, ip_rate_limit_hit, rate_limit_hit
+from crm.serializers import first_error
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +60,8 @@ def describe(exc: Exception) -> tuple[int, str, str, str | None, dict]:
     if isinstance(exc, Http404):
         return 404, "not_found", str(exc) or "Not found.", None, {}
     if isinstance(exc, exceptions.ValidationError):
-        field, message = _first_error(exc.detail)
-        return 400, "validation_failed", message, field, {}
+        field, message, code = first_error(exc.detail, exc.get_codes())
+        return 400, code, message, field, {}
     if isinstance(exc, exceptions.ParseError):
         return 400, "malformed_body", f"The request body is not valid JSON: {exc.detail}", "body", {}
     if isinstance(exc, OperationalError | InterfaceError):
@@ -73,17 +74,6 @@ def describe(exc: Exception) -> tuple[int, str, str, str | None, dict]:
         code = exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code
         return exc.status_code, str(code), str(exc.detail), None, {}
     return 500, "internal_error", "Internal error; it has been logged.", None, {}
-
-
-def _first_error(detail, prefix: str = "") -> tuple[str | None, str]:
-    if isinstance(detail, dict):
-        for key, value in detail.items():
-            name = key if key != "non_field_errors" else None
-            field, message = _first_error(value, f"{prefix}{name}" if name else prefix)
-            return field or (f"{prefix}{name}" if name else None), message
-    if isinstance(detail, list) and detail:
-        return _first_error(detail[0], prefix)
-    return (prefix or None), str(detail)
 
 
 class ApiView(APIView):

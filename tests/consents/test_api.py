@@ -50,10 +50,10 @@ def test_repeating_a_write_adds_no_ledger_record(api):
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"agreements": {"email": "yes"}}, "agreements"),
+        ({"agreements": {"email": "yes"}}, "agreements.email"),
         ({"agreements": {"carrierPigeon": True}}, "agreements.carrierPigeon"),
         ({"attributes": {"alcohol": "yes"}}, "attributes.alcohol"),
-        ({"agreements": {"sms": True, "alcohol": 1}}, "agreements"),
+        ({"agreements": {"sms": True, "alcohol": 1}}, "agreements.alcohol"),
         ({"attributes": {"alcohol": None}}, "attributes.alcohol"),
     ],
 )

@@ -3,15 +3,16 @@
 from django.conf import settings
 from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
 from crm.api import RequestTooLarge
 from crm.errors import DomainError, NotFound, ValidationFailed
 from crm.models import Job
 from crm.parsers import text_check
-from profiles.api.synerise.serializers import parse_profile
-from profiles.api.synerise.views import API_VERSION, ERRORS, SOURCE, ProfileWrite, SyneriseView
+from crm.serializers import first_error
+from profiles.api.synerise.requests import ProfileWriteSerializer, profile_input
+from profiles.api.synerise.views import API_VERSION, ERRORS, SOURCE, SyneriseView
 from profiles.services.batch import BATCH_JOB_KIND, profiles_batch_submit
 
 JobJson = inline_serializer(
@@ -64,7 +65,7 @@ class BatchView(SyneriseView):
         tags=["Profiles"],
         summary="Create or update many profiles (queued; at most 1,000 items and 1 MB)",
         parameters=[API_VERSION],
-        request=ProfileWrite.__class__(many=True),
+        request=ProfileWriteSerializer(many=True),
         responses={202: OpenApiResponse(JobJson, description="Queued; Location names the job"), **ERRORS},
     )
     def post(self, request):
@@ -79,9 +80,12 @@ class BatchView(SyneriseView):
         for index, raw in enumerate(body):
             try:
                 text_check(raw, f"[{index}]")
-                items.append(parse_profile(raw, prefix=f"[{index}]."))
+                items.append(profile_input(raw))
             except DomainError as error:
                 items.append(error)
+            except exceptions.ValidationError as error:
+                field, message, code = first_error(error.detail, error.get_codes(), f"[{index}]")
+                items.append(ValidationFailed(message, field=field, code=code))
         with transaction.atomic():
             job = profiles_batch_submit(items=items, source=SOURCE, actor=self.actor)
         response = Response(job_document(job), status=202)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from crm.serializers import (
@@ -37,6 +39,7 @@ CONSENT_STATE_NAMES = {name: CONSENT_VALUES[name.lower()] for name in ("True", "
 ATTRIBUTE_NAME_MAX = 256
 
 
+@extend_schema_field(OpenApiTypes.DATETIME)
 class DateTimeAsDate(serializers.Field):
     """An ISO 8601 date-time (without an offset it is UTC), kept as its UTC date."""
 

@@ -6,9 +6,13 @@ services'; these check the shape: which keys, which JSON types.
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from crm.serializers import AnyObject, StrictBoolean, StrictSerializer, Text, TextOrInteger
+from crm.serializers import AnyObject, Scalar, StrictBoolean, StrictSerializer, Text, TextOrInteger
 from profiles.services import ProfileInput
 
 IDENTIFIER_KEYS = {"email": "email", "phone": "phone", "customId": "customId", "uuid": "uuid"}
@@ -82,3 +86,131 @@ def profile_input(body) -> ProfileInput:
 
 class LoginSerializer(StrictSerializer):
     apiKey = Text(allow_blank=False, help_text="An API key's secret.")
+
+
+# --- events, notes, tags ----------------------------------------------------------------------------
+
+CLIENT_KINDS = {"id": "clientId", "uuid": "uuid", "email": "email", "customId": "customId", "phone": "phone"}
+
+
+class ClientRefSerializer(StrictSerializer):
+    """The profile an event or an order belongs to: one of id, uuid, email, customId, phone."""
+
+    id = TextOrInteger(required=False, allow_null=True, help_text="clientId")
+    uuid = _text()
+    email = _text()
+    customId = TextOrInteger(required=False, allow_null=True)
+    phone = _text()
+
+    class Meta:
+        ref_name = "SyneriseClientRef"
+
+    def validate(self, attrs):
+        found = {CLIENT_KINDS[key]: value for key, value in attrs.items() if value is not None}
+        if not found:
+            raise serializers.ValidationError("needs one of: id, uuid, email, customId.", code="field.required")
+        return found
+
+
+@extend_schema_field(OpenApiTypes.DATETIME)
+class IsoDateTime(serializers.Field):
+    """An ISO 8601 date-time (``Z`` or an offset; without one it is UTC); null is "not sent"."""
+
+    default_error_messages = {
+        "invalid": "must be an ISO 8601 date-time string.",
+        "unparsable": "is not an ISO 8601 date-time: {value!r}.",
+    }
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_null", True)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError(self.error_messages["invalid"], code="field.datetime")
+        try:
+            return datetime.fromisoformat(data.strip())
+        except ValueError:
+            message = self.error_messages["unparsable"].format(value=data[:64])
+            raise serializers.ValidationError(message, code="field.datetime") from None
+
+    def to_representation(self, value):
+        return value
+
+
+class CustomEventSerializer(StrictSerializer):
+    action = _text("e.g. form.submit, page.visit")
+    label = _text()
+    client = ClientRefSerializer()
+    time = IsoDateTime()
+    eventSalt = Scalar(required=False, help_text="A retry with the same eventSalt counts once.")
+    params = AnyObject(required=False, allow_null=True)
+
+    class Meta:
+        ref_name = "SyneriseCustomEvent"
+
+
+class NoteSerializer(StrictSerializer):
+    text = _text("The note (at most 10,000 characters).")
+
+    class Meta:
+        ref_name = "SyneriseNote"
+
+
+class TagWriteSerializer(StrictSerializer):
+    name = _text("At most 20 characters, unique case-insensitively.")
+    color = _text("#RRGGBB")
+    description = _text()
+
+    class Meta:
+        ref_name = "SyneriseTagWrite"
+
+
+def validated(serializer_class, body) -> dict:
+    """``body`` validated by ``serializer_class`` (DRF's ValidationError names the field otherwise)."""
+    serializer = serializer_class(data=body)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+# --- transactions -----------------------------------------------------------------------------------
+
+
+class MoneySerializer(serializers.Serializer):
+    amount = Scalar(help_text="A number")
+    currency = Text(help_text="ISO 4217, e.g. PLN")
+
+    class Meta:
+        ref_name = "SyneriseMoney"
+
+
+class ProductSerializer(serializers.Serializer):
+    """An order line: any fields (kept as sent); ``finalUnitPrice`` is its price."""
+
+    finalUnitPrice = MoneySerializer(required=False, allow_null=True)
+
+    class Meta:
+        ref_name = "SyneriseProduct"
+
+    def to_internal_value(self, data):
+        checked = super().to_internal_value(data)  # refuses a non-object, checks finalUnitPrice
+        return {**data, **checked}
+
+
+class TransactionSerializer(StrictSerializer):
+    client = ClientRefSerializer()
+    orderId = TextOrInteger()
+    orderStatus = _text("completed or returned")
+    status = _text("The same as orderStatus.")
+    value = MoneySerializer()
+    revenue = serializers.JSONField(required=False, allow_null=True)
+    products = ProductSerializer(many=True, required=False, allow_null=True)
+    recordedAt = IsoDateTime()
+    source = serializers.JSONField(required=False, allow_null=True)
+    metadata = AnyObject(required=False, allow_null=True)
+    paymentInfo = serializers.JSONField(required=False, allow_null=True)
+    discountAmount = serializers.JSONField(required=False, allow_null=True)
+
+    class Meta:
+        ref_name = "SyneriseTransaction"

@@ -161,3 +161,23 @@ def test_an_https_avatar_url_is_kept(api):
     url = "https://img.example.com/a.png"
     assert api.post("/v4/clients", {"email": "av@example.com", "avatarUrl": url}, format="json").status_code == 202
     assert Profile.objects.get(email="av@example.com").avatar_url == url
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/customers", {"mode": "Add", "matchBy": "Email", "data": [{"email": "n@example.com",
+                                                                    "consentsData": {"consents": [None]}}]}),
+        ("/v4/transactions", {"client": {"email": "n@example.com"}, "orderId": "o-1",
+                              "value": {"amount": 1, "currency": "PLN"}, "products": [None]}),
+    ],
+)  # fmt: skip
+def test_a_null_item_in_a_list_is_a_400(api, path, body):
+    response = api.post(path, body, format="json")
+    assert response.status_code == 400, response.content
+
+
+def test_capillary_null_channel_is_a_per_item_error(api):
+    body = [{"profiles": [{"identifiers": [{"type": "email", "value": "c@example.com"}], "commChannels": [None]}]}]
+    response = api.post(CAPILLARY, body, format="json")
+    assert response.status_code == 200 and response.json()["failureCount"] == 1

@@ -38,7 +38,8 @@ class ProfileSerializer(serializers.Serializer):
     firstName = _text()
     lastName = _text()
     identifiers = IdentifierSerializer(many=True, allow_empty=False)
-    commChannels = CommChannelSerializer(many=True, required=False, allow_null=True)
+    # A null list is "not sent"; a null item in it is an error (the child does not allow null).
+    commChannels = serializers.ListSerializer(child=CommChannelSerializer(), required=False, allow_null=True)
     source = _text()
     accountId = _text()
     extendedFields = AnyObject(required=False, allow_null=True)

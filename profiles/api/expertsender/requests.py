@@ -75,7 +75,7 @@ class ConsentSerializer(StrictSerializer):
 
 
 class ConsentsDataSerializer(StrictSerializer):
-    consents = ConsentSerializer(many=True, required=False, allow_null=True)
+    consents = serializers.ListSerializer(child=ConsentSerializer(), required=False, allow_null=True)
     force = StrictBoolean(required=False, allow_null=True, help_text="Send the double opt-in e-mail again.")
     confirmationMessageId = StrictInteger(required=False, allow_null=True, help_text="Accepted, not used.")
 

@@ -205,7 +205,7 @@ class TransactionSerializer(StrictSerializer):
     status = _text("The same as orderStatus.")
     value = MoneySerializer()
     revenue = serializers.JSONField(required=False, allow_null=True)
-    products = ProductSerializer(many=True, required=False, allow_null=True)
+    products = serializers.ListSerializer(child=ProductSerializer(), required=False, allow_null=True)
     recordedAt = IsoDateTime()
     source = serializers.JSONField(required=False, allow_null=True)
     metadata = AnyObject(required=False, allow_null=True)

@@ -78,8 +78,8 @@ def rate_limit_hit(*, bucket: str, rate: Rate, policy: str) -> Decision:
 
 
 class DatabaseCounter:
-    """One row per bucket and window; one INSERT … ON CONFLICT per request (outside any transaction of the view).
-    Old windows are deleted by the recurring purge."""
+    """One row per bucket and window; one INSERT … ON CONFLICT per request (outside any transaction of the view),
+    into an unlogged table (no WAL flush per request). Old windows are deleted by the recurring purge."""
 
     def incr(self, bucket: str, start: int, window: int) -> int:
         with connection.cursor() as cursor:

@@ -129,9 +129,8 @@ class ApiView(APIView):
     def check_throttles(self, request):
         if self.ip_rate_limit:
             decision = ip_rate_limit_hit(request, setting=self.ip_rate_limit, policy="ip")
-        elif isinstance(key := request.auth, ApiKey):
-            rate = Rate.parse(key.rate_limit or settings.API_RATE_LIMIT)
-            decision = rate_limit_hit(bucket=f"key:{key.prefix}", rate=rate, policy="key")
+        elif isinstance(key := request.auth, ApiKey) and (text := key.rate_limit or settings.API_RATE_LIMIT):
+            decision = rate_limit_hit(bucket=f"key:{key.prefix}", rate=Rate.parse(text), policy="key")
         else:
             decision = None
         self._rate_limit = decision

@@ -176,3 +176,14 @@ def test_a_chunked_body_the_server_did_not_dechunk_is_411(api):
         **{"wsgi.input": io.BytesIO(b"{}"), "CONTENT_LENGTH": ""},
     )
     assert response.status_code == 411
+
+
+@pytest.mark.django_db
+def test_an_empty_default_leaves_keys_without_their_own_limit_unlimited(settings):
+    from crm.models import RateLimitCounter
+
+    settings.API_RATE_LIMIT = ""
+    client = client_for(api_key_create(name="free", scopes=["read"])[1])
+    response = client.get("/v4/clients/tags")
+    assert response.status_code == 200 and not response.has_header("RateLimit")
+    assert not RateLimitCounter.objects.exists()

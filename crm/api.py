@@ -52,6 +52,11 @@ class DatabaseUnavailable(exceptions.APIException):
 class RateLimited(exceptions.Throttled):
     default_code = "rate_limited"
 
+    def __init__(self, *, wait: int, detail: str):
+        # DRF's Throttled would append "Expected available in N seconds." to our message.
+        exceptions.APIException.__init__(self, detail)
+        self.wait = wait
+
 
 def describe(exc: Exception) -> tuple[int, str, str, str | None, dict]:
     """(status, code, message, field, extra) for any exception a view can raise."""

@@ -45,6 +45,7 @@ def test_a_key_over_its_own_limit_gets_429_with_the_ietf_fields():
     assert int(refused["Retry-After"]) >= 1
     body = refused.json()
     assert body["status"] == 429 and body["code"] == "rate_limited" and body["error"] == "Too Many Requests"
+    assert body["message"].endswith(f"retry in {refused['Retry-After']} s.")
 
 
 @pytest.mark.django_db

@@ -64,9 +64,7 @@ class _Entity:
             self.fail(name, f"is longer than {limit} characters.", "field.too_long")
         return value
 
-    def identifier(self, name: str, kind: str, value) -> None:
-        if not isinstance(value, str):  # seed 003: value is a String (a number is not taken as one)
-            self.fail(name, "must be a string.", "field.type")
+    def identifier(self, name: str, kind: str, value: str) -> None:
         value = self.text(name, value, limit=320)
         if kind == "phone":
             value = mobile_in(value)
@@ -87,26 +85,16 @@ def mobile_in(value: str) -> str:
     return value
 
 
-def parse_entity(raw, index: int) -> Parsed:
-    """One element of the request array (a customer: ``profiles[]`` and customer-level fields) → WriteItem."""
+def parse_entity(raw: dict, index: int) -> Parsed:
+    """One element of the request array (a customer: ``profiles[]`` and customer-level fields), its shape checked
+    by ``requests.CustomerSerializer``, → WriteItem; the value rules and the warnings are checked here."""
     entity = _Entity(index)
-    if not isinstance(raw, dict):
-        raise ValidationFailed(f"{entity.where}: each customer must be an object.", field=entity.where)
-    profiles = raw.get("profiles")
-    if not isinstance(profiles, list) or not profiles:
-        entity.fail("profiles", "is required: a list of at least one profile.", "field.type")
-    for k, profile in enumerate(profiles):
+    for k, profile in enumerate(raw["profiles"]):
         _parse_profile(entity, profile, f"profiles[{k}]")
     if extended := raw.get("extendedFields"):
         _parse_extended(entity, extended, "extendedFields")
     if (loyalty := raw.get("loyaltyInfo")) is not None:
-        if not isinstance(loyalty, dict):
-            entity.fail("loyaltyInfo", "must be an object.", "field.type")
-        loyalty_type = loyalty.get("loyaltyType")
-        if loyalty_type is not None:
-            if loyalty_type not in LOYALTY_TYPES:
-                entity.fail("loyaltyInfo.loyaltyType", f"must be loyalty or non_loyalty; got {loyalty_type!r}.",
-                            "field.choice")  # fmt: skip
+        if (loyalty_type := loyalty.get("loyaltyType")) is not None:
             entity.data.attributes[ATTR_LOYALTY] = loyalty_type
         for key in sorted(set(loyalty) - {"loyaltyType"}):
             entity.warn("field.ignored", f"loyaltyInfo.{key} is not stored by this API.")
@@ -130,19 +118,10 @@ def parse_entity(raw, index: int) -> Parsed:
     return Parsed(item=WriteItem(data=entity.data), warnings=entity.warnings)
 
 
-def _parse_profile(entity: _Entity, profile, where: str) -> None:
-    if not isinstance(profile, dict):
-        entity.fail(where, "must be an object.", "field.type")
-    identifiers = profile.get("identifiers")
-    if not isinstance(identifiers, list) or not identifiers:
-        entity.fail(f"{where}.identifiers", "is required: a list of {type, value}.", "identifier.missing")
-    for j, pair in enumerate(identifiers):
+def _parse_profile(entity: _Entity, profile: dict, where: str) -> None:
+    for j, pair in enumerate(profile["identifiers"]):
         here = f"{where}.identifiers[{j}]"
-        if not isinstance(pair, dict):
-            entity.fail(here, "must be an object with type and value.", "field.type")
-        type_ = pair.get("type")
-        if not isinstance(type_, str):
-            entity.fail(f"{here}.type", "must be a string: email, mobile, externalId or cardnumber.", "field.type")
+        type_ = pair["type"]
         if type_ == CARD:
             entity.data.attributes[ATTR_CARD] = entity.text(f"{here}.value", pair.get("value"), limit=64)
         elif type_ in IDENTIFIER_TYPES:
@@ -156,12 +135,8 @@ def _parse_profile(entity: _Entity, profile, where: str) -> None:
     for name, column in (("firstName", "first_name"), ("lastName", "last_name")):
         if (value := profile.get(name)) is not None:
             entity.data.fields[column] = entity.text(f"{where}.{name}", value)
-    channels = profile.get("commChannels")
-    if channels is not None:
-        if not isinstance(channels, list):
-            entity.fail(f"{where}.commChannels", "must be a list.", "field.type")
-        for j, channel in enumerate(channels):
-            _parse_channel(entity, channel, f"{where}.commChannels[{j}]")
+    for j, channel in enumerate(profile.get("commChannels") or []):
+        _parse_channel(entity, channel, f"{where}.commChannels[{j}]")
     if (source := profile.get("source")) is not None:
         entity.data.attributes[ATTR_SOURCE] = entity.text(f"{where}.source", source, limit=64)
     if (account := profile.get("accountId")) is not None:
@@ -172,17 +147,8 @@ def _parse_profile(entity: _Entity, profile, where: str) -> None:
         entity.warn("field.ignored", f"{where}.{key} is not stored by this API.")
 
 
-def _parse_channel(entity: _Entity, channel, where: str) -> None:
-    if not isinstance(channel, dict):
-        entity.fail(where, "must be an object with type and value.", "field.type")
-    type_ = channel.get("type")
-    if not isinstance(type_, str):
-        entity.fail(f"{where}.type", "must be a string.", "field.type")
-    for flag in ("primary", "verified"):
-        if channel.get(flag) is not None and not isinstance(channel[flag], bool):
-            entity.fail(f"{where}.{flag}", "must be true or false.", "field.type")
-    if channel.get("meta") is not None and not isinstance(channel["meta"], dict):
-        entity.fail(f"{where}.meta", "must be an object.", "field.type")
+def _parse_channel(entity: _Entity, channel: dict, where: str) -> None:
+    type_ = channel["type"]
     if type_ not in ("email", "mobile"):
         entity.warn("field.ignored", f"{where}: channel type {type_!r} is not stored by this API.")
         return
@@ -208,9 +174,7 @@ def _normalized(kind: str, value: str) -> str:
         return value
 
 
-def _parse_extended(entity: _Entity, extended, where: str) -> None:
-    if not isinstance(extended, dict):
-        entity.fail(where, "must be an object.", "field.type")
+def _parse_extended(entity: _Entity, extended: dict, where: str) -> None:
     for name, value in extended.items():
         column = EXTENDED_NATIVE.get(name)
         if column is None:
@@ -225,18 +189,11 @@ def _parse_extended(entity: _Entity, extended, where: str) -> None:
             entity.data.fields[column] = value
 
 
-def _parse_subscriptions(entity: _Entity, info) -> None:
-    subscriptions = info.get("subscriptions") if isinstance(info, dict) else None
-    if not isinstance(subscriptions, list):
-        entity.fail("subscriptionInfo.subscriptions", "must be a list.", "field.type")
-    for j, sub in enumerate(subscriptions):
+def _parse_subscriptions(entity: _Entity, info: dict) -> None:
+    for j, sub in enumerate(info["subscriptions"]):
         here = f"subscriptionInfo.subscriptions[{j}]"
-        if not isinstance(sub, dict):
-            entity.fail(here, "must be an object.", "field.type")
-        type_, channel = sub.get("type"), sub.get("channel")
-        if type_ not in ("OPTIN", "OPTOUT"):
-            entity.fail(f"{here}.type", f"must be OPTIN or OPTOUT; got {type_!r}.", "consent.state")
-        if not isinstance(channel, str) or not channel.strip():
+        type_, channel = sub["type"], sub["channel"]
+        if not channel.strip():
             entity.fail(f"{here}.channel", "is required.", "field.type")
         if str(sub.get("priority", "BULK")).upper() in ("TRANS", "TRANSACTIONAL"):
             entity.warn("subscription.ignored", f"{here}: transactional subscriptions are not marketing consents.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from crm.serializers import AnyObject, StrictBoolean, Text
+from profiles.api.capillary.translation import LOYALTY_TYPES
 
 
 def _text(**kwargs) -> Text:
@@ -49,7 +50,7 @@ class ProfileSerializer(serializers.Serializer):
 
 
 class LoyaltyInfoSerializer(serializers.Serializer):
-    loyaltyType = serializers.ChoiceField(choices=["loyalty", "non_loyalty"], required=False, allow_null=True)
+    loyaltyType = serializers.ChoiceField(choices=list(LOYALTY_TYPES), required=False, allow_null=True)
 
     class Meta:
         ref_name = "CapillaryLoyaltyInfo"

@@ -203,7 +203,7 @@ def load_data(args) -> Data:
     """Profiles, identifiers, consents, tags, events: COPY per chunk of profiles (memory flat at 1,000,000)."""
     from django.utils import timezone
 
-    from profiles.services.attributes import attribute_key
+    from profiles.attribute_names import attribute_key
 
     started = time.perf_counter()
     n = args.profiles

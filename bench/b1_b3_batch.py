@@ -284,8 +284,8 @@ def count_events() -> int | None:
 
 def define_attributes() -> None:
     """The ten attribute definitions, as after the first batch that used them (never truncated)."""
+    from profiles.attribute_names import attribute_key
     from profiles.models import AttributeDefinition
-    from profiles.services.attributes import attribute_key
 
     AttributeDefinition.objects.bulk_create(
         [AttributeDefinition(name=n, key=attribute_key(n), type=t) for n, t in common.ATTRIBUTE_TYPES.items()],
@@ -397,7 +397,7 @@ def b3_steps(args) -> tuple[int, str]:
     from consents.models import Agreement
     from profiles.services.attributes import AttributeCatalog
     from profiles.services.batch import profiles_upsert_many
-    from profiles.services.identity import _clean
+    from profiles.services.resolution import input_clean as _clean
 
     chunk = next(row_chunks(args.chunk, args.chunk, args.seed))
     items = [update_item(r, consents=False) for r in chunk]

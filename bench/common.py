@@ -242,7 +242,7 @@ def load_profiles(n: int, *, seed: int = DEFAULT_SEED) -> Dataset:
 
     from django.utils import timezone
 
-    from profiles.services.attributes import attribute_key
+    from profiles.attribute_names import attribute_key
 
     started = time.perf_counter()
     data = Dataset(profiles=n, seed=seed, emails=[])

@@ -78,8 +78,8 @@ class Agreement(models.Model):
             )
         if self.pk is None and not self.is_default:
             # Imported here: profiles.services imports this app's services.
+            from profiles.attribute_names import RESERVED_KEYS, attribute_key
             from profiles.models import AttributeDefinition
-            from profiles.services.attributes import RESERVED_KEYS, attribute_key
 
             normalized = attribute_key(self.key)
             if normalized in RESERVED_KEYS:

@@ -66,7 +66,7 @@ def agreements_parse(
     """
     if not agreements and not attributes:
         return [], attributes
-    from profiles.services.attributes import attribute_key  # profiles.services imports this module
+    from profiles.attribute_names import attribute_key
 
     every = list(known.values()) if known is not None else list(Agreement.objects.all())
     by_key = {a.key: a for a in every}
@@ -263,7 +263,7 @@ def consent_confirm(*, token: str, request_meta: RequestMeta | None = None) -> C
     The link names the ledger record that asked for confirmation: once the consent was withdrawn
     or asked for again, an older link no longer grants anything.
     """
-    from profiles.services import profile_lookup
+    from profiles.selectors import profile_lookup
 
     data = confirmation_token_read(token)
     agreement = Agreement.objects.filter(pk=data["a"]).first()

@@ -186,11 +186,31 @@ PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "PL")
 IDENTIFIER_JUNK_VALUES = env_list(
     "IDENTIFIER_JUNK_VALUES", ["null", "undefined", "anonymous", "none", "nil", "nan", "0", "-1", "n/a"]
 )
-# With True, a customId alone makes a profile recognized (as an e-mail does).
-CUSTOM_ID_IS_MAIN_IDENTIFIER = env_bool("CUSTOM_ID_IS_MAIN_IDENTIFIER", True)
+# With True, a customId alone makes a profile recognized (as an e-mail does); by default only an e-mail does.
+CUSTOM_ID_IS_MAIN_IDENTIFIER = env_bool("CUSTOM_ID_IS_MAIN_IDENTIFIER", False)
+
+
+def _identifier_limits(raw: str) -> dict[str, int | None]:
+    """``email=1,customId=1,phone=,uuid=`` → the most values per profile of each kind (empty: unlimited)."""
+    limits: dict[str, int | None] = {"email": 1, "customId": 1, "phone": None, "uuid": None}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        kind, _, value = part.partition("=")
+        if kind.strip() not in limits:
+            raise ImproperlyConfigured(f"IDENTIFIER_LIMITS: unknown identifier kind {kind.strip()!r}.")
+        limits[kind.strip()] = int(value) if value.strip() else None
+        if limits[kind.strip()] is not None and limits[kind.strip()] < 1:
+            raise ImproperlyConfigured(f"IDENTIFIER_LIMITS: {kind.strip()} must be at least 1 or empty.")
+    return limits
+
+
+# The most values of each identifier kind one profile may hold: a write whose identifiers name several
+# profiles merges them only while the merged profile stays within these limits.
+IDENTIFIER_LIMITS = _identifier_limits(os.environ.get("IDENTIFIER_LIMITS", ""))
 # Which identifier picks the survivor of a merge (the first kind a write's profiles are matched by).
 IDENTIFIER_PRIORITY = env_list("IDENTIFIER_PRIORITY", ["customId", "email", "phone", "uuid"])
 LIST_MAX_RESULTS = env_int("LIST_MAX_RESULTS", 10_000)
+# Largest pageSize of a profile list.
+LIST_MAX_PAGE_SIZE = env_int("LIST_MAX_PAGE_SIZE", 1000)
 # Events (issue 4): how far in the future an event or order time may be (clock skew), and a switch for
 # the system events the signal receivers write (off only to measure their cost, benchmark B8).
 EVENT_FUTURE_TOLERANCE_SECONDS = env_int("EVENT_FUTURE_TOLERANCE_SECONDS", 300)

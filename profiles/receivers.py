@@ -154,6 +154,7 @@ def on_profiles_merged(sender, *, survivor, merged, source="", actor="", **kwarg
                 # The merge steps' undo data (event and order ids) stays in the MergeRecord, not on the timeline.
                 params={
                     "mergedClientId": snap.get("clientId"),
+                    "reason": snap.get("reason"),
                     "snapshot": {k: v for k, v in snap.items() if k != "steps"},
                 },
             )

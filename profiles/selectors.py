@@ -16,12 +16,69 @@ from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
 from crm.errors import NotFound, ValidationFailed
+from profiles.currencies import currency_symbol
 from profiles.models import Event, MergeRecord, Profile, ProfileCommerce, ProfileTag
-from profiles.services.currencies import currency_symbol
-from profiles.services.normalize import identifier_normalize
+from profiles.normalize import identifier_normalize
 
 TIMELINE_MAX_PAGE = 200
 AGGREGATE_WINDOWS = (7, 30, 90)
+
+
+# --- who is this: identifier owners, clientIds, lookups ----------------------------------------------
+
+
+def identifier_owners(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The profile owning each (kind, normalised value) pair that has an owner, in one query."""
+    pairs = set(pairs)
+    if not pairs:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT i.kind, i.value, i.profile_id FROM profiles_identifier i
+            JOIN json_to_recordset(%s::json) AS t(kind text, value text) ON i.kind = t.kind AND i.value = t.value
+            """,
+            [json.dumps([{"kind": k, "value": v} for k, v in pairs], separators=(",", ":"))],
+        )
+        return {(kind, value): pid for kind, value, pid in cursor.fetchall()}
+
+
+def client_ids_resolve(client_ids: Iterable[int]) -> dict[int, int]:
+    """Each clientId → the live profile it names: itself, or the survivor it was merged into; one query.
+    Ids that name nothing are left out."""
+    ids = sorted({int(i) for i in client_ids})
+    if not ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT id, id FROM profiles_profile WHERE id = ANY(%(ids)s)
+            UNION ALL
+            SELECT a.old_client_id, a.profile_id FROM profiles_clientidalias a WHERE a.old_client_id = ANY(%(ids)s)
+            """,
+            {"ids": ids},
+        )
+        return dict(cursor.fetchall())
+
+
+def _client_id(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValidationFailed(f"clientId must be a number; got {value!r}.", field="clientId") from None
+
+
+def profile_lookup(*, kind: str, value) -> Profile:
+    """The profile an identifier (or ``clientId``, following merges) names, or NotFound naming it."""
+    if kind == "clientId":
+        pid = client_ids_resolve([_client_id(value)]).get(_client_id(value))
+    else:
+        normalized = identifier_normalize(kind, value)
+        pid = identifier_owners([(kind, normalized)]).get((kind, normalized))
+    profile = Profile.objects.filter(pk=pid).first() if pid is not None else None
+    if profile is None:
+        raise NotFound(f"No profile with {kind} '{value}'.", field=kind, code="profile.not_found")
+    return profile
 
 
 def tags_for(profile_ids: Iterable[int]) -> dict[int, list[str]]:
@@ -245,7 +302,7 @@ _EXTRAS_SQL = """
                 AND ((ag.key = ANY(%(defaults)s) AND s.status = %(granted)s) OR (NOT ag.is_default AND ag.is_active))),
              '[]'::json)
 """
-# The rules of profiles.services.identity.profile_lookup, in SQL: an identifier's owner, or a clientId
+# The rules of profile_lookup, in SQL: an identifier's owner, or a clientId
 # that is live or was merged into a live profile.
 _BY_IDENTIFIER = "p.id = (SELECT profile_id FROM profiles_identifier WHERE kind = %(kind)s AND value = %(value)s)"
 _BY_CLIENT_ID = (

@@ -11,13 +11,15 @@ from django.contrib.admin import widgets
 from django.core.exceptions import ValidationError
 
 from crm.admin import ServiceModelForm
+from profiles.fields import EDITABLE_API_NAMES as NATIVE_FIELDS
+from profiles.fields import IDENTIFIER_COLUMNS
 from profiles.models import AttributeDefinition, AttributeType, Profile
 from profiles.services import ProfileInput, profile_update, profile_upsert
 from profiles.services.attributes import MAX_STRING_LENGTH
-from profiles.services.identity import NATIVE_FIELDS
 
 SOURCE = "admin"
-IDENTIFIER_FIELDS = {"email": "email", "phone": "phone", "custom_id": "customId", "uuid": "uuid"}
+# Identifier column → kind, for the add form's identifier inputs.
+IDENTIFIER_FIELDS = {column: kind for kind, column in IDENTIFIER_COLUMNS.items()}
 _NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
 

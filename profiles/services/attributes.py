@@ -6,40 +6,21 @@ attributes in Python without a query per item, and creates the new definitions i
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from crm.errors import ValidationFailed
+from profiles.attribute_names import RESERVED_KEYS, attribute_key
 from profiles.models import AttributeDefinition, AttributeType
 
-# Native fields (as the API names them) and system attributes shown in `attributes`: never custom.
-NATIVE_FIELDS = (
-    "clientId", "email", "phone", "customId", "uuid", "firstName", "lastName", "displayName", "company",
-    "address", "city", "province", "zipCode", "countryCode", "birthDate", "sex", "avatarUrl",
-    "lastActivityDate", "anonymous", "agreements", "attributes", "tags", "previousClients",
-)  # fmt: skip
-SYSTEM_ATTRIBUTES = ("eventCreateTime", "correlationId", "createdAt", "updatedAt", "id", "profileId")
 MAX_NAME_LENGTH = 256
 MAX_STRING_LENGTH = 10_000
 MAX_LIST_ITEMS = 1_000
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$")
-
-
-_SEPARATORS = re.compile(r"[\s_\-.]+")
-
-
-@functools.lru_cache(maxsize=4096)
-def attribute_key(name: str) -> str:
-    """The spelling-independent key of a name: lower case, separators removed (cached: batches repeat names)."""
-    return _SEPARATORS.sub("", name).lower()
-
-
-RESERVED_KEYS = {attribute_key(name): name for name in NATIVE_FIELDS + SYSTEM_ATTRIBUTES}
 
 
 def _parse_datetime(value: str) -> datetime | None:

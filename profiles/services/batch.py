@@ -1,6 +1,6 @@
 """Set-based batch upsert: a thousand profiles in a fixed number of queries (F7, ARCHITECTURE.md "Layers").
 
-The batch runs the single-write rules (``identity._diff``, ``identity._new_profile``) in memory,
+The batch runs the single-write rules (``resolution.profile_diff``, ``resolution.profile_new``) in memory,
 item after item, against the profiles its identifiers name (read and locked in one query each),
 then writes the outcome with a handful of set-based statements: ids from the sequence, new
 profiles by ``COPY``, identifier claims and releases through ``unnest``, changed profiles by one
@@ -20,38 +20,34 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from consents.models import Agreement
-from crm.errors import DomainError, ValidationFailed
+from crm.errors import DomainError
 from crm.models import Job
 from profiles import signals
+from profiles.fields import ALL_COLUMNS, TEMPORAL_COLUMNS
 from profiles.models import Profile
+from profiles.selectors import identifier_owners
 from profiles.services.attributes import AttributeCatalog
-from profiles.services.identity import (
-    ProfileInput,
-    _clean,
-    _CleanInput,
-    _diff,
-    _new_profile,
-    _resolve_and_write,
-    _Retry,
-    _set_agreements,
-    _uuid_resets,
-    _with_retries,
+from profiles.services.identity import ProfileInput, resolve_and_write, set_agreements
+from profiles.services.resolution import (
+    CleanInput,
+    Retry,
+    identifiers_held,
+    identifiers_missing,
+    input_clean,
+    profile_diff,
+    profile_new,
+    uuid_resets,
+    with_retries,
 )
 
 logger = logging.getLogger(__name__)
 
-# Profile columns written by the batch (the primary key first).
-COLUMNS = (
-    "id", "email", "phone", "custom_id", "uuid", "first_name", "last_name", "display_name", "company", "address",
-    "city", "province", "zip_code", "country_code", "birth_date", "sex", "avatar_url", "attributes",
-    "correlation_id", "last_activity_date", "created_at", "updated_at",
-)  # fmt: skip
-UPDATABLE = (*COLUMNS[1:-3], "updated_at")
+# Profile columns written by the batch (the primary key first), from the model.
+COLUMNS = ALL_COLUMNS
+UPDATABLE = tuple(c for c in COLUMNS if c not in {"id", "correlation_id", "created_at", "last_activity_date"})
 SQL_TYPES = {
-    "birth_date": "date",
+    **{c: "date" if t == "DateField" else "timestamptz" for c, t in TEMPORAL_COLUMNS.items()},
     "attributes": "jsonb",
-    "last_activity_date": "timestamptz",
-    "updated_at": "timestamptz",
 }
 
 
@@ -80,30 +76,26 @@ def profiles_upsert_many(*, items: list[ProfileInput], source: str, actor: str =
     catalog = AttributeCatalog.load()
     agreements = {a.key: a for a in Agreement.objects.filter(is_active=True)}
     results: list[ItemResult | None] = [None] * len(items)
-    cleaned: list[tuple[int, _CleanInput]] = []
+    cleaned: list[tuple[int, CleanInput]] = []
     for index, item in enumerate(items):
         try:
-            clean = _clean(item, catalog, agreements)
-            if not any(v is not None for v in clean.identifiers.values()):
-                raise ValidationFailed(
-                    "A profile needs at least one identifier: email, phone, uuid or customId.",
-                    field="identifiers",
-                    code="identifier.missing",
-                )
+            clean = input_clean(item, catalog, agreements)
+            if not clean.pairs():
+                raise identifiers_missing()
         except DomainError as error:
             results[index] = ItemResult(index, "failed", error=error.as_dict())
             continue
         cleaned.append((index, clean))
 
-    slow = _with_retries(lambda: _fast_path(cleaned, catalog, results, source=source, actor=actor))
+    slow = with_retries(lambda: _fast_path(cleaned, catalog, results, source=source, actor=actor))
     for index, clean in slow:
         results[index] = _slow_item(index, clean, catalog, source=source, actor=actor)
     return results  # type: ignore[return-value]
 
 
-def _slow_item(index: int, clean: _CleanInput, catalog: AttributeCatalog, *, source: str, actor: str) -> ItemResult:
+def _slow_item(index: int, clean: CleanInput, catalog: AttributeCatalog, *, source: str, actor: str) -> ItemResult:
     try:
-        result = _with_retries(lambda: _resolve_and_write(clean, catalog, source=source, actor=actor))
+        result = with_retries(lambda: resolve_and_write(clean, catalog, source=source, actor=actor))
     except DomainError as error:
         return ItemResult(index, "failed", error=error.as_dict())
     if result.merged_client_ids:
@@ -115,38 +107,24 @@ def _slow_item(index: int, clean: _CleanInput, catalog: AttributeCatalog, *, sou
     return ItemResult(index, status, client_id=result.profile.pk)
 
 
-def _owners(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    if not pairs:
-        return {}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT i.kind, i.value, i.profile_id FROM profiles_identifier i
-            JOIN json_to_recordset(%s::json) AS t(kind text, value text) ON i.kind = t.kind AND i.value = t.value
-            """,
-            [_json_rows(("kind", "value"), pairs)],
-        )
-        return {(kind, value): pid for kind, value, pid in cursor.fetchall()}
-
-
-def _fast_path(cleaned, catalog, results, *, source: str, actor: str) -> list[tuple[int, _CleanInput]]:
+def _fast_path(cleaned, catalog, results, *, source: str, actor: str) -> list[tuple[int, CleanInput]]:
     """Simulate the batch item by item in memory, write the outcome set-based; return the items left over."""
     pairs = {(k, v) for _, clean in cleaned for k, v in clean.identifiers.items() if v is not None}
-    owners = _owners(pairs)
+    owners = identifier_owners(pairs)
     locked = {
         p.pk: p for p in Profile.objects.select_for_update().filter(pk__in=sorted(set(owners.values()))).order_by("pk")
     }
-    if _owners(pairs) != owners or len(locked) != len(set(owners.values())):
-        raise _Retry  # identifiers moved between the read and the lock: read again
+    if identifier_owners(pairs) != owners or len(locked) != len(set(owners.values())):
+        raise Retry  # identifiers moved between the read and the lock: read again
     slots: dict[int, _Slot] = {}  # key: clientId for existing profiles, -n for new ones
     for pid, profile in locked.items():
         slots[pid] = _Slot(profile=profile, new=False, was_anonymous=profile.anonymous)
     index_of: dict[tuple[str, str], int] = dict(owners)  # identifier -> slot key
-    for pair, pid in owners.items():
-        slots[pid].owned.add(pair)
+    for pid, held in identifiers_held(locked).items():
+        slots[pid].owned.update((kind, value) for kind, values in held.items() for value in values)
     tainted_slots: set[int] = set()
     tainted_pairs: set[tuple[str, str]] = set()
-    slow: list[tuple[int, _CleanInput]] = []
+    slow: list[tuple[int, CleanInput]] = []
     item_slot: dict[int, tuple[int, bool, bool]] = {}  # item index -> (slot key, created, changed)
     claims: dict[tuple[str, str], int] = {}
     releases: dict[tuple[str, str], int] = {}
@@ -156,12 +134,11 @@ def _fast_path(cleaned, catalog, results, *, source: str, actor: str) -> list[tu
         item_pairs = [(k, v) for k, v in clean.identifiers.items() if v is not None]
         hits = {pair: index_of[pair] for pair in item_pairs if pair in index_of}
         candidates = set(hits.values())
-        profiles_by_key = {key: slots[key].profile for key in candidates}
         needs_single_path = (
             len(candidates) > 1
             or candidates & tainted_slots
             or any(pair in tainted_pairs for pair in item_pairs)
-            or (hits and _uuid_resets(clean, hits, profiles_by_key))
+            or (hits and uuid_resets(clean, hits, {key: _held(slots[key]) for key in candidates}))
         )
         if needs_single_path:
             slow.append((index, clean))
@@ -169,7 +146,7 @@ def _fast_path(cleaned, catalog, results, *, source: str, actor: str) -> list[tu
             tainted_pairs |= set(item_pairs)
             continue
         if not candidates:
-            profile, identifiers = _new_profile(clean)
+            profile, identifiers = profile_new(clean)
             key, next_new = next_new, next_new - 1
             slot = slots[key] = _Slot(profile=profile, new=True)
             for pair in identifiers:
@@ -181,7 +158,7 @@ def _fast_path(cleaned, catalog, results, *, source: str, actor: str) -> list[tu
             continue
         key = candidates.pop()
         slot = slots[key]
-        diff = _diff(slot.profile, clean, lambda kind, value, slot=slot: (kind, value) in slot.owned)
+        diff = profile_diff(slot.profile, clean, lambda kind, value, slot=slot: (kind, value) in slot.owned)
         for pair in diff.release:
             index_of.pop(pair, None)
             slot.owned.discard(pair)
@@ -205,8 +182,15 @@ def _fast_path(cleaned, catalog, results, *, source: str, actor: str) -> list[tu
     _send_signals(slots, source=source, actor=actor)
     for slot in slots.values():
         if slot.agreements:
-            _set_agreements(slot.profile, _agreements_only(slot.agreements), source=source, actor=actor)
+            set_agreements(slot.profile, _agreements_only(slot.agreements), source=source, actor=actor)
     return slow
+
+
+def _held(slot: _Slot) -> dict[str, set[str]]:
+    held: dict[str, set[str]] = {}
+    for kind, value in slot.owned:
+        held.setdefault(kind, set()).add(value)
+    return held
 
 
 def _record_results(item_slot, slots, results) -> None:
@@ -220,8 +204,8 @@ def _record_results(item_slot, slots, results) -> None:
         results[index] = ItemResult(index, status, client_id=slot.profile.pk)
 
 
-def _agreements_only(agreements) -> _CleanInput:
-    return _CleanInput(identifiers={}, fields={}, attributes={}, agreements=agreements)
+def _agreements_only(agreements) -> CleanInput:
+    return CleanInput(identifiers={}, fields={}, attributes={}, agreements=agreements)
 
 
 def _write(slots: dict[int, _Slot], claims, releases, catalog: AttributeCatalog, *, actor: str) -> None:
@@ -256,7 +240,7 @@ def _write(slots: dict[int, _Slot], claims, releases, catalog: AttributeCatalog,
                 [_json_rows(("p", "k", "v"), ((slots[key].profile.pk, k, v) for (k, v), key in claims.items()))],
             )
             if len(cursor.fetchall()) != len(claims):
-                raise _Retry  # a concurrent write claimed one of them first: resolve the batch again
+                raise Retry  # a concurrent write claimed one of them first: resolve the batch again
         if changed:
             _update_profiles(cursor, [slot.profile for slot in changed])
 

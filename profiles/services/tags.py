@@ -143,7 +143,7 @@ def tag_delete(*, tag: Tag, source: str, actor: str = "") -> int:
     return removed
 
 
-# --- merge steps (profiles.services.merge_registry) --------------------------------------------------
+# --- merge steps (profiles.merge_registry) --------------------------------------------------
 
 
 def tags_merge_step(ctx) -> dict:

@@ -19,19 +19,17 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 
 from crm.errors import DomainError, NotFound, ValidationFailed
+from profiles.currencies import CODES
+from profiles.merge_registry import rows_move, rows_move_back
 from profiles.models import (
-    ClientIdAlias,
     EventAction,
-    Identifier,
     IdentifierKind,
-    Profile,
     Transaction,
     TransactionStatus,
 )
-from profiles.services.currencies import CODES
+from profiles.normalize import identifier_normalize
+from profiles.selectors import client_ids_resolve, identifier_owners
 from profiles.services.events import NewEvent, events_insert, profiles_touch, time_validate
-from profiles.services.merge_registry import rows_move, rows_move_back
-from profiles.services.normalize import identifier_normalize
 
 logger = logging.getLogger(__name__)
 
@@ -169,20 +167,8 @@ def _resolve_profiles(clients: list[dict[str, Any]]) -> list[int]:
                 exc.details["index"] = index
                 raise
         normalized.append(clean)
-    by_id: dict[int, int] = {}
-    if wanted_ids:
-        by_id = {pid: pid for pid in Profile.objects.filter(pk__in=wanted_ids).values_list("pk", flat=True)}
-        missing = wanted_ids - set(by_id)
-        if missing:
-            by_id.update(
-                ClientIdAlias.objects.filter(old_client_id__in=missing).values_list("old_client_id", "profile")
-            )
-    owners: dict[tuple[str, str], int] = {}
-    if pairs:
-        rows = Identifier.objects.filter(kind__in={k for k, _ in pairs}, value__in={v for _, v in pairs}).values_list(
-            "kind", "value", "profile_id"
-        )
-        owners = {(k, v): pid for k, v, pid in rows if (k, v) in pairs}
+    by_id = client_ids_resolve(wanted_ids)
+    owners = identifier_owners(pairs)
     result = []
     for index, clean in enumerate(normalized):
         found = None
@@ -425,7 +411,7 @@ def rfm_enqueue() -> None:
         logger.exception("could not enqueue rfm_recompute")
 
 
-# --- merge steps (profiles.services.merge_registry) --------------------------------------------------
+# --- merge steps (profiles.merge_registry) --------------------------------------------------
 
 
 def transactions_merge_step(ctx) -> dict:

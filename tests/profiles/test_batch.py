@@ -38,7 +38,7 @@ def test_seed_batch_creates_two_and_updates_one():
     new = Profile.objects.get(email="newclient@synerise.com")
     assert new.first_name == "Newclient"
     assert Identifier.objects.filter(profile=new).count() == 2  # e-mail and a generated uuid
-    assert Profile.objects.get(custom_id="newClientCustomId").anonymous is False
+    assert Profile.objects.get(custom_id="newClientCustomId").anonymous is True  # only an e-mail recognizes
 
 
 def test_bad_items_fail_alone():
@@ -86,11 +86,11 @@ def test_email_change_releases_the_old_identifier():
 def test_merges_and_conflicts_take_the_single_path_in_order():
     visitor = profile_upsert(data=item(uuid=U1, fields={"city": "Gdańsk"}), source="tests").profile
     ann = profile_upsert(data=item(email="ann@example.com"), source="tests").profile
-    profile_upsert(data=item(customId="BOB"), source="tests")
+    profile_upsert(data=item(customId="BOB", email="bob@example.com"), source="tests")
     results = run(
         item(email="ann@example.com", uuid=U1),  # merge
         item(uuid=U1, fields={"last_name": "Nowak"}),  # builds on the merge
-        item(email="ann@example.com", customId="BOB"),  # two recognized: conflict
+        item(email="ann@example.com", customId="BOB"),  # two e-mails on one profile: conflict
         item(email="zed@example.com"),
     )
     assert statuses(results) == ["merged", "updated", "failed", "created"]

@@ -4,9 +4,9 @@ import pytest
 
 from crm.errors import Conflict, ValidationFailed
 from profiles.filters import ProfileFilterSet
+from profiles.merge_registry import MergeContext, UnmergeContext
 from profiles.models import Event, Profile, ProfileTag, Tag
 from profiles.selectors import tags_for
-from profiles.services.merge_registry import MergeContext, UnmergeContext
 from profiles.services.tags import (
     tag_create,
     tag_delete,

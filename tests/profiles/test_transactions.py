@@ -7,9 +7,9 @@ import pytest
 from django.utils import timezone
 
 from crm.errors import NotFound, ValidationFailed
+from profiles.merge_registry import MergeContext, UnmergeContext
 from profiles.models import Event, ProfileCommerce, Transaction
 from profiles.selectors import profile_commerce
-from profiles.services.merge_registry import MergeContext, UnmergeContext
 from profiles.services.transactions import (
     RFM_SEGMENTS,
     TransactionInput,

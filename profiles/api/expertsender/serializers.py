@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime
 
 from consents.models import ConsentState, ConsentStatus
 from crm.errors import ValidationFailed
+from profiles.attribute_names import attribute_key
 from profiles.models import AttributeType, Profile, Sex
 from profiles.services import ProfileInput
-from profiles.services.attributes import attribute_key
 from profiles.services.surfaces import ConsentInput, WriteItem, WriteMode
 
 MODES = {"add": WriteMode.ADD, "update": WriteMode.UPDATE, "addorupdate": WriteMode.UPSERT}

@@ -5,25 +5,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from crm.errors import ValidationFailed
+from profiles.fields import EDITABLE_API_NAMES, EDITABLE_BY_API_NAME
 from profiles.models import Profile
 from profiles.selectors import ProfileExtras, profile_with_extras, profiles_with_extras
 from profiles.services import ProfileInput
 
 IDENTIFIER_KEYS = {"email": "email", "phone": "phone", "customId": "customId", "uuid": "uuid"}
-FIELD_KEYS = {
-    "firstName": "first_name",
-    "lastName": "last_name",
-    "displayName": "display_name",
-    "company": "company",
-    "address": "address",
-    "city": "city",
-    "province": "province",
-    "zipCode": "zip_code",
-    "countryCode": "country_code",
-    "birthDate": "birth_date",
-    "sex": "sex",
-    "avatarUrl": "avatar_url",
-}
+FIELD_KEYS = EDITABLE_BY_API_NAME  # API name → column, every editable native field of the model
+DOCUMENT_ORDER = {
+    name: i
+    for i, name in enumerate(
+        (
+            "previousClients", "clientId", "email", "phone", "customId", "uuid", "firstName", "lastName",
+            "displayName", "company", "address", "city", "province", "zipCode", "countryCode", "birthDate",
+            "lastActivityDate", "sex", "avatarUrl", "anonymous", "agreements", "attributes", "tags",
+        )
+    )
+}  # fmt: skip
 READ_ONLY_KEYS = {"clientId", "anonymous", "previousClients", "lastActivityDate", "tags"}
 
 
@@ -75,6 +73,13 @@ def _iso(value) -> str | None:
     return value.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _native(profile: Profile, column: str):
+    if column == "avatar_url":
+        return profile.gravatar_url
+    value = getattr(profile, column)
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
 def profile_document(
     profile: Profile,
     *,
@@ -84,26 +89,15 @@ def profile_document(
     custom_agreements: dict[str, bool] | None = None,
 ) -> dict:
     """One profile as seed 000's JSON: every field, same names and types."""
-    return {
+    document = {
         "previousClients": previous or [],
         "clientId": profile.pk,
         "email": profile.email,
         "phone": profile.phone,
         "customId": profile.custom_id,
         "uuid": profile.uuid,
-        "firstName": profile.first_name,
-        "lastName": profile.last_name,
-        "displayName": profile.display_name,
-        "company": profile.company,
-        "address": profile.address,
-        "city": profile.city,
-        "province": profile.province,
-        "zipCode": profile.zip_code,
-        "countryCode": profile.country_code,
-        "birthDate": profile.birth_date.isoformat() if profile.birth_date else None,
+        **{name: _native(profile, column) for column, name in EDITABLE_API_NAMES.items()},
         "lastActivityDate": _iso(profile.last_activity_date),
-        "sex": profile.sex,
-        "avatarUrl": profile.gravatar_url,
         "anonymous": profile.anonymous,
         "agreements": agreements,
         "attributes": {
@@ -114,6 +108,8 @@ def profile_document(
         },
         "tags": tags or [],
     }
+    # The seed's key order (native fields added to the model later come after avatarUrl).
+    return dict(sorted(document.items(), key=lambda item: DOCUMENT_ORDER.get(item[0], DOCUMENT_ORDER["avatarUrl"])))
 
 
 def _document(profile: Profile, extras: ProfileExtras) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -26,7 +27,6 @@ TRANSACTION_KEYS = {
     "discountAmount",
 }
 SERVICE_FIELDS = {"status": "orderStatus"}
-MAX_ITEMS = 1000
 
 
 def _money(value, *, where: str) -> tuple:
@@ -103,8 +103,10 @@ class TransactionsView(SyneriseView):
         bodies = body if many else [body]
         if many and not bodies:
             raise ValidationFailed("The list of transactions is empty.", field="body", code="field.required")
-        if len(bodies) > MAX_ITEMS:
-            raise ValidationFailed(f"At most {MAX_ITEMS} transactions per request.", field="body", code="too_many")
+        if len(bodies) > settings.BATCH_MAX_ITEMS:
+            raise ValidationFailed(
+                f"At most {settings.BATCH_MAX_ITEMS} transactions per request.", field="body", code="too_many"
+            )
         try:
             items = []
             for index, item in enumerate(bodies):

@@ -41,7 +41,7 @@ SORT_FIELDS = {
     "lastActivityDate": "last_activity_date",
 }
 DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 1000
+MAX_PAGE_SIZE = settings.LIST_MAX_PAGE_SIZE
 
 PROFILE_FIELDS = {
     "previousClients": serializers.ListField(child=serializers.IntegerField()),

@@ -45,12 +45,24 @@ def test_unmerge_of_something_not_merged_is_404(api, make_profile):
     assert response.json()["field"] == "previousClientId"
 
 
-def test_write_naming_two_recognized_profiles_is_409(api, make_profile):
+def test_write_naming_two_profiles_with_different_emails_is_409(api, make_profile):
     ann = make_profile(email="ann@example.com")
-    bob = make_profile(customId="BOB")
+    bob = make_profile(customId="BOB", email="bob@example.com")
     response = api.post("/v4/clients", {"email": "ann@example.com", "customId": "BOB"}, format="json")
     assert response.status_code == 409
-    assert response.json()["clientIds"] == sorted([ann.pk, bob.pk])
+    body = response.json()
+    assert body["clientIds"] == sorted([ann.pk, bob.pk])
+    assert (body["field"], body["kind"]) == ("email", "email")
+    assert body["values"] == {str(ann.pk): ["ann@example.com"], str(bob.pk): ["bob@example.com"]}
+
+
+def test_write_naming_a_customid_profile_and_an_email_profile_merges_them(api, make_profile):
+    ann = make_profile(email="ann@example.com")
+    by_custom_id = make_profile(customId="BOB")
+    response = api.post("/v4/clients", {"email": "ann@example.com", "customId": "BOB"}, format="json")
+    assert response.status_code == 202
+    assert Profile.objects.get().pk == ann.pk
+    assert api.get(f"/v4/clients/{by_custom_id.pk}").json()["clientId"] == ann.pk
 
 
 def test_write_naming_an_anonymous_profile_merges_it(api, make_profile):

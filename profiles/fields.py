@@ -1,0 +1,60 @@
+"""The one registry of Profile's native fields, derived from the model's ``_meta``.
+
+Every list of profile columns in the code (the batch's COPY columns, the merge snapshot, the API
+documents, the admin forms) comes from here, so a field added to the model is written, merged,
+restored and shown without a second list to update. A field lands in exactly one group:
+
+- ``IDENTIFIER_COLUMNS``: the main value of each identifier kind (the ``Identifier`` table decides
+  who owns a value; these columns mirror it);
+- ``SYSTEM_COLUMNS``: kept by the platform, never sent by a client;
+- ``EDITABLE_COLUMNS``: every other concrete column, which a client may set by its API name.
+"""
+
+from __future__ import annotations
+
+import re
+
+from profiles.models import IdentifierKind, Profile
+
+
+def api_name(column: str) -> str:
+    """A column's name in the API documents: ``zip_code`` → ``zipCode``."""
+    head, *rest = column.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def column_name(api: str) -> str:
+    """The inverse of ``api_name``: ``zipCode`` → ``zip_code``."""
+    return re.sub(r"(?<!^)([A-Z])", lambda m: "_" + m.group(1).lower(), api)
+
+
+# Identifier kind → the Profile column holding the profile's main value of that kind.
+IDENTIFIER_COLUMNS: dict[str, str] = {
+    IdentifierKind.EMAIL: "email",
+    IdentifierKind.PHONE: "phone",
+    IdentifierKind.CUSTOM_ID: "custom_id",
+    IdentifierKind.UUID: "uuid",
+}
+SYSTEM_COLUMNS: tuple[str, ...] = ("attributes", "correlation_id", "last_activity_date", "created_at", "updated_at")
+
+# Every concrete column, primary key first, in the model's order (COPY writes them in this order).
+ALL_COLUMNS: tuple[str, ...] = tuple(f.column for f in Profile._meta.concrete_fields)
+EDITABLE_COLUMNS: tuple[str, ...] = tuple(
+    c for c in ALL_COLUMNS if c != "id" and c not in IDENTIFIER_COLUMNS.values() and c not in SYSTEM_COLUMNS
+)
+# Editable column → its API name, and back.
+EDITABLE_API_NAMES: dict[str, str] = {c: api_name(c) for c in EDITABLE_COLUMNS}
+EDITABLE_BY_API_NAME: dict[str, str] = {a: c for c, a in EDITABLE_API_NAMES.items()}
+# Values a column takes when a client clears it (null), where that is not NULL.
+DEFAULTS: dict[str, object] = {
+    f.column: f.default
+    for f in Profile._meta.concrete_fields
+    if f.column in EDITABLE_COLUMNS and f.has_default() and not callable(f.default)
+}
+# A merge snapshot keeps every column but the key and ``updated_at``; undo restores them.
+SNAPSHOT_COLUMNS: tuple[str, ...] = tuple(c for c in ALL_COLUMNS if c not in {"id", "updated_at"})
+TEMPORAL_COLUMNS: dict[str, str] = {
+    f.column: f.get_internal_type()
+    for f in Profile._meta.concrete_fields
+    if f.get_internal_type() in {"DateField", "DateTimeField"}
+}

@@ -169,6 +169,78 @@ def profile_merge(
     return target
 
 
+def profile_merge_preview(*, survivor: Profile, others: list[Profile]) -> dict:
+    """What ``profile_merge`` would do, without writing: the survivor, the identifiers that move, the
+    fields filled from the merged-in profiles, the conflicting values and which one wins (the
+    survivor's), the rows each table would move, and the limited identifier kinds a forced merge
+    would put over their limit."""
+    from profiles.fields import api_name
+    from profiles.services.resolution import identifier_limit, identifiers_held
+
+    other_ids = sorted({p.pk for p in others} - {survivor.pk})
+    if not other_ids:
+        raise ValidationFailed("Nothing to merge: name profiles other than the target.", field="fromClientIds")
+    by_id = {p.pk: p for p in others}
+    state = {name: getattr(survivor, name) for name in FILLABLE_FIELDS}
+    attributes = dict(survivor.attributes)
+    filled: dict[str, dict] = {}
+    conflicts: list[dict] = []
+    for pid in other_ids:
+        merged = by_id[pid]
+        for name in FILLABLE_FIELDS:
+            theirs, ours = getattr(merged, name), state[name]
+            if _is_empty(name, theirs):
+                continue
+            if _is_empty(name, ours):
+                state[name] = theirs
+                filled[api_name(name)] = {"value": _jsonable(theirs), "fromClientId": pid}
+            elif ours != theirs and name not in IDENTIFIER_KINDS:
+                conflicts.append(
+                    {
+                        "field": api_name(name),
+                        "kept": _jsonable(ours),
+                        "dropped": _jsonable(theirs),
+                        "fromClientId": pid,
+                    }
+                )
+        for name, theirs in merged.attributes.items():
+            if name not in attributes:
+                attributes[name] = theirs
+                filled[f"attributes.{name}"] = {"value": theirs, "fromClientId": pid}
+            elif attributes[name] != theirs:
+                conflicts.append(
+                    {"field": f"attributes.{name}", "kept": attributes[name], "dropped": theirs, "fromClientId": pid}
+                )
+    held = identifiers_held([survivor.pk, *other_ids])
+    moved = [
+        {"kind": kind, "value": value, "fromClientId": pid}
+        for pid in other_ids
+        for kind, values in sorted(held[pid].items())
+        for value in sorted(values)
+    ]
+    over = {}
+    for kind in {kind for values in held.values() for kind in values}:
+        limit = identifier_limit(kind)
+        count = sum(len(values.get(kind, ())) for values in held.values())
+        if limit is not None and count > limit:
+            over[kind] = {"limit": limit, "values": count}
+    rows = {}
+    for relation in Profile._meta.related_objects:
+        if relation.one_to_many or relation.one_to_one:
+            model = relation.related_model
+            count = model._default_manager.filter(**{f"{relation.field.name}__in": other_ids}).count()
+            rows[model._meta.label] = count
+    return {
+        "survivor": survivor.pk,
+        "merged": other_ids,
+        "identifiersMoved": moved,
+        "filled": filled,
+        "conflicts": conflicts,
+        "rows": dict(sorted(rows.items())),
+        "overLimits": over,
+    }
+
+
 @dataclass
 class UnmergeResult:
     survivor: Profile

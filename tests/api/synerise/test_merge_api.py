@@ -75,3 +75,32 @@ def test_write_naming_an_anonymous_profile_merges_it(api, make_profile):
     body = api.get(f"/v4/clients/{ann.pk}").json()
     assert body["previousClients"] == [visitor.pk]
     assert body["city"] == "Gdańsk"
+
+
+def test_merge_dry_run_answers_what_would_happen_and_writes_nothing(api, make_profile):
+    from profiles.models import Event, Identifier, MergeRecord
+
+    ann = make_profile(email="ann@example.com", city="Warsaw", attributes={"points": 5})
+    bob = make_profile(email="bob@example.com", city="Gdańsk", last_name="Nowak", attributes={"points": 7, "vip": True})
+    before = (
+        Profile.objects.count(),
+        Identifier.objects.count(),
+        MergeRecord.objects.count(),
+        Event.objects.count(),
+    )
+    response = api.post(f"/v4/clients/merge/from/ids/{bob.pk}/to/id/{ann.pk}?dryRun=true")
+    assert response.status_code == 200, response.content
+    preview = response.json()
+    assert (preview["survivor"], preview["merged"]) == (ann.pk, [bob.pk])
+    moved = {(i["kind"], i["value"]) for i in preview["identifiersMoved"]}
+    assert ("email", "bob@example.com") in moved and all(i["fromClientId"] == bob.pk for i in preview["identifiersMoved"])
+    assert preview["filled"]["lastName"] == {"value": "Nowak", "fromClientId": bob.pk}
+    assert preview["filled"]["attributes.vip"] == {"value": True, "fromClientId": bob.pk}
+    conflicts = {c["field"]: (c["kept"], c["dropped"]) for c in preview["conflicts"]}
+    assert conflicts["city"] == ("Warsaw", "Gdańsk")
+    assert conflicts["attributes.points"] == (5, 7)
+    assert preview["rows"]["profiles.Identifier"] == 2 and preview["rows"]["profiles.Event"] == Event.objects.filter(profile=bob).count() > 0
+    assert preview["overLimits"] == {"email": {"limit": 1, "values": 2}}
+    after = (Profile.objects.count(), Identifier.objects.count(), MergeRecord.objects.count(), Event.objects.count())
+    assert after == before
+    assert api.post(f"/v4/clients/merge/from/ids/{bob.pk}/to/id/{ann.pk}?dryRun=maybe").status_code == 400

@@ -221,6 +221,11 @@ def test_undo_merge_from_the_card(admin_client, make_profile):
     record = MergeRecord.objects.get(survivor_client_id=survivor.pk)
     html = admin_client.get(card_url(survivor)).text
     assert f'value="{record.merged_client_id}"' in html and "Undo merge" in html
+    # The merge history says why, in a sentence: which identifier named which profile, and the write.
+    assert (
+        f"One write named both profiles: email kim@example.com named #{survivor.pk}; "
+        f"uuid 00000000-0000-4000-8000-000000000001 named #{record.merged_client_id} (tests)."
+    ) in html
     admin_client.post(action_url(survivor, "unmerge"), {"merged_client_id": record.merged_client_id})
     assert Profile.objects.filter(pk=record.merged_client_id).exists()
     record.refresh_from_db()

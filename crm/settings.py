@@ -179,6 +179,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, 2_621_440)
 JWT_LIFETIME_SECONDS = env_int("JWT_LIFETIME_SECONDS", 3600)
 # An API key's last-used time is written at most this often, not on every request.
 API_KEY_LAST_USED_RESOLUTION_SECONDS = env_int("API_KEY_LAST_USED_RESOLUTION_SECONDS", 60)
+# A checked API key is trusted by the process for this long: a key deactivated elsewhere stops working
+# within this time at most (0: check the database on every request).
+API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 5)
 
 # --- Profiles -----------------------------------------------------------------------------------
 PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "PL")

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import re
 
+from django.db.models.base import ModelState
+
 from profiles.models import IdentifierKind, Profile
 
 
@@ -58,3 +60,29 @@ TEMPORAL_COLUMNS: dict[str, str] = {
     for f in Profile._meta.concrete_fields
     if f.get_internal_type() in {"DateField", "DateTimeField"}
 }
+
+
+# Every attribute a Profile instance carries, with its default (callable defaults are called per instance).
+_ATTNAMES: tuple[tuple[str, object], ...] = tuple(
+    (f.attname, f.default if f.has_default() and callable(f.default) else f.get_default())
+    for f in Profile._meta.concrete_fields
+)
+
+
+def profile_build(**values) -> Profile:
+    """An unsaved Profile from column values, without ``Model.__init__``'s per-keyword work (a batch
+    builds thousands: it was a tenth of the batch's time). Same instance as ``Profile(**values)``
+    for concrete fields; unknown names raise TypeError as the constructor would."""
+    unknown = values.keys() - _ATTNAME_SET
+    if unknown:
+        raise TypeError(f"Profile() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
+    profile = Profile.__new__(Profile)
+    state = profile.__dict__
+    for attname, default in _ATTNAMES:
+        state[attname] = default() if callable(default) else default
+    state.update(values)
+    profile._state = ModelState()
+    return profile
+
+
+_ATTNAME_SET = frozenset(name for name, _ in _ATTNAMES)

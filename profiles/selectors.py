@@ -357,6 +357,31 @@ def _profiles_with_extras(where: str, params: dict) -> list[tuple[Profile, Profi
     return result
 
 
+def profiles_versions(ids: Iterable[int]) -> dict[int, tuple[Profile, str]]:
+    """Profiles by id with their row version (``xmin``), in one query and without locks: a batch reads
+    every profile it may change this way and locks, checking the version, only those it does change."""
+    ids = sorted(set(ids))
+    if not ids:
+        return {}
+    columns = _profile_columns()
+    sql = f"SELECT {', '.join('p.' + c for c in columns)}, p.xmin::text FROM profiles_profile p WHERE p.id = ANY(%s)"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [ids])
+        rows = cursor.fetchall()
+    converters = [
+        (i, f.from_db_value) for i, f in enumerate(Profile._meta.concrete_fields) if hasattr(f, "from_db_value")
+    ]
+    attnames = _profile_attnames()
+    result = {}
+    for row in rows:
+        values = list(row[:-1])
+        for i, convert in converters:
+            values[i] = convert(values[i], None, connection)
+        profile = Profile.from_db(connection.alias, attnames, values)
+        result[profile.pk] = (profile, row[-1])
+    return result
+
+
 def _profile_attnames() -> list[str]:
     return [f.attname for f in Profile._meta.concrete_fields]
 

@@ -25,7 +25,7 @@ from crm.models import Job
 from profiles import signals
 from profiles.fields import ALL_COLUMNS, TEMPORAL_COLUMNS
 from profiles.models import Profile
-from profiles.selectors import identifier_owners
+from profiles.selectors import identifier_owners, profiles_versions
 from profiles.services.attributes import AttributeCatalog
 from profiles.services.identity import ProfileInput, resolve_and_write, set_agreements
 from profiles.services.resolution import (
@@ -69,6 +69,7 @@ class _Slot:
     changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     was_anonymous: bool = False
     agreements: list = field(default_factory=list)
+    version: str | None = None  # xmin of the row read (existing profiles)
 
 
 def profiles_upsert_many(*, items: list[ProfileInput], source: str, actor: str = "") -> list[ItemResult]:
@@ -111,16 +112,16 @@ def _fast_path(cleaned, catalog, results, *, source: str, actor: str) -> list[tu
     """Simulate the batch item by item in memory, write the outcome set-based; return the items left over."""
     pairs = {(k, v) for _, clean in cleaned for k, v in clean.identifiers.items() if v is not None}
     owners = identifier_owners(pairs)
-    locked = {
-        p.pk: p for p in Profile.objects.select_for_update().filter(pk__in=sorted(set(owners.values()))).order_by("pk")
-    }
-    if identifier_owners(pairs) != owners or len(locked) != len(set(owners.values())):
-        raise Retry  # identifiers moved between the read and the lock: read again
+    # Read without locks: only the profiles this batch changes are locked, at write time, and only
+    # if they are still the version read here (else the whole batch is resolved again).
+    existing = profiles_versions(owners.values())
+    if len(existing) != len(set(owners.values())):
+        raise Retry  # one was merged or deleted since we read the identifiers
     slots: dict[int, _Slot] = {}  # key: clientId for existing profiles, -n for new ones
-    for pid, profile in locked.items():
-        slots[pid] = _Slot(profile=profile, new=False, was_anonymous=profile.anonymous)
+    for pid, (profile, version) in existing.items():
+        slots[pid] = _Slot(profile=profile, new=False, was_anonymous=profile.anonymous, version=version)
     index_of: dict[tuple[str, str], int] = dict(owners)  # identifier -> slot key
-    for pid, held in identifiers_held(locked).items():
+    for pid, held in identifiers_held(existing).items():
         slots[pid].owned.update((kind, value) for kind, values in held.items() for value in values)
     tainted_slots: set[int] = set()
     tainted_pairs: set[tuple[str, str]] = set()
@@ -177,7 +178,7 @@ def _fast_path(cleaned, catalog, results, *, source: str, actor: str) -> list[tu
         slot.agreements.extend(clean.agreements)
         item_slot[index] = (key, False, bool(diff.changes))
 
-    _write(slots, claims, releases, catalog, actor=actor)
+    _write(slots, claims, releases, catalog, actor=actor, owners=owners)
     _record_results(item_slot, slots, results)
     _send_signals(slots, source=source, actor=actor)
     for slot in slots.values():
@@ -208,11 +209,25 @@ def _agreements_only(agreements) -> CleanInput:
     return CleanInput(identifiers={}, fields={}, attributes={}, agreements=agreements)
 
 
-def _write(slots: dict[int, _Slot], claims, releases, catalog: AttributeCatalog, *, actor: str) -> None:
+def _write(slots: dict[int, _Slot], claims, releases, catalog: AttributeCatalog, *, actor: str, owners) -> None:
     catalog.save_pending(created_by=actor)
     new = [slot for slot in slots.values() if slot.new]
     changed = [slot for slot in slots.values() if not slot.new and slot.changes]
+    touched = {key for key in (*claims.values(), *releases.values()) if not slots[key].new}
+    touched |= {slot.profile.pk for slot in changed}
     with connection.cursor() as cursor:
+        if touched:
+            # Lock what this batch changes, in id order, if it is still the version read.
+            cursor.execute(
+                """
+                SELECT p.id FROM profiles_profile p
+                JOIN json_to_recordset(%s::json) AS t(id bigint, v text) ON p.id = t.id AND p.xmin = t.v::xid
+                ORDER BY p.id FOR UPDATE OF p
+                """,
+                [_json_rows(("id", "v"), ((key, slots[key].version) for key in sorted(touched)))],
+            )
+            if len(cursor.fetchall()) != len(touched) or identifier_owners(owners) != owners:
+                raise Retry  # changed since the read: resolve the batch again
         if new:
             cursor.execute(
                 "SELECT nextval(pg_get_serial_sequence('profiles_profile', 'id')) FROM generate_series(1, %s)",

@@ -43,7 +43,7 @@ from django.utils import timezone
 from consents.models import Agreement
 from consents.services import agreements_parse
 from crm.errors import Conflict, ValidationFailed
-from profiles.fields import DEFAULTS, EDITABLE_API_NAMES, IDENTIFIER_COLUMNS
+from profiles.fields import DEFAULTS, EDITABLE_API_NAMES, IDENTIFIER_COLUMNS, profile_build
 from profiles.models import IdentifierKind, Profile
 from profiles.normalize import identifier_normalize
 from profiles.selectors import client_ids_resolve, identifier_owners
@@ -54,7 +54,9 @@ logger = logging.getLogger(__name__)
 Pair = tuple[str, str]
 COUNTRY_CODES = frozenset(phonenumbers.SUPPORTED_REGIONS) - {"001"}
 MAX_ATTEMPTS = 12
-RETRY_SQLSTATES = {"23505", "40001", "40P01"}
+# Lost races: a unique value taken, a row deleted under a foreign key (a concurrent merge), serialization
+# failures and deadlocks.
+RETRY_SQLSTATES = {"23505", "23503", "40001", "40P01"}
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 __all__ = [
@@ -114,15 +116,31 @@ def _normalize_identifiers(raw: dict[str, Any]) -> dict[str, str | None]:
     return clean
 
 
+def _field_rule(column: str) -> tuple[str, Any]:
+    """How a native column is validated: ("choice", values), ("date", None), ("country", None) or ("text", max)."""
+    field_ = Profile._meta.get_field(column)
+    if field_.choices:
+        return "choice", [choice for choice, _ in field_.choices]
+    if field_.get_internal_type() == "DateField":
+        return "date", None
+    if column == "country_code":
+        return "country", None
+    return "text", field_.max_length
+
+
+_FIELD_RULES = {column: _field_rule(column) for column in EDITABLE_API_NAMES}
+
+
 def _validate_fields(raw: dict[str, Any]) -> dict[str, Any]:
     clean: dict[str, Any] = {}
     for name, value in raw.items():
-        api_name = EDITABLE_API_NAMES.get(name)
-        if api_name is None:
+        rule = _FIELD_RULES.get(name)
+        if rule is None:
             raise ValidationFailed(f"Unknown field '{name}'.", field=name, code="field.unknown")
         if value is None:
             clean[name] = DEFAULTS.get(name)
             continue
+        api_name = EDITABLE_API_NAMES[name]
         if isinstance(value, str):
             value = value.strip()
             if not value:
@@ -131,20 +149,28 @@ def _validate_fields(raw: dict[str, Any]) -> dict[str, Any]:
                     field=api_name,
                     code="field.empty",
                 )
-        clean[name] = _validate_field(name, api_name, value)
+        kind, arg = rule
+        if kind == "text":
+            if not isinstance(value, str):
+                raise ValidationFailed(f"{api_name} must be a string.", field=api_name, code="field.type")
+            if len(value) > arg:
+                raise ValidationFailed(
+                    f"{api_name} is longer than {arg} characters.", field=api_name, code="field.too_long"
+                )
+        else:
+            value = _validate_special(kind, arg, api_name, value)
+        clean[name] = value
     return clean
 
 
-def _validate_field(name: str, api_name: str, value):
-    field_ = Profile._meta.get_field(name)
-    if field_.choices:
-        allowed = [choice for choice, _ in field_.choices]
-        if value not in allowed:
+def _validate_special(kind: str, arg, api_name: str, value):
+    if kind == "choice":
+        if value not in arg:
             raise ValidationFailed(
-                f"{api_name} must be one of {', '.join(allowed)}; got {value!r}.", field=api_name, code="field.choice"
+                f"{api_name} must be one of {', '.join(arg)}; got {value!r}.", field=api_name, code="field.choice"
             )
         return value
-    if field_.get_internal_type() == "DateField":
+    if kind == "date":
         if isinstance(value, str):
             try:
                 value = date.fromisoformat(value) if _DATE_RE.fullmatch(value) else None
@@ -157,20 +183,13 @@ def _validate_field(name: str, api_name: str, value):
                 f"{api_name} must be between 1900-01-01 and today.", field=api_name, code="field.date"
             )
         return value
-    if name == "country_code":
-        value = value.upper() if isinstance(value, str) else value
-        if value not in COUNTRY_CODES:
-            raise ValidationFailed(
-                f"countryCode must be an ISO 3166-1 alpha-2 code; got {value!r}.",
-                field="countryCode",
-                code="field.country",
-            )
-        return value
-    if not isinstance(value, str):
-        raise ValidationFailed(f"{api_name} must be a string.", field=api_name, code="field.type")
-    if len(value) > field_.max_length:
+    # country
+    value = value.upper() if isinstance(value, str) else value
+    if value not in COUNTRY_CODES:
         raise ValidationFailed(
-            f"{api_name} is longer than {field_.max_length} characters.", field=api_name, code="field.too_long"
+            f"countryCode must be an ISO 3166-1 alpha-2 code; got {value!r}.",
+            field="countryCode",
+            code="field.country",
         )
     return value
 
@@ -316,7 +335,7 @@ def profile_new(clean: CleanInput) -> tuple[Profile, list[Pair]]:
     if "first_name" not in fields:
         fields["first_name"] = _placeholder_first_name(identifiers.get(IdentifierKind.EMAIL))
     now = timezone.now()
-    profile = Profile(
+    profile = profile_build(
         **{IDENTIFIER_COLUMNS[k]: v for k, v in identifiers.items()},
         **fields,
         attributes={k: v for k, v in clean.attributes.items() if v is not None},

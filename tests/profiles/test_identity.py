@@ -149,3 +149,20 @@ def test_concurrent_creates_of_one_email_make_one_profile():
     assert errors == []
     assert Profile.objects.count() == 1
     assert Identifier.objects.filter(kind="uuid").count() == 8
+
+
+def test_profile_build_makes_the_same_instance_as_the_constructor():
+    from profiles.fields import profile_build
+
+    values = {"email": "ann@example.com", "uuid": "00000000-0000-4000-8000-000000000001", "city": "Kraków"}
+    built, constructed = profile_build(**values), Profile(**values)
+    assert {f.attname: getattr(built, f.attname) for f in Profile._meta.concrete_fields} == {
+        f.attname: getattr(constructed, f.attname) for f in Profile._meta.concrete_fields
+    }
+    assert built.attributes == {} and built.attributes is not profile_build(**values).attributes
+    assert built._state.adding and built._state.db is None
+    built.correlation_id = "x"
+    built.save(force_insert=True)
+    assert Profile.objects.get(pk=built.pk).city == "Kraków"
+    with pytest.raises(TypeError):
+        profile_build(nonsense=1)

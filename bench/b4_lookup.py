@@ -415,7 +415,8 @@ def run(args) -> None:
         f"ratio endpoint p50 / raw + consents p50    = {endpoint.p50 / stats['raw + consents'].p50:6.2f}x",
         f"ratio endpoint p50 / raw key+profile+cons. = {p50_ratio:6.2f}x {common.verdict(p50_ratio, 2, at_most=True)}",
         f"ratio endpoint req/s / stock DRF req/s     = {rps_ratio:6.2f}x {common.verdict(rps_ratio, 2, at_most=False)}",
-        f"ratio (WSGIHandler) endpoint / stock req/s = {wsgi_ratio:6.2f}x {common.verdict(wsgi_ratio, 2, at_most=False)}",
+        f"ratio (WSGIHandler) endpoint / stock req/s = {wsgi_ratio:6.2f}x "
+        f"{common.verdict(wsgi_ratio, 2, at_most=False)}",
     ]
     if http_stats:
         gun_endpoint, gun_stock = http_stats

@@ -75,6 +75,8 @@ def agreements_parse(
     for key, value in agreements.items():
         agreement = _check_writable(by_key.get(key), key, f"agreements.{key}")
         pairs.append((agreement, _boolean(value, f"agreements.{key}")))
+    if not custom:
+        return pairs, attributes
     remaining: dict[str, Any] = {}
     for name, value in attributes.items():
         agreement = custom.get(attribute_key(name)) if isinstance(name, str) else None

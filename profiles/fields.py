@@ -86,3 +86,15 @@ def profile_build(**values) -> Profile:
 
 
 _ATTNAME_SET = frozenset(name for name, _ in _ATTNAMES)
+ATTNAMES: tuple[str, ...] = tuple(name for name, _ in _ATTNAMES)
+
+
+def profile_from_row(values, *, db: str = "default") -> Profile:
+    """A Profile read from the database, from its concrete columns' converted values in model order,
+    without ``Model.__init__`` (what ``Model.from_db`` does through the constructor)."""
+    profile = Profile.__new__(Profile)
+    profile.__dict__.update(zip(ATTNAMES, values, strict=True))
+    state = ModelState()
+    state.adding, state.db = False, db
+    profile._state = state
+    return profile

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from crm.errors import NotFound, ValidationFailed
 from profiles.currencies import currency_symbol
+from profiles.fields import profile_from_row
 from profiles.models import Event, MergeRecord, Profile, ProfileCommerce, ProfileTag
 from profiles.normalize import identifier_normalize
 
@@ -371,13 +372,12 @@ def profiles_versions(ids: Iterable[int]) -> dict[int, tuple[Profile, str]]:
     converters = [
         (i, f.from_db_value) for i, f in enumerate(Profile._meta.concrete_fields) if hasattr(f, "from_db_value")
     ]
-    attnames = _profile_attnames()
     result = {}
     for row in rows:
         values = list(row[:-1])
         for i, convert in converters:
             values[i] = convert(values[i], None, connection)
-        profile = Profile.from_db(connection.alias, attnames, values)
+        profile = profile_from_row(values, db=connection.alias)
         result[profile.pk] = (profile, row[-1])
     return result
 

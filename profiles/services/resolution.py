@@ -32,7 +32,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import phonenumbers
@@ -178,7 +178,7 @@ def _validate_special(kind: str, arg, api_name: str, value):
                 value = None
         if not isinstance(value, date):
             raise ValidationFailed(f"{api_name} must be a date as YYYY-MM-DD.", field=api_name, code="field.date")
-        if value > timezone.now().date() or value.year < 1900:
+        if value > datetime.now(UTC).date() or value.year < 1900:
             raise ValidationFailed(
                 f"{api_name} must be between 1900-01-01 and today.", field=api_name, code="field.date"
             )
@@ -238,11 +238,13 @@ def uuid_resets(clean: CleanInput, owners: dict[Pair, int], held: dict[int, dict
     """Uuids that this write says belong to someone else: their profile holds another value of a
     limited kind (another e-mail, another customId) that the write sends (a shared device)."""
     resets = []
+    limits = None
     for (kind, value), pid in owners.items():
         if kind != IdentifierKind.UUID:
             continue
+        limits = limits or settings.IDENTIFIER_LIMITS
         for strong, sent in clean.identifiers.items():
-            if sent is None or strong == IdentifierKind.UUID or identifier_limit(strong) is None:
+            if sent is None or strong == IdentifierKind.UUID or limits.get(strong) is None:
                 continue
             theirs = held.get(pid, {}).get(strong, set())
             if theirs and sent not in theirs and owners.get((strong, sent)) != pid:

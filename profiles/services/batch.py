@@ -23,7 +23,7 @@ from consents.models import Agreement
 from crm.errors import DomainError
 from crm.models import Job
 from profiles import signals
-from profiles.fields import ALL_COLUMNS, TEMPORAL_COLUMNS
+from profiles.fields import ALL_COLUMNS, EDITABLE_BY_API_NAME, IDENTIFIER_COLUMNS, TEMPORAL_COLUMNS
 from profiles.models import Profile
 from profiles.selectors import identifier_owners, profiles_versions
 from profiles.services.attributes import AttributeCatalog
@@ -213,21 +213,29 @@ def _write(slots: dict[int, _Slot], claims, releases, catalog: AttributeCatalog,
     catalog.save_pending(created_by=actor)
     new = [slot for slot in slots.values() if slot.new]
     changed = [slot for slot in slots.values() if not slot.new and slot.changes]
-    touched = {key for key in (*claims.values(), *releases.values()) if not slots[key].new}
-    touched |= {slot.profile.pk for slot in changed}
+    changed_ids = {slot.profile.pk for slot in changed}
+    # Profiles whose identifiers change but whose row does not: locked, version-checked, not rewritten.
+    relinked = {key for key in (*claims.values(), *releases.values()) if not slots[key].new} - changed_ids
     with connection.cursor() as cursor:
-        if touched:
-            # Lock what this batch changes, in id order, if it is still the version read.
+        # The changed rows are updated (and so locked) only if they are still the version read; the
+        # relinked ones are locked the same way. Anything else: resolve the batch again.
+        if changed and _update_profiles(cursor, [(slot.profile, slot.version) for slot in changed], slots) != len(
+            changed
+        ):
+            raise Retry
+        if relinked:
             cursor.execute(
                 """
                 SELECT p.id FROM profiles_profile p
                 JOIN json_to_recordset(%s::json) AS t(id bigint, v text) ON p.id = t.id AND p.xmin = t.v::xid
                 ORDER BY p.id FOR UPDATE OF p
                 """,
-                [_json_rows(("id", "v"), ((key, slots[key].version) for key in sorted(touched)))],
+                [_json_rows(("id", "v"), ((key, slots[key].version) for key in sorted(relinked)))],
             )
-            if len(cursor.fetchall()) != len(touched) or identifier_owners(owners) != owners:
-                raise Retry  # changed since the read: resolve the batch again
+            if len(cursor.fetchall()) != len(relinked):
+                raise Retry
+        if (changed or relinked) and identifier_owners(owners) != owners:
+            raise Retry  # an identifier moved since the read
         if new:
             cursor.execute(
                 "SELECT nextval(pg_get_serial_sequence('profiles_profile', 'id')) FROM generate_series(1, %s)",
@@ -256,8 +264,6 @@ def _write(slots: dict[int, _Slot], claims, releases, catalog: AttributeCatalog,
             )
             if len(cursor.fetchall()) != len(claims):
                 raise Retry  # a concurrent write claimed one of them first: resolve the batch again
-        if changed:
-            _update_profiles(cursor, [slot.profile for slot in changed])
 
 
 def _copy_profiles(cursor, profiles: list[Profile]) -> None:
@@ -268,28 +274,46 @@ def _copy_profiles(cursor, profiles: list[Profile]) -> None:
             copy.write_row(row)
 
 
-def _update_profiles(cursor, profiles: list[Profile]) -> None:
+def _changed_columns(changes: dict[str, tuple]) -> set[str]:
+    """The Profile columns a change set (keys by API name) touches."""
+    columns = set()
+    for name in changes:
+        if name.startswith("attributes."):
+            columns.add("attributes")
+        elif name in IDENTIFIER_COLUMNS:
+            columns.add(IDENTIFIER_COLUMNS[name])
+        else:
+            columns.add(EDITABLE_BY_API_NAME[name])
+    return columns
+
+
+def _update_profiles(cursor, profiles: list[tuple[Profile, str]], slots) -> int:
+    """Write the changed columns of these profiles in one statement, each only if its row is still the
+    version read (``xmin``); returns how many rows were written."""
     now = timezone.now()
-    temporal = {c for c in UPDATABLE if SQL_TYPES.get(c) in ("date", "timestamptz")}
+    changed = set().union(*(_changed_columns(slots[p.pk].changes) for p, _ in profiles))
+    columns = [c for c in UPDATABLE if c in changed or c == "updated_at"]
+    temporal = {c for c in columns if SQL_TYPES.get(c) in ("date", "timestamptz")}
     rows = []
-    for profile in profiles:
-        row: list = [profile.pk]
-        for column in UPDATABLE:
+    for profile, version in sorted(profiles, key=lambda pair: pair[0].pk):
+        row: list = [profile.pk, version]
+        for column in columns:
             value = now if column == "updated_at" else getattr(profile, column)
             row.append(value.isoformat() if value is not None and column in temporal else value)
         rows.append(row)
-    assignments = ", ".join(f"{c} = t.{c}" for c in UPDATABLE)
-    definitions = ", ".join(f"{c} {SQL_TYPES.get(c, 'text')}" for c in UPDATABLE)
+    assignments = ", ".join(f"{c} = t.{c}" for c in columns)
+    definitions = ", ".join(f"{c} {SQL_TYPES.get(c, 'text')}" for c in columns)
     cursor.execute(
         f"""
         UPDATE profiles_profile p SET {assignments}
-        FROM json_to_recordset(%s::json) AS t(id bigint, {definitions})
-        WHERE p.id = t.id
-        """,  # noqa: S608 - column names are constants of this module
-        [_json_rows(("id", *UPDATABLE), rows)],
+        FROM json_to_recordset(%s::json) AS t(id bigint, v text, {definitions})
+        WHERE p.id = t.id AND p.xmin = t.v::xid
+        """,  # noqa: S608 - column names come from the model's registry
+        [_json_rows(("id", "v", *columns), rows)],
     )
-    for profile in profiles:
+    for profile, _ in profiles:
         profile.updated_at = now
+    return cursor.rowcount
 
 
 def _json_rows(names: tuple[str, ...], rows) -> str:

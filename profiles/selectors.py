@@ -34,13 +34,20 @@ def identifier_owners(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str],
     if not pairs:
         return {}
     with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT i.kind, i.value, i.profile_id FROM profiles_identifier i
-            JOIN json_to_recordset(%s::json) AS t(kind text, value text) ON i.kind = t.kind AND i.value = t.value
-            """,
-            [json.dumps([{"kind": k, "value": v} for k, v in pairs], separators=(",", ":"))],
-        )
+        if len(pairs) <= 16:  # a single write: index look-ups the planner sees as such
+            cursor.execute(
+                "SELECT kind, value, profile_id FROM profiles_identifier WHERE (kind, value) IN "  # noqa: S608
+                f"({', '.join(['(%s, %s)'] * len(pairs))})",
+                [part for pair in sorted(pairs) for part in pair],
+            )
+        else:  # a batch: the pairs travel as one JSON parameter
+            cursor.execute(
+                """
+                SELECT i.kind, i.value, i.profile_id FROM profiles_identifier i
+                JOIN json_to_recordset(%s::json) AS t(kind text, value text) ON i.kind = t.kind AND i.value = t.value
+                """,
+                [json.dumps([{"kind": k, "value": v} for k, v in pairs], separators=(",", ":"))],
+            )
         return {(kind, value): pid for kind, value, pid in cursor.fetchall()}
 
 

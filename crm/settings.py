@@ -109,6 +109,11 @@ else:
     DATABASES = {"default": {**embedded_database_settings(DATA_DIR), "CONN_MAX_AGE": env_int("CONN_MAX_AGE", 60)}}
 # A health check costs a round trip (SELECT 1) at the start of every request; off unless asked for.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("CONN_HEALTH_CHECKS", False)
+# The few hot reads (a profile with its extras) run as prepared statements, planned once per connection
+# (planning cost more than running them). Django's own queries stay client-side bound and unprepared. Turn
+# off (0) behind a pooler in transaction mode that cannot keep prepared statements (PgBouncer before 1.21).
+DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
+DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 0 if DB_PREPARED_STATEMENTS else None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Background tasks (django.tasks) -----------------------------------------------------------

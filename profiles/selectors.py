@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import psycopg
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
@@ -331,6 +333,17 @@ def _profile_columns() -> list[str]:
     return [f.column for f in Profile._meta.concrete_fields]
 
 
+def _fetchall_prepared(sql: str, params) -> list[tuple]:
+    """Run a hot read with server-side binding, so psycopg prepares it once per connection (with
+    ``DB_PREPARED_STATEMENTS``); still through Django's cursor wrapper, so it is logged and counted."""
+    with connection.cursor() as cursor:
+        if settings.DB_PREPARED_STATEMENTS:
+            cursor.cursor.close()
+            cursor.cursor = psycopg.Cursor(connection.connection)
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
 def _profiles_with_extras(where: str, params: dict) -> list[tuple[Profile, ProfileExtras]]:
     from consents.models import ConsentStatus
     from consents.selectors import DEFAULT_KEYS
@@ -338,9 +351,7 @@ def _profiles_with_extras(where: str, params: dict) -> list[tuple[Profile, Profi
     columns = _profile_columns()
     sql = f"SELECT {', '.join('p.' + c for c in columns)}, {_EXTRAS_SQL} FROM profiles_profile p WHERE {where}"  # noqa: S608
     params = {**params, "defaults": list(DEFAULT_KEYS), "granted": ConsentStatus.GRANTED.value}
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
+    rows = _fetchall_prepared(sql, params)
     result = []
     n = len(columns)
     converters = [

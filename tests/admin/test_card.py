@@ -369,3 +369,19 @@ def test_consent_states_are_listed_for_every_active_agreement(admin_client, ewa)
     states = {row["agreement"].key: row["status"] for row in rows}
     assert states["sms"] == "denied" and states["email"] == ""
     assert len(rows) == Agreement.objects.filter(is_active=True).count()
+
+
+def test_a_consent_control_without_a_chosen_state_changes_nothing(admin_client, ewa):
+    email = Agreement.objects.get(key="email")
+    response = admin_client.get(card_url(ewa))
+    # No decision yet: the selector offers an empty "choose" entry, selected, instead of a preset state.
+    html = response.text
+    select = html[html.index(f'form="card-consent-form-{email.pk}"') :]
+    select = select[: select.index("</select>")]
+    assert '<option value="" selected>' in select and "selected" not in select.split('<option value="" selected>')[1]
+    records = ConsentRecord.objects.count()
+    response = admin_client.post(action_url(ewa, "consent"), {"agreement": email.pk, "state": ""}, follow=True)
+    assert response.status_code == 200
+    assert ConsentRecord.objects.count() == records
+    assert not ewa.consents.exists()
+    assert "nothing changed" in response.text

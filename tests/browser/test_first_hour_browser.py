@@ -1,0 +1,102 @@
+"""A new marketer's first hour in a real browser, at 1280 and 1920 px: consent controls that change nothing
+untouched, a profile list that fits, search by part of an e-mail, tags near the top of the card, offline API docs."""
+
+import importlib
+import uuid
+
+import pytest
+from django.apps import apps
+from django.contrib.auth.models import Group, User
+
+from consents.models import Agreement, ConsentRecord, ConsentState, ConsentStatus
+from consents.services import consent_set
+from profiles.services import ProfileInput, profile_upsert
+from profiles.services.tags import tag_create, tags_add
+from tests.admin.test_card import insert_events
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+roles = importlib.import_module("crm.migrations.0003_roles")
+default_agreements = importlib.import_module("consents.migrations.0002_default_agreements")
+PASSWORD = "correct horse battery"
+WIDTHS = [1280, 1920]
+
+
+@pytest.fixture
+def marketer(db):
+    default_agreements.create_defaults(apps, None)
+    roles.create_roles(apps, None)
+    user = User.objects.create_user("mia@example.com", password=PASSWORD, is_staff=True)
+    user.groups.add(Group.objects.get(name="Marketers"))
+    return user
+
+
+def make_profile(**fields):
+    identifiers = {"uuid": str(uuid.uuid4())}
+    for key in ("email", "customId", "phone"):
+        if key in fields:
+            identifiers[key] = fields.pop(key)
+    return profile_upsert(
+        data=ProfileInput(identifiers=identifiers, fields=fields), source="import", actor="tests"
+    ).profile
+
+
+@pytest.fixture
+def natalia(marketer):
+    profile = make_profile(
+        email="natalia.kowalczyk74@example.com",
+        customId="CRM-100074",
+        phone="+48 600 700 801",
+        first_name="Natalia",
+        last_name="Kowalczyk-Wiśniewska",
+        city="Bielsko-Biała",
+        country_code="PL",
+    )
+    insert_events(profile, 30)
+    tags_add(profiles=[profile], tags=[tag_create(name="vip"), tag_create(name="newsletter")], source="tests")
+    return profile
+
+
+def log_in(page, live_server, user):
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{live_server.url}/admin/")
+
+
+def card(page, live_server, profile):
+    page.goto(f"{live_server.url}/admin/profiles/profile/{profile.pk}/change/")
+    page.wait_for_selector("#profile-card")
+
+
+def states(profile):
+    return dict(ConsentState.objects.filter(profile=profile).values_list("agreement__key", "status"))
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_consent_controls_submitted_untouched_change_nothing(page, live_server, marketer, natalia, width):
+    page.set_viewport_size({"width": width, "height": 1000})
+    email = Agreement.objects.get(key="email")
+    consent_set(profile=natalia, agreement=email, state=ConsentStatus.GRANTED, source="tests")
+    consent_set(profile=natalia, agreement=Agreement.objects.get(key="sms"), state=ConsentStatus.DENIED, source="tests")
+    before, records = states(natalia), ConsentRecord.objects.count()
+    assert before == {"email": "granted", "sms": "denied"}
+    log_in(page, live_server, marketer)
+    card(page, live_server, natalia)
+
+    rows = page.locator("#card-consents li[data-agreement]")
+    keys = [rows.nth(i).get_attribute("data-agreement") for i in range(rows.count())]
+    assert len(keys) >= 7
+    for key in keys:
+        row = page.locator(f'#card-consents li[data-agreement="{key}"]')
+        if row.locator("select").count() == 0:
+            continue
+        # The selector shows the stored state, or the empty "choose" entry when there is none.
+        assert row.locator("select").input_value() == before.get(key, "")
+        row.locator("button", has_text="Set").click()
+        page.wait_for_selector("#profile-card")
+        assert page.locator(".messagelist .error").count() == 0
+
+    assert states(natalia) == before
+    assert ConsentRecord.objects.count() == records

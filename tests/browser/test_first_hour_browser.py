@@ -100,3 +100,15 @@ def test_consent_controls_submitted_untouched_change_nothing(page, live_server, 
 
     assert states(natalia) == before
     assert ConsentRecord.objects.count() == records
+
+
+@pytest.mark.parametrize("path", ["/api/docs/", "/api/redoc/"])
+def test_the_api_docs_request_nothing_from_other_hosts(page, live_server, path):
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(f"{live_server.url}{path}")
+    # Both pages render the operations from the local schema.
+    page.wait_for_function("document.body.innerText.includes('/v4/clients/by-email')", timeout=30_000)
+    page.wait_for_load_state("networkidle")
+    foreign = [url for url in requested if not url.startswith((live_server.url, "data:", "blob:"))]
+    assert requested and not foreign, foreign

@@ -20,7 +20,8 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Count, Q
 from django.db.models.functions import Lower
-from django.http import StreamingHttpResponse
+from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
@@ -346,7 +347,7 @@ class ProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
         ("last_activity_date", DateRangeFilter),
     ]
     actions = ["add_tag", "remove_tag", "export_csv"]
-    save_on_top = True  # the card is long: Save at the top too
+    save_on_top = False  # the card's Save row sticks to the bottom of the window instead (card.css)
     action_form = ProfileActionForm
     bulk_limit = 50_000  # profiles one bulk tag action may touch (a "select all" over a million is refused)
     show_facets = ShowFacets.ALLOW  # and more: see ProfileChangeList
@@ -484,8 +485,17 @@ class ProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         profile = self.get_object(request, object_id)
         if profile is not None and self.has_view_or_change_permission(request, profile):
-            extra_context = {**(extra_context or {}), **card_context(request, profile)}
+            # On a card, Save stays on the card; "Save and add another" and "Save and continue" make no sense there.
+            extra_context = {
+                **(extra_context or {}),
+                **card_context(request, profile),
+                "show_save_and_add_another": False,
+                "show_save_and_continue": False,
+            }
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def response_post_save_change(self, request, obj):
+        return HttpResponseRedirect(reverse("admin:profiles_profile_change", args=[obj.pk]))
 
     def get_object(self, request, object_id, from_field=None):
         # change_view asks twice (for the card, then for the form); one query per request.

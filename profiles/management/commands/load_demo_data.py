@@ -61,8 +61,8 @@ TAGS = [  # name, colour, description
     ("cart-abandoner", "#ef6c00", "Left a cart in the last 30 days"),
     ("runner", "#00838f", "Buys running gear"),
     ("yoga", "#ad1457", "Buys yoga gear"),
-    ("black-friday", "#212121", "Bought in the Black Friday sale"),
-    ("b2b", "#4e342e", "Buys for a company"),
+    ("black-friday", "#5d4037", "Bought in the Black Friday sale"),
+    ("b2b", "#607d8b", "Buys for a company"),
     ("survey-2026", "#558b2f", "Answered the 2026 survey"),
 ]
 USER_AGENTS = [

@@ -112,3 +112,75 @@ def test_the_api_docs_request_nothing_from_other_hosts(page, live_server, path):
     page.wait_for_load_state("networkidle")
     foreign = [url for url in requested if not url.startswith((live_server.url, "data:", "blob:"))]
     assert requested and not foreign, foreign
+
+
+@pytest.fixture
+def crowd(natalia):
+    """Profiles with long values, an anonymous visitor with activity, and enough rows for a full page."""
+    for index in range(30):
+        make_profile(
+            email=f"a.very.long.local.part.for.testing.{index}@subdomain.example-company.com",
+            customId=f"LOYALTY-CARD-{index:012d}",
+            first_name="Maximiliane-Annegret",
+            last_name=f"Wiśniewska-Kowalczyk-Długosz {index}",
+            city="Ostrów Wielkopolski",
+        )
+    visitor = make_profile()
+    insert_events(visitor, 3)
+    return {"natalia": natalia, "visitor": visitor}
+
+
+def fits(page) -> tuple[int, int]:
+    return page.locator("#changelist .results").evaluate("(el) => [el.scrollWidth, el.clientWidth]")
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_profile_list_fits_with_the_sidebar_open(page, live_server, marketer, crowd, width, screenshots):
+    page.set_viewport_size({"width": width, "height": 900})
+    log_in(page, live_server, marketer)
+    page.goto(f"{live_server.url}/admin/profiles/profile/")
+    page.wait_for_selector("#result_list")
+    page.wait_for_selector("#nav-sidebar", state="visible")
+    assert page.locator("#changelist-filter").is_visible()
+    scroll_width, client_width = fits(page)
+    assert scroll_width <= client_width, (scroll_width, client_width)
+    # Every column is on screen: the last one (last activity) ends inside the viewport.
+    last = page.locator("#result_list thead th").last.bounding_box()
+    assert last["x"] + last["width"] <= width
+
+    # An anonymous row shows its uuid and its last activity; a long value is cut and whole in the tooltip.
+    visitor = crowd["visitor"]
+    row = page.locator("#result_list tbody tr", has=page.locator(f"text={visitor.uuid}"))
+    assert row.count() == 1
+    assert row.locator(".field-last_activity time").count() == 1
+    cell = page.locator("#result_list .field-contact .cell-cut").filter(has_text="a.very.long").first
+    assert cell.get_attribute("title").endswith("@subdomain.example-company.com")
+
+    # The agreement filter: one control per agreement.
+    agreements = Agreement.objects.filter(is_active=True).count()
+    assert page.locator(".profile-agreement-filter select").count() == agreements
+    assert page.locator('#changelist-filter a[href*="consent="]').count() == 0
+    page.screenshot(path=screenshots / f"list-{width}.png")
+
+
+def test_search_by_part_of_an_email_and_filter_by_agreement(page, live_server, marketer, crowd):
+    natalia = crowd["natalia"]
+    consent_set(profile=natalia, agreement=Agreement.objects.get(key="sms"), state=ConsentStatus.GRANTED, source="t")
+    log_in(page, live_server, marketer)
+    page.goto(f"{live_server.url}/admin/profiles/profile/")
+    page.fill("#searchbar", "kowalczyk74")
+    page.press("#searchbar", "Enter")
+    page.wait_for_url("**q=kowalczyk74**")
+    rows = page.locator("#result_list tbody tr")
+    assert rows.count() == 1 and "natalia.kowalczyk74@example.com" in rows.first.inner_text()
+
+    # Choosing a state applies at once (the search stays); "never decided" on SMS drops Natalia.
+    page.goto(f"{live_server.url}/admin/profiles/profile/?q=example")
+    page.locator('.profile-agreement-filter select[aria-label="SMS marketing"]').select_option("sms:none")
+    page.wait_for_url("**consent=sms%3Anone**")
+    assert "q=example" in page.url and "consent=email" not in page.url
+    assert page.locator("#result_list tbody tr").count() >= 20
+    assert "natalia.kowalczyk74@example.com" not in page.locator("#result_list").inner_text()
+    page.locator('.profile-agreement-filter select[aria-label="SMS marketing"]').select_option("sms:granted")
+    page.wait_for_url("**consent=sms%3Agranted**")
+    assert page.locator("#result_list tbody tr").count() == 1

@@ -66,6 +66,9 @@ def test_the_showcase_card_is_full_and_its_columns_balanced(page, live_server, s
     assert page.locator("#card-tags .card-tag").count() >= 2
     assert page.locator("#card-consents .card-consent-state.is-granted").count() >= 1
     assert page.locator("#card-devices .card-empty").count() == 0
+    # The header's "last event" says what the activity panel says.
+    last = page.locator("#card-activity .card-last strong").inner_text()
+    assert f"last event {last}" in page.locator(".card-sub").inner_text()
 
     # Tags and consents within the first screen and a half; the left column at most a screen taller than the others.
     assert page.locator("#card-tags").bounding_box()["y"] < 1.5 * height
@@ -92,6 +95,7 @@ def test_the_showcase_card_is_full_and_its_columns_balanced(page, live_server, s
 
 
 def test_buttons_are_readable_in_dark_mode(page, live_server, showcase, admin_user):
+    """A guard: the list's Run button and the card's buttons keep a text contrast of at least 4.5 in dark mode."""
     page.emulate_media(color_scheme="dark")
     page.set_viewport_size({"width": 1600, "height": 1000})
     log_in(page, live_server)

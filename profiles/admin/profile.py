@@ -68,7 +68,7 @@ def profile_search_q(term: str, exact_ids: list[int]) -> Q:
 
     A term of three characters or more also matches any part of an e-mail ("natalia74" finds
     natalia74@example.com) and, word by word, parts of first and last names ("nowa" finds Nowak; "ola now"
-    finds Ola Nowak); the trigram indexes of migration 0004 serve these. Shorter words match whole names.
+    finds Ola Nowak); the trigram indexes of migration 0005 serve these. Shorter words match whole names.
     ``_first``/``_last`` are Lower() aliases (see ``get_search_results``).
     """
     q = Q(pk__in=exact_ids)

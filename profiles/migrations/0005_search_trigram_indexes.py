@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("profiles", "0003_tags_events_transactions"),
+        ("profiles", "0004_merge_reason"),
     ]
 
     operations = [

@@ -20,7 +20,8 @@ Measures, each ``--requests`` times (after ``--warmup`` requests), p50/p95, and 
 
 * the card ``/admin/profiles/profile/<id>/change/`` (plain, ``?tl_action=page.visit``, ``?tl_kind=system``,
   ``?tl_action=<rare action>``), and the card of a 5-event profile (the query count must be the same);
-* the list ``/admin/profiles/profile/`` unfiltered, ``?q=<e-mail>``, ``?recognized=yes``, ``?recognized=no``
+* the list ``/admin/profiles/profile/`` unfiltered, ``?q=<e-mail>``, ``?q=<first.last>`` and ``?q=<last name>``
+  (parts, through the trigram indexes), ``?recognized=yes``, ``?recognized=no``
   (matches nothing: every generated profile has an e-mail), ``?tag=<common tag>``, ``?tag=<rare tag>``.
 
 The last lines: each measure's p50/p95 against the 200 ms goal (verdict on p95), and the query counts.
@@ -352,6 +353,9 @@ def measures(data: Data) -> list[Measure]:
         ("card, a 5-event profile", f"/admin/profiles/profile/{data.light_id}/change/"),
         ("list", listing),
         ("list ?q=<e-mail>", f"{listing}?q={data.email}"),
+        # Parts: "first.last" of the e-mail (a prefix, few matches), and the last name alone (a part, many).
+        ("list ?q=<e-mail prefix>", f"{listing}?q={'.'.join(data.email.split('.')[:2])}"),
+        ("list ?q=<last name>", f"{listing}?q={data.email.split('.')[1]}"),
         ("list ?recognized=yes", f"{listing}?recognized=yes"),
         ("list ?recognized=no", f"{listing}?recognized=no"),
         (f"list ?tag={common_tag}", f"{listing}?tag={data.tag_ids[common_tag]}"),

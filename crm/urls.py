@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from crm import views
+from crm import docs, views
 
 admin.site.site_header = "Customer profiles"
 admin.site.site_title = "Customer profiles"
@@ -13,7 +13,9 @@ urlpatterns = [
     path("health", views.health, name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("api/redoc/", docs.OfflineRedocView.as_view(url_name="schema"), name="redoc"),
+    path("api/redoc/redoc.standalone.js", docs.redoc_bundle, name="redoc-bundle"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("consents/", include("consents.urls")),
     path("", views.home, name="home"),
     path("", include("profiles.api.synerise.urls")),

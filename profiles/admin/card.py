@@ -274,7 +274,7 @@ def consent_rows(profile: Profile) -> list[dict[str, Any]]:
     rows = []
     for agreement, state in selectors.profile_consent_states(profile_id=profile.pk):
         choices = [ConsentStatus.GRANTED, ConsentStatus.DENIED]
-        if agreement.requires_double_opt_in:
+        if agreement.requires_double_opt_in or (state and state.status == ConsentStatus.AWAITING):
             choices.append(ConsentStatus.AWAITING)
         rows.append(
             {

@@ -56,7 +56,7 @@ class EventForm(forms.Form):
 
 class ConsentForm(forms.Form):
     agreement = forms.IntegerField()
-    state = forms.CharField(max_length=32)
+    state = forms.CharField(max_length=32, required=False)  # empty: the "choose" entry, nothing to do
 
 
 class MailForm(forms.Form):
@@ -195,6 +195,9 @@ class CardActions:
             _form_errors(request, form, "Consent")
             return _back(request, profile, "card-consents")
         agreement = get_object_or_404(Agreement, pk=form.cleaned_data["agreement"])
+        if not form.cleaned_data["state"]:
+            messages.info(request, f"Consent {agreement.title}: nothing changed (no state chosen).")
+            return _back(request, profile, "card-consents")
         try:
             changed = consent_set(
                 profile=profile,

@@ -369,3 +369,51 @@ def test_consent_states_are_listed_for_every_active_agreement(admin_client, ewa)
     states = {row["agreement"].key: row["status"] for row in rows}
     assert states["sms"] == "denied" and states["email"] == ""
     assert len(rows) == Agreement.objects.filter(is_active=True).count()
+
+
+def test_a_consent_control_without_a_chosen_state_changes_nothing(admin_client, ewa):
+    email = Agreement.objects.get(key="email")
+    response = admin_client.get(card_url(ewa))
+    # No decision yet: the selector offers an empty "choose" entry, selected, instead of a preset state.
+    html = response.text
+    select = html[html.index(f'form="card-consent-form-{email.pk}"') :]
+    select = select[: select.index("</select>")]
+    assert '<option value="" selected>' in select and "selected" not in select.split('<option value="" selected>')[1]
+    records = ConsentRecord.objects.count()
+    response = admin_client.post(action_url(ewa, "consent"), {"agreement": email.pk, "state": ""}, follow=True)
+    assert response.status_code == 200
+    assert ConsentRecord.objects.count() == records
+    assert not ewa.consents.exists()
+    assert "nothing changed" in response.text
+
+
+def test_hidden_initial_inputs_render_as_django_renders_them(admin_client, definitions, make_profile):
+    from django.forms import BoundField
+
+    from profiles.admin.forms import ProfileForm
+
+    attributes = {
+        "loyaltyPoints": 12.5,
+        "vip": True,
+        "favouriteCategory": "<shoes> & 'socks'",
+        "lastOrderDate": "2026-11-02",
+        "lastSeenAt": "2026-11-02T10:20:30+00:00",
+        "badges": ["gold", 2],
+    }
+    profile = make_profile(
+        email="tom@example.com", first_name='Tom "the <b>"', city="Łódź", birth_date="1990-02-03", attributes=attributes
+    )
+    form = admin_client.get(card_url(profile)).context["adminform"].form
+    assert type(form["first_name"]).__name__ == "TemplatelessHiddenBoundField"
+    fast = "".join(form[name].as_hidden(only_initial=True) for name in form.fields)
+    ProfileForm.bound_field_class = None
+    try:
+        plain_form = type(form)(instance=profile)
+        assert type(plain_form["first_name"]) is BoundField
+        plain = "".join(plain_form[name].as_hidden(only_initial=True) for name in plain_form.fields)
+    finally:
+        from profiles.admin.forms import TemplatelessHiddenBoundField
+
+        ProfileForm.bound_field_class = TemplatelessHiddenBoundField
+    assert fast == plain
+    assert 'value="Tom &quot;the &lt;b&gt;&quot;"' in fast

@@ -69,9 +69,10 @@ def raw_sql():
         f"SELECT {columns} FROM profiles_profile p JOIN profiles_identifier i ON i.profile_id = p.id "
         "WHERE i.kind = %s AND i.value = %s ORDER BY p.id DESC LIMIT 1"
     )
+    # One profile's consents, by a scalar id (an ANY(array) form costs four times as much prepared).
     consents = (
         "SELECT c.profile_id, a.key FROM consents_consentstate c JOIN consents_agreement a ON a.id = c.agreement_id "
-        "WHERE c.profile_id = ANY(%s) AND a.key = ANY(%s) AND c.status = %s"
+        "WHERE c.profile_id = %s AND a.key = ANY(%s::text[]) AND c.status = %s"
     )
     api_key = (
         "SELECT id, name, prefix, secret_hash, scopes, is_active, created_at, created_by_id, last_used_at "
@@ -94,7 +95,7 @@ def raw_targets(conn, prefix: str):
     def profile_consents(email):
         cur.execute(profile_sql, ("email", email), prepare=True)
         row = cur.fetchone()
-        cur.execute(consents_sql, ([row[0]], keys, "granted"), prepare=True)
+        cur.execute(consents_sql, (row[0], keys, "granted"), prepare=True)
         cur.fetchall()
         return True
 

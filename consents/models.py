@@ -77,7 +77,7 @@ class Agreement(models.Model):
                 {"key": "Start with a letter; use letters, digits and underscores only (at most 64 characters)."}
             )
         if self.pk is None and not self.is_default:
-            # Imported here: profiles.services imports this app's services.
+            # Imported here: profiles imports this app (services, selectors).
             from profiles.attribute_names import RESERVED_KEYS, attribute_key
             from profiles.models import AttributeDefinition
 

@@ -11,7 +11,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from crm.errors import ValidationFailed
-from profiles.api.synerise.views import API_VERSION, ERRORS, SOURCE, SyneriseView, _int_param
+from profiles.api.synerise.views import API_VERSION, ERRORS, SOURCE, SyneriseView, int_param
 from profiles.models import Event, IdentifierKind
 from profiles.selectors import TIMELINE_MAX_PAGE, profile_aggregates, profile_timeline
 from profiles.services import profile_lookup
@@ -169,7 +169,7 @@ class ClientEventsView(SyneriseView):
             actions=actions or None,
             system=None if not kind else kind == "system",
             cursor=params.get("cursor") or None,
-            limit=_int_param(params, "limit", DEFAULT_PAGE, low=1, high=TIMELINE_MAX_PAGE),
+            limit=int_param(params, "limit", DEFAULT_PAGE, low=1, high=TIMELINE_MAX_PAGE),
         )
         return Response({"data": [event_document(e) for e in page.events], "nextCursor": page.next_cursor})
 

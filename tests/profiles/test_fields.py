@@ -10,7 +10,6 @@ from profiles.fields import (
     EDITABLE_API_NAMES,
     EDITABLE_COLUMNS,
     IDENTIFIER_COLUMNS,
-    SNAPSHOT_COLUMNS,
     SYSTEM_COLUMNS,
     api_name,
     column_name,

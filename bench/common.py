@@ -184,7 +184,8 @@ def _profile_rows(n: int, seed: int, start: int = 1):
         identifiers = [("email", email), ("uuid", main_uuid)]
         phone = custom_id = None
         if rng.random() < 0.5:
-            phone = f"+48{rng.choice(MOBILE_PREFIXES)}{rng.randint(1_000_000, 9_999_999)}"
+            # Unique for up to 9,000,000 profiles: the subscriber number is a permutation of the profile id.
+            phone = f"+48{rng.choice(MOBILE_PREFIXES)}{1_000_000 + (pid * 7919) % 9_000_000}"
             identifiers.append(("phone", phone))
         if rng.random() < 0.3:
             custom_id = f"CRM-{100000 + pid}"

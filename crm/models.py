@@ -81,7 +81,7 @@ class Job(models.Model):
     counts = models.JSONField(default=dict, blank=True)
     errors = models.JSONField(default=list, blank=True, help_text="Per failed item: index, code, message, field.")
     warnings = models.JSONField(
-        default=list, blank=True, help_text="Per item applied in part: index, code, message, field (what was not applied)."
+        default=list, blank=True, help_text="Per item applied in part: index, code, message, field."
     )
     message = models.TextField(blank=True, default="", help_text="Why the job as a whole failed.")
     source = models.CharField(max_length=32)

@@ -15,7 +15,7 @@ class Migration(migrations.Migration):
             field=models.JSONField(
                 blank=True,
                 default=list,
-                help_text="Per item applied in part: index, code, message, field (what was not applied).",
+                help_text="Per item applied in part: index, code, message, field.",
             ),
         ),
     ]

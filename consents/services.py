@@ -343,6 +343,10 @@ def _record(
             continue
         key = (change.client_id, agreement.pk)
         old_status, in_force_since = states.get(key, ("", None))
+        if old_status == change.new_status:
+            if change.ask and change.force:
+                asked.append((change, last_written.get(key)))
+            continue
         if change.stale_check and in_force_since is not None and change.decided_at < in_force_since:
             result.warning = {
                 "code": "consent.stale",
@@ -350,10 +354,6 @@ def _record(
                 "message": f"The decision on '{agreement.key}' made at {_iso(change.decided_at)} is older than the "
                 f"one in force ({old_status}, {_iso(in_force_since)}); it was not applied.",
             }
-            continue
-        if old_status == change.new_status:
-            if change.ask and change.force:
-                asked.append((change, last_written.get(key)))
             continue
         record = NewRecord(
             client_id=change.client_id,

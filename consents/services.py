@@ -10,7 +10,6 @@ cost the same fixed number of statements as one.
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,8 +33,6 @@ from consents.models import (
 from consents.signals import ConsentChange, consent_changed
 from consents.tokens import confirmation_token_read
 from crm.errors import DomainError, NotFound, ValidationFailed
-
-logger = logging.getLogger(__name__)
 
 # Words that name a state in the surfaces (ExpertSender's True/False/AwaitingConfirmation included).
 STATE_ALIASES = {

@@ -36,20 +36,17 @@ def record_hash(
     details: dict,
     created_at: datetime,
 ) -> str:
-    payload = [
-        prev_hash,
-        client_id,
-        seq,
-        agreement_id,
-        text_id,
-        old_status,
-        new_status,
-        source,
-        actor,
-        details,
-        created_at.astimezone(UTC).isoformat(timespec="microseconds"),
-    ]
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    payload = [prev_hash, client_id, seq, agreement_id, text_id, old_status, new_status, source, actor, details]
+    return _digest(payload, _time_text(created_at))
+
+
+def _time_text(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _digest(payload: list, created_at_text: str) -> str:
+    """SHA-256 of the canonical JSON of ``payload`` + [the creation time as UTC ISO text, to the microsecond]."""
+    canonical = json.dumps([*payload, created_at_text], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -123,25 +120,31 @@ def records_append(records: list[NewRecord]) -> list[NewRecord]:
         for client_id, seq, digest in cursor.fetchall():
             heads[client_id] = (seq, digest)
         rows = []
+        times: dict[datetime, str] = {}  # a call's records usually share one creation time: format it once
         for record in records:
             seq, prev_hash = heads.get(record.client_id, (0, GENESIS))
             # Round-trip the details through JSON so the stored value and the hashed value are the same.
-            record.details = json.loads(json.dumps(record.details or {}))
+            record.details = json.loads(json.dumps(record.details)) if record.details else {}
             record.actor = (record.actor or "")[:256]
             record.user_agent = (record.user_agent or "")[:512]
             record.seq, record.prev_hash = seq + 1, prev_hash
-            record.hash = record_hash(
-                prev_hash=prev_hash,
-                client_id=record.client_id,
-                seq=record.seq,
-                agreement_id=record.agreement_id,
-                text_id=record.text_id,
-                old_status=record.old_status,
-                new_status=record.new_status,
-                source=record.source,
-                actor=record.actor,
-                details=record.details,
-                created_at=record.created_at,
+            created = times.get(record.created_at)
+            if created is None:
+                created = times[record.created_at] = _time_text(record.created_at)
+            record.hash = _digest(
+                [
+                    prev_hash,
+                    record.client_id,
+                    record.seq,
+                    record.agreement_id,
+                    record.text_id,
+                    record.old_status,
+                    record.new_status,
+                    record.source,
+                    record.actor,
+                    record.details,
+                ],
+                created,
             )
             heads[record.client_id] = (record.seq, record.hash)
             rows.append(
@@ -157,7 +160,7 @@ def records_append(records: list[NewRecord]) -> list[NewRecord]:
                     "i": record.ip_address,
                     "u": record.user_agent,
                     "d": record.details,
-                    "t": record.created_at.isoformat(timespec="microseconds"),
+                    "t": created,
                     "p": record.prev_hash,
                     "h": record.hash,
                 }

@@ -152,9 +152,10 @@ def consents_set_many(
 
     Items are applied in list order (two items on the same profile and agreement build on each
     other). An item that breaks a rule fails alone. Whatever the number of items, the work is a
-    fixed number of statements: the profiles locked and their states read in one query, the chain
-    heads in one, the texts in force in one, every ledger record in one INSERT, every state in one
-    upsert, and one ``consent_changed`` signal (its receiver writes the system events in one
+    fixed number of statements: the profiles and their states read in one query (without locks:
+    when nothing changes, that is all), the profiles that change locked and read again in one, the
+    texts in force in one, the chain heads in one, every ledger record in one INSERT, every state
+    in one upsert, and one ``consent_changed`` signal (its receiver writes the system events in one
     INSERT). Double opt-in e-mails are queued as one background task after the commit.
     """
     results = [ConsentResult() for _ in items]
@@ -268,16 +269,18 @@ class _Change:
     details: dict = field(default_factory=dict)
 
 
-# The profiles' row locks order their ledger chains (FOR NO KEY UPDATE: rows referencing them can still be
-# inserted); the same query reads the states in force. Every writer of states takes the profile's lock first.
-LOCK_AND_STATES_SQL = """
+# The profiles and their states in force of the agreements concerned. Read first without locks (nothing to write is
+# the common case of a re-sent file); the profiles that will change are then read again with their row locks, which
+# order their ledger chains (FOR NO KEY UPDATE: rows referencing them can still be inserted). Every writer of states
+# takes the profile's lock first.
+STATES_SQL = """
 SELECT p.id, p.email, s.agreement_id, s.status, s.changed_at
 FROM profiles_profile p
 LEFT JOIN consents_consentstate s ON s.profile_id = p.id AND s.agreement_id = ANY(%s::bigint[])
 WHERE p.id = ANY(%s::bigint[])
 ORDER BY p.id
-FOR NO KEY UPDATE OF p
 """
+LOCK_AND_STATES_SQL = STATES_SQL + "FOR NO KEY UPDATE OF p\n"
 TEXTS_IN_FORCE_SQL = """
 SELECT DISTINCT ON (agreement_id) agreement_id, id FROM consents_agreementtext
 WHERE agreement_id = ANY(%s::bigint[]) ORDER BY agreement_id, version DESC
@@ -303,26 +306,9 @@ def _ids(values) -> str:
     return "{" + ",".join(str(int(v)) for v in sorted(set(values))) + "}"
 
 
-def _record(
-    changes: list[_Change],
-    results: list[ConsentResult],
-    *,
-    source: str,
-    actor: str,
-    request_meta: RequestMeta | None,
-) -> None:
-    """Apply checked changes in order inside the caller's transaction; fill in their results."""
-    emails: dict[int, str | None] = {}
-    states: dict[tuple[int, int], tuple[str, datetime]] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(LOCK_AND_STATES_SQL, [_ids(c.agreement.pk for c in changes), _ids(c.client_id for c in changes)])
-        for client_id, email, agreement_id, status, changed_at in cursor.fetchall():
-            emails[client_id] = email
-            if agreement_id is not None:
-                states[(client_id, agreement_id)] = (status, changed_at)
-
-    meta = request_meta or current_request_meta() or RequestMeta()
-    now = timezone.now()
+def _plan(changes, results, emails, states, *, source, actor, meta, now):
+    """Apply the rules item after item in memory: (records to write, e-mails to queue, final states)."""
+    states = dict(states)
     written: list[tuple[_Change, NewRecord]] = []
     last_written: dict[tuple[int, int], NewRecord] = {}
     final: dict[tuple[int, int], tuple[str, datetime]] = {}
@@ -375,7 +361,51 @@ def _record(
         last_written[key] = record
         if change.ask:
             asked.append((change, record))
+    return written, asked, final
 
+
+def _read_states(changes: list[_Change], client_ids, *, lock: bool):
+    emails: dict[int, str | None] = {}
+    states: dict[tuple[int, int], tuple[str, datetime]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            LOCK_AND_STATES_SQL if lock else STATES_SQL, [_ids(c.agreement.pk for c in changes), _ids(client_ids)]
+        )
+        for client_id, email, agreement_id, status, changed_at in cursor.fetchall():
+            emails[client_id] = email
+            if agreement_id is not None:
+                states[(client_id, agreement_id)] = (status, changed_at)
+    return emails, states
+
+
+def _record(
+    changes: list[_Change],
+    results: list[ConsentResult],
+    *,
+    source: str,
+    actor: str,
+    request_meta: RequestMeta | None,
+) -> None:
+    """Apply checked changes in order inside the caller's transaction; fill in their results."""
+    meta = request_meta or current_request_meta() or RequestMeta()
+    now = timezone.now()
+    emails, states = _read_states(changes, (c.client_id for c in changes), lock=False)
+    plan = _plan(changes, results, emails, states, source=source, actor=actor, meta=meta, now=now)
+    if plan[0]:
+        # Lock the profiles that change and plan again on what the locks guard (another writer may have been first).
+        changing = {record.client_id for _, record in plan[0]}
+        locked_emails, locked_states = _read_states(
+            [c for c in changes if c.client_id in changing], changing, lock=True
+        )
+        read_emails = {pid: e for pid, e in emails.items() if pid in changing}
+        read_states = {key: v for key, v in states.items() if key[0] in changing}
+        if (locked_emails, locked_states) != (read_emails, read_states):
+            emails = {pid: e for pid, e in emails.items() if pid not in changing} | locked_emails
+            states = {key: v for key, v in states.items() if key[0] not in changing} | locked_states
+            for change in changes:
+                results[change.index] = ConsentResult()
+            plan = _plan(changes, results, emails, states, source=source, actor=actor, meta=meta, now=now)
+    written, asked, final = plan
     if written:
         with connection.cursor() as cursor:
             cursor.execute(TEXTS_IN_FORCE_SQL, [_ids(c.agreement.pk for c, _ in written)])

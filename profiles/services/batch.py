@@ -201,6 +201,8 @@ def _set_consents(slots: dict[int, _Slot], *, source: str, actor: str) -> dict[i
     warnings: dict[int, list[dict]] = {}
     for (index, _), result in zip(entries, outcome, strict=True):
         if result.error is not None:
+            if result.error.code == "profile.not_found":
+                raise Retry  # merged or deleted since the batch read it (read without locks): resolve again
             raise result.error  # checked with the item; only a concurrent change of the agreement gets here
         if result.warning:
             warnings.setdefault(index, []).append(result.warning)

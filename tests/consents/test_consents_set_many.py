@@ -1,5 +1,6 @@
 """consents_set_many: consent_set's rules for many decisions at once, in a fixed number of statements."""
 
+import re
 from datetime import timedelta
 from io import StringIO
 from itertools import pairwise
@@ -64,13 +65,14 @@ def test_ten_and_a_thousand_items_cost_the_same_statements(email_agreement):
     first_large, q_large = write(
         [ConsentItem(pid, a, G) for pid in large[:334] for a in (email_agreement, sms, push)][:1000]
     )
-    # Locks and states, texts in force, chain heads, records INSERT, states upsert, system events INSERT.
-    assert q_small == q_large == 6, (q_small, q_large)
+    # States read, the changing profiles locked and read again, texts in force, chain heads, records INSERT,
+    # states upsert, system events INSERT.
+    assert q_small == q_large == 7, (q_small, q_large)
     assert all(r.changed and r.record_id for r in first_small + first_large)
 
     second_small, q_small = write([ConsentItem(pid, email_agreement, D) for pid in small])
     second_large, q_large = write([ConsentItem(pid, email_agreement, D) for pid in large])
-    assert q_small == q_large == 6, (q_small, q_large)
+    assert q_small == q_large == 7, (q_small, q_large)
     assert len(second_large) == 1000 and all(r.changed for r in second_small + second_large)
 
     assert ConsentRecord.objects.count() == 10 + 1000 + 10 + 1000
@@ -89,7 +91,7 @@ def test_nothing_changes_one_statement_no_record_no_event(email_agreement):
 
     results, queries = write([ConsentItem(pid, email_agreement, G) for pid in ids])
 
-    assert queries == 1  # the lock and the states, read together
+    assert queries == 1  # the states read, without locks
     assert not any(r.changed or r.warning or r.error for r in results)
     assert (ConsentRecord.objects.count(), consent_events(ids)) == (records, events)
 
@@ -229,3 +231,36 @@ def test_force_queues_the_request_again_naming_the_last_record(
     assert (first.changed, again.changed, forced.changed) == (True, False, False)
     args = [t.args_kwargs["args"][0] for t in DBTaskResult.objects.order_by("enqueued_at")]
     assert args == [[[profile.pk, newsletter.pk, first.record_id]]] * 2  # the first write and the forced one
+
+
+def test_only_the_profiles_that_change_are_locked(email_agreement):
+    ids = many_profiles(3)
+    write([ConsentItem(pid, email_agreement, G) for pid in ids])
+    with CaptureQueriesContext(connection) as unchanged:
+        consents_set_many(items=[ConsentItem(pid, email_agreement, G) for pid in ids], source="import")
+    assert not any("FOR NO KEY UPDATE" in q["sql"] for q in unchanged.captured_queries)
+
+    with CaptureQueriesContext(connection) as changed:
+        consents_set_many(
+            items=[ConsentItem(ids[0], email_agreement, G), ConsentItem(ids[1], email_agreement, D)], source="import"
+        )
+    (lock,) = [q["sql"] for q in changed.captured_queries if "FOR NO KEY UPDATE" in q["sql"]]
+    assert re.search(r"p\.id = ANY\('\{([0-9,]*)\}'", lock).group(1) == str(ids[1])  # only the changing one
+
+
+def test_a_decision_written_by_another_writer_before_the_lock_is_seen(monkeypatch, email_agreement):
+    from consents import services
+
+    (pid,) = many_profiles(1)
+    write([ConsentItem(pid, email_agreement, G)])
+    read = services._read_states
+
+    def another_writer_first(changes, client_ids, *, lock):
+        if lock:  # between the unlocked read and the lock, someone withdraws the consent
+            ConsentState.objects.filter(profile_id=pid, agreement=email_agreement).update(status=D)
+        return read(changes, client_ids, lock=lock)
+
+    monkeypatch.setattr(services, "_read_states", another_writer_first)
+    (result,), _ = write([ConsentItem(pid, email_agreement, D)])
+    assert not result.changed  # planned again on what the lock guards: already denied, nothing to write
+    assert ConsentRecord.objects.filter(client_id=pid).count() == 1

@@ -14,12 +14,14 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from consents.models import Agreement
+from consents.services import ConsentItem, consents_set_many
 from crm.errors import DomainError
 from crm.models import Job
 from profiles import signals
@@ -27,7 +29,7 @@ from profiles.fields import ALL_COLUMNS, EDITABLE_BY_API_NAME, IDENTIFIER_COLUMN
 from profiles.models import Profile
 from profiles.selectors import identifier_owners, profiles_versions
 from profiles.services.attributes import AttributeCatalog
-from profiles.services.identity import ProfileInput, resolve_and_write, set_agreements
+from profiles.services.identity import ProfileInput, agreement_state, resolve_and_write
 from profiles.services.resolution import (
     CleanInput,
     Retry,
@@ -57,6 +59,7 @@ class ItemResult:
     status: str  # created, updated, merged, unchanged, failed
     client_id: int | None = None
     error: dict | None = None
+    warnings: list[dict] = field(default_factory=list)  # {code, message, field}: parts not applied
 
 
 @dataclass
@@ -68,7 +71,7 @@ class _Slot:
     owned: set[tuple[str, str]] = field(default_factory=set)  # identifiers known to be its own
     changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     was_anonymous: bool = False
-    agreements: list = field(default_factory=list)
+    agreements: list = field(default_factory=list)  # (item index, agreement, granted, decided at), in item order
     version: str | None = None  # xmin of the row read (existing profiles)
 
 
@@ -105,7 +108,7 @@ def _slow_item(index: int, clean: CleanInput, catalog: AttributeCatalog, *, sour
         status = "created"
     else:
         status = "updated" if result.changes else "unchanged"
-    return ItemResult(index, status, client_id=result.profile.pk)
+    return ItemResult(index, status, client_id=result.profile.pk, warnings=result.warnings)
 
 
 def _fast_path(cleaned, catalog, results, *, source: str, actor: str) -> list[tuple[int, CleanInput]]:
@@ -154,7 +157,7 @@ def _fast_path(cleaned, catalog, results, *, source: str, actor: str) -> list[tu
                 index_of[pair] = key
                 slot.owned.add(pair)
                 claims[pair] = key
-            slot.agreements.extend(clean.agreements)
+            slot.agreements.extend((index, a, granted, clean.agreements_decided_at) for a, granted in clean.agreements)
             item_slot[index] = (key, True, True)
             continue
         key = candidates.pop()
@@ -175,16 +178,35 @@ def _fast_path(cleaned, catalog, results, *, source: str, actor: str) -> list[tu
         for name, (old, new) in diff.changes.items():
             first_old = slot.changes[name][0] if name in slot.changes else old
             slot.changes[name] = (first_old, new)
-        slot.agreements.extend(clean.agreements)
+        slot.agreements.extend((index, a, granted, clean.agreements_decided_at) for a, granted in clean.agreements)
         item_slot[index] = (key, False, bool(diff.changes))
 
     _write(slots, claims, releases, catalog, actor=actor, owners=owners)
-    _record_results(item_slot, slots, results)
     _send_signals(slots, source=source, actor=actor)
-    for slot in slots.values():
-        if slot.agreements:
-            set_agreements(slot.profile, _agreements_only(slot.agreements), source=source, actor=actor)
+    warnings = _set_consents(slots, source=source, actor=actor)
+    _record_results(item_slot, slots, results, warnings)
     return slow
+
+
+def _set_consents(slots: dict[int, _Slot], *, source: str, actor: str) -> dict[int, list[dict]]:
+    """Every item's agreements in one ``consents_set_many`` call (per profile in item order); warnings by item."""
+    entries = [
+        (index, ConsentItem(slot.profile.pk, agreement, agreement_state(granted), decided_at=decided_at))
+        for slot in slots.values()
+        for index, agreement, granted, decided_at in slot.agreements
+    ]
+    if not entries:
+        return {}
+    outcome = consents_set_many(items=[item for _, item in entries], source=source, actor=actor)
+    warnings: dict[int, list[dict]] = {}
+    for (index, _), result in zip(entries, outcome, strict=True):
+        if result.error is not None:
+            if result.error.code == "profile.not_found":
+                raise Retry  # merged or deleted since the batch read it (read without locks): resolve again
+            raise result.error  # checked with the item; only a concurrent change of the agreement gets here
+        if result.warning:
+            warnings.setdefault(index, []).append(result.warning)
+    return warnings
 
 
 def _held(slot: _Slot) -> dict[str, set[str]]:
@@ -194,7 +216,7 @@ def _held(slot: _Slot) -> dict[str, set[str]]:
     return held
 
 
-def _record_results(item_slot, slots, results) -> None:
+def _record_results(item_slot, slots, results, warnings: dict[int, list[dict]]) -> None:
     """Only the first item of a new profile created it; later items of the same batch updated it."""
     seen: set[int] = set()
     for index in sorted(item_slot):
@@ -202,11 +224,7 @@ def _record_results(item_slot, slots, results) -> None:
         slot = slots[key]
         status = "created" if slot.new and key not in seen else "updated" if changed else "unchanged"
         seen.add(key)
-        results[index] = ItemResult(index, status, client_id=slot.profile.pk)
-
-
-def _agreements_only(agreements) -> CleanInput:
-    return CleanInput(identifiers={}, fields={}, attributes={}, agreements=agreements)
+        results[index] = ItemResult(index, status, client_id=slot.profile.pk, warnings=warnings.get(index, []))
 
 
 def _write(slots: dict[int, _Slot], claims, releases, catalog: AttributeCatalog, *, actor: str, owners) -> None:
@@ -348,12 +366,21 @@ BATCH_JOB_KIND = "profiles.batch"
 
 
 def _input_to_json(data: ProfileInput) -> dict:
-    return {
+    entry = {
         "identifiers": data.identifiers,
         "fields": {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in data.fields.items()},
         "attributes": data.attributes,
         "agreements": data.agreements,
     }
+    if data.agreements_decided_at is not None:
+        entry["agreements_decided_at"] = data.agreements_decided_at.isoformat()
+    return entry
+
+
+def _input_from_json(entry: dict) -> ProfileInput:
+    entry = dict(entry)
+    decided_at = entry.pop("agreements_decided_at", None)
+    return ProfileInput(**entry, agreements_decided_at=datetime.fromisoformat(decided_at) if decided_at else None)
 
 
 def profiles_batch_submit(*, items: list[ProfileInput | DomainError], source: str, actor: str = "") -> Job:
@@ -376,7 +403,7 @@ def profiles_batch_run(*, job_id) -> Job:
     indexed = [(i, entry) for i, entry in enumerate(job.payload) if "error" not in entry]
     try:
         results = profiles_upsert_many(
-            items=[ProfileInput(**entry) for _, entry in indexed], source=job.source, actor=job.actor
+            items=[_input_from_json(entry) for _, entry in indexed], source=job.source, actor=job.actor
         )
     except Exception as exc:
         logger.exception("batch job %s failed", job.pk)
@@ -385,7 +412,7 @@ def profiles_batch_run(*, job_id) -> Job:
         )
         raise
     counts = dict.fromkeys(("created", "updated", "merged", "unchanged", "failed"), 0)
-    errors = []
+    errors, warnings = [], []
     for i, entry in enumerate(job.payload):
         if "error" in entry:
             counts["failed"] += 1
@@ -394,8 +421,9 @@ def profiles_batch_run(*, job_id) -> Job:
         counts[result.status] += 1
         if result.error:
             errors.append({"index": i, **result.error})
+        warnings.extend({"index": i, **warning} for warning in result.warnings)
     errors.sort(key=lambda e: e["index"])
-    job.status, job.counts, job.errors, job.message = Job.Status.DONE, counts, errors, ""
+    job.status, job.counts, job.errors, job.warnings, job.message = Job.Status.DONE, counts, errors, warnings, ""
     job.finished_at = timezone.now()
-    job.save(update_fields=["status", "counts", "errors", "message", "finished_at"])
+    job.save(update_fields=["status", "counts", "errors", "warnings", "message", "finished_at"])
     return job

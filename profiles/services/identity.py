@@ -8,12 +8,13 @@ Every surface (API, admin, import, commands) writes profiles through ``profile_u
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
 
 from consents.models import ConsentStatus
-from consents.services import consent_set
+from consents.services import ConsentItem, consents_set_many
 from crm.errors import Conflict, NotFound
 from profiles import signals
 from profiles.models import Identifier, IdentifierKind, Profile
@@ -42,6 +43,9 @@ class ProfileInput:
     fields: dict[str, Any] = field(default_factory=dict)  # native field (model name) -> value
     attributes: dict[str, Any] = field(default_factory=dict)  # custom attribute name -> value
     agreements: dict[str, bool] = field(default_factory=dict)  # agreement key -> granted?
+    # When the person made the decisions in ``agreements`` (imports send it): a decision older than the one in
+    # force is not applied, and comes back as a warning.
+    agreements_decided_at: datetime | None = None
 
 
 @dataclass
@@ -50,12 +54,29 @@ class UpsertResult:
     created: bool
     changes: dict[str, tuple[Any, Any]]
     merged_client_ids: list[int] = field(default_factory=list)
+    warnings: list[dict] = field(default_factory=list)  # {code, message, field}: parts not applied
 
 
-def set_agreements(profile: Profile, clean: CleanInput, *, source: str, actor: str) -> None:
-    for agreement, granted in clean.agreements:
-        state = ConsentStatus.GRANTED if granted else ConsentStatus.DENIED
-        consent_set(profile=profile, agreement=agreement, state=state, source=source, actor=actor)
+def agreement_state(granted: bool) -> str:
+    return ConsentStatus.GRANTED if granted else ConsentStatus.DENIED
+
+
+def set_agreements(profile: Profile, clean: CleanInput, *, source: str, actor: str) -> list[dict]:
+    """The write's decisions, in one ``consents_set_many`` call; returns its warnings (older decisions)."""
+    if not clean.agreements:
+        return []
+    results = consents_set_many(
+        items=[
+            ConsentItem(profile.pk, agreement, agreement_state(granted), decided_at=clean.agreements_decided_at)
+            for agreement, granted in clean.agreements
+        ],
+        source=source,
+        actor=actor,
+    )
+    for result in results:
+        if result.error is not None:
+            raise result.error
+    return [result.warning for result in results if result.warning]
 
 
 def _create(clean: CleanInput, catalog: AttributeCatalog, *, source: str, actor: str) -> UpsertResult:
@@ -63,9 +84,9 @@ def _create(clean: CleanInput, catalog: AttributeCatalog, *, source: str, actor:
     catalog.save_pending(created_by=actor)
     profile.save(force_insert=True)
     identifiers_claim(profile.pk, identifiers)
-    set_agreements(profile, clean, source=source, actor=actor)
+    warnings = set_agreements(profile, clean, source=source, actor=actor)
     signals.profile_created.send(sender=Profile, profiles=[profile], source=source, actor=actor)
-    return UpsertResult(profile=profile, created=True, changes={})
+    return UpsertResult(profile=profile, created=True, changes={}, warnings=warnings)
 
 
 def _apply(profile: Profile, clean: CleanInput, catalog: AttributeCatalog, *, source: str, actor: str) -> UpsertResult:
@@ -77,13 +98,13 @@ def _apply(profile: Profile, clean: CleanInput, catalog: AttributeCatalog, *, so
     for kind, value in diff.release:
         Identifier.objects.filter(profile=profile, kind=kind, value=value).delete()
     identifiers_claim(profile.pk, diff.claim)
-    set_agreements(profile, clean, source=source, actor=actor)
+    warnings = set_agreements(profile, clean, source=source, actor=actor)
     if diff.changes:
         profile.save()
         signals.profile_changed.send(sender=Profile, changes=[(profile.pk, diff.changes)], source=source, actor=actor)
         if was_anonymous and not profile.anonymous:
             signals.profile_identified.send(sender=Profile, profiles=[profile], source=source, actor=actor)
-    return UpsertResult(profile=profile, created=False, changes=diff.changes)
+    return UpsertResult(profile=profile, created=False, changes=diff.changes, warnings=warnings)
 
 
 def profile_upsert(*, data: ProfileInput, source: str, actor: str = "") -> UpsertResult:

@@ -41,7 +41,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from consents.models import Agreement
-from consents.services import agreements_parse
+from consents.services import agreements_parse, decision_time_check
 from crm.errors import Conflict, ValidationFailed
 from profiles.fields import DEFAULTS, EDITABLE_API_NAMES, IDENTIFIER_COLUMNS, profile_build
 from profiles.models import IdentifierKind, Profile
@@ -99,6 +99,7 @@ class CleanInput:
     fields: dict[str, Any]
     attributes: dict[str, Any]
     agreements: list[tuple[Agreement, bool]]
+    agreements_decided_at: datetime | None = None  # when the person decided (None: now, applied whatever came before)
 
     def pairs(self) -> list[Pair]:
         return [(k, v) for k, v in self.identifiers.items() if v is not None]
@@ -211,6 +212,7 @@ def input_clean(data, catalog: AttributeCatalog, agreements: dict | None = None)
         fields=_validate_fields(data.fields),
         attributes=catalog.validate(attributes) if attributes else {},
         agreements=pairs,
+        agreements_decided_at=decision_time_check(data.agreements_decided_at, field="agreementsDecidedAt"),
     )
 
 

@@ -171,7 +171,7 @@ def breakdown(secret: str, emails: list[str]) -> list[str]:
 
     from consents.selectors import agreements_for
     from crm.services import api_key_authenticate
-    from profiles.api.synerise.serializers import profile_document
+    from profiles.api.synerise.documents import profile_document
     from profiles.services import identifier_normalize, profile_lookup
 
     profiles = [profile_lookup(kind="email", value=e) for e in emails]
@@ -358,7 +358,10 @@ def run(args) -> None:
         # Fresh COPYed tables have no planner statistics yet (autovacuum would gather them in production):
         # without them the consents subquery is planned on the wrong index.
         conn.execute("ANALYZE")
-    key, secret = api_key_create(name="bench b4", scopes=["read"])
+    # Rate limiting is on (every request is counted, as in production) with a limit the run never reaches.
+    key, secret = api_key_create(
+        name="bench b4", scopes=["read"], rate_limit=os.environ.get("BENCH_RATE_LIMIT", "100000000/day")
+    )
     lookups = common.sample(emails, args.requests, seed=args.seed)
     client = Client(headers={"Authorization": f"Bearer {secret}", "Accept": "application/json"})
 

@@ -32,6 +32,7 @@ from consents.models import (
 )
 from consents.signals import ConsentChange, consent_changed
 from consents.tokens import confirmation_token_read
+from crm.actors import actor_of
 from crm.errors import DomainError, NotFound, ValidationFailed
 
 # Words that name a state in the surfaces (ExpertSender's True/False/AwaitingConfirmation included).
@@ -549,7 +550,7 @@ def consent_confirm(*, token: str, request_meta: RequestMeta | None = None) -> C
             agreement=agreement,
             new_status=ConsentStatus.GRANTED,
             source=ConsentSource.CONFIRMATION,
-            actor=f"profile:{profile.pk}",
+            actor=actor_of(profile_id=profile.pk),
             request_meta=request_meta,
             details={"confirms": last.seq},
         )

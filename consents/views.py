@@ -16,7 +16,9 @@ from consents.context import RequestMeta
 from consents.models import Agreement, ConsentSource
 from consents.services import consent_confirm, consents_withdraw, withdrawable_states
 from consents.tokens import LinkExpired, resignation_token_read
+from crm.actors import actor_of
 from crm.errors import DomainError, NotFound
+from crm.ratelimit import ip_rate_limited
 
 ONE_CLICK = "One-Click"
 
@@ -30,6 +32,7 @@ def _link_problem(request, exc: DomainError):
     )
 
 
+@ip_rate_limited("CONSENT_PAGE_RATE_LIMIT")
 @require_http_methods(["GET"])  # not HEAD: link checkers probe with it, and a probe must not grant
 def confirm(request, token: str):
     """Opening the link from the double opt-in e-mail grants the agreement it names."""
@@ -58,6 +61,7 @@ def _csrf_rejection(request):
 
 
 @csrf_exempt
+@ip_rate_limited("CONSENT_PAGE_RATE_LIMIT")
 @require_http_methods(["GET", "HEAD", "POST"])
 def resign(request, token: str):
     """Lists what the person granted, with one-click withdraw buttons; RFC 8058 one-click withdraws e-mail."""
@@ -66,7 +70,7 @@ def resign(request, token: str):
     except DomainError as exc:
         return _link_problem(request, exc)
     meta = RequestMeta.from_request(request)
-    actor = f"profile:{profile.pk}"
+    actor = actor_of(profile_id=profile.pk)
     if request.method == "POST" and request.POST.get("List-Unsubscribe") == ONE_CLICK:
         agreement = Agreement.objects.filter(pk=data["a"]) if "a" in data else Agreement.objects.filter(key="email")
         consents_withdraw(

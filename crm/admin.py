@@ -10,6 +10,7 @@ from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html, format_html_join
 
+from crm.actors import actor_of
 from crm.errors import DomainError
 from crm.models import ApiKey, Job, Scope
 from crm.services import api_key_create, api_keys_deactivate
@@ -35,8 +36,7 @@ class ServiceModelForm(forms.ModelForm):
 
     @property
     def actor(self) -> str:
-        user = getattr(self.request, "user", None)
-        return user.get_username() if user is not None and user.is_authenticated else ""
+        return actor_of(getattr(self.request, "user", None))
 
     def error_field(self, name: str | None) -> str | None:
         name = self.error_fields.get(name, name) if name else None
@@ -77,14 +77,19 @@ class ApiKeyAddForm(ServiceModelForm):
         help_text="read: look profiles up; write: create, update and delete; admin: everything.",
     )
 
+    error_fields = {"rate_limit": "rate_limit"}
+
     class Meta:
         model = ApiKey
-        fields = ["name", "scopes"]
+        fields = ["name", "scopes", "rate_limit"]
 
     def call_service(self):
         created_by = self.request.user if self.request is not None and self.request.user.is_authenticated else None
         key, secret = api_key_create(
-            name=self.cleaned_data["name"], scopes=self.cleaned_data["scopes"], created_by=created_by
+            name=self.cleaned_data["name"],
+            scopes=self.cleaned_data["scopes"],
+            created_by=created_by,
+            rate_limit=self.cleaned_data.get("rate_limit", ""),
         )
         key.secret = secret  # handed to response_add to show once; never saved
         return key
@@ -92,20 +97,22 @@ class ApiKeyAddForm(ServiceModelForm):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(ServiceAdminMixin, admin.ModelAdmin):
-    """Keys are created here (the secret is shown once) and deactivated here; nothing else about them changes."""
+    """Keys are created here (the secret is shown once) and deactivated here; only their rate limit changes."""
 
     add_form = ApiKeyAddForm
-    list_display = ["name", "prefix", "scopes_display", "is_active", "created_at", "last_used_at", "created_by"]
+    list_display = [
+        "name", "prefix", "scopes_display", "rate_limit", "is_active", "created_at", "last_used_at", "created_by"
+    ]  # fmt: skip
     list_filter = ["is_active"]
     list_select_related = ["created_by"]
     search_fields = ["name", "prefix"]
     actions = ["deactivate"]
     readonly_fields = ["name", "prefix", "scopes_display", "is_active", "created_at", "created_by", "last_used_at"]
-    fields = readonly_fields
+    fields = [*readonly_fields, "rate_limit"]
     secret_template = "admin/crm/apikey/secret.html"
 
     def get_fields(self, request, obj=None):
-        return ["name", "scopes"] if obj is None else self.fields
+        return ["name", "scopes", "rate_limit"] if obj is None else self.fields
 
     def get_readonly_fields(self, request, obj=None):
         return [] if obj is None else self.readonly_fields

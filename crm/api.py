@@ -1,22 +1,32 @@
-"""API plumbing shared by every surface: a base view with a size limit and surface-specific errors.
+"""API plumbing shared by every surface: a base view with size and rate limits and surface-specific errors.
 
 A surface subclasses ``ApiView`` and sets ``error_renderer``, a function that turns
 (status, code, message, field, request, extra) into its vendor's documented error body.
+Every answer is ``Cache-Control: no-store`` (they carry personal data) and carries the rate-limit fields;
+a database that cannot be reached is a 503 in the surface's shape.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable
 
 from django.conf import settings
+from django.core.handlers.wsgi import LimitedStream
+from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404
+from django.utils.cache import patch_cache_control
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crm.errors import DomainError
+from crm.errors import DomainError, ValidationFailed
 from crm.idempotency import Replay, idempotency_begin, idempotency_finish, request_hash
+from crm.models import ApiKey
+from crm.parsers import bad_text
+from crm.ratelimit import Rate, ip_rate_limit_hit, rate_limit_hit
+from crm.serializers import first_error
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +38,21 @@ class RequestTooLarge(exceptions.APIException):
     default_code = "request_too_large"
 
 
+class LengthRequired(exceptions.APIException):
+    status_code = status.HTTP_411_LENGTH_REQUIRED
+    default_code = "length_required"
+
+
+class DatabaseUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "database_unavailable"
+    default_detail = "The database cannot be reached; retry shortly."
+
+
+class RateLimited(exceptions.Throttled):
+    default_code = "rate_limited"
+
+
 def describe(exc: Exception) -> tuple[int, str, str, str | None, dict]:
     """(status, code, message, field, extra) for any exception a view can raise."""
     if isinstance(exc, DomainError):
@@ -35,27 +60,20 @@ def describe(exc: Exception) -> tuple[int, str, str, str | None, dict]:
     if isinstance(exc, Http404):
         return 404, "not_found", str(exc) or "Not found.", None, {}
     if isinstance(exc, exceptions.ValidationError):
-        field, message = _first_error(exc.detail)
-        return 400, "validation_failed", message, field, {}
+        field, message, code = first_error(exc.detail, exc.get_codes())
+        return 400, code, message, field, {}
     if isinstance(exc, exceptions.ParseError):
         return 400, "malformed_body", f"The request body is not valid JSON: {exc.detail}", "body", {}
+    if isinstance(exc, OperationalError | InterfaceError):
+        return 503, "database_unavailable", DatabaseUnavailable.default_detail, None, {}
+    if isinstance(exc, RateLimited):
+        return 429, "rate_limited", str(exc.detail), None, {}
     if isinstance(exc, exceptions.NotAuthenticated):
         return 401, "not_authenticated", "Authentication required: send an API key or a token.", None, {}
     if isinstance(exc, exceptions.APIException):
         code = exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code
         return exc.status_code, str(code), str(exc.detail), None, {}
     return 500, "internal_error", "Internal error; it has been logged.", None, {}
-
-
-def _first_error(detail, prefix: str = "") -> tuple[str | None, str]:
-    if isinstance(detail, dict):
-        for key, value in detail.items():
-            name = key if key != "non_field_errors" else None
-            field, message = _first_error(value, f"{prefix}{name}" if name else prefix)
-            return field or (f"{prefix}{name}" if name else None), message
-    if isinstance(detail, list) and detail:
-        return _first_error(detail[0], prefix)
-    return (prefix or None), str(detail)
 
 
 class ApiView(APIView):
@@ -66,15 +84,24 @@ class ApiView(APIView):
     def max_body_bytes(self) -> int:
         return settings.API_MAX_BODY_BYTES
 
+    # Requests counted per API key (the default), or per client IP under this policy's setting (views
+    # without a key, such as login, set ``ip_rate_limit = "SETTING_NAME"``).
+    ip_rate_limit: str | None = None
+
     def initial(self, request, *args, **kwargs):
-        length = request.META.get("CONTENT_LENGTH")
+        self._rate_limit = None
         limit = self.max_body_bytes()
+        self._limit_chunked_body(request, limit)
+        length = request.META.get("CONTENT_LENGTH")
         try:
             too_large = int(length or 0) > limit
         except ValueError:
             too_large = False
         if too_large:
             raise RequestTooLarge(f"The request body exceeds {limit} bytes.")
+        for name, value in [*kwargs.items(), *request.query_params.items()]:
+            if isinstance(value, str) and (reason := bad_text(value)):
+                raise ValidationFailed(f"{name} {reason}.", field=name, code="field.invalid_text")
         super().initial(request, *args, **kwargs)
         self._idempotency = None
         if request.method == "POST" and (key := request.headers.get("Idempotency-Key")) is not None:
@@ -82,12 +109,52 @@ class ApiView(APIView):
             scope = getattr(request.auth, "prefix", None) or "anonymous"
             self._idempotency = idempotency_begin(key=key.strip(), scope=scope, fingerprint=fingerprint)
 
+    @staticmethod
+    def _limit_chunked_body(request, limit: int) -> None:
+        """A body sent without Content-Length (chunked): read at most limit + 1 bytes, so the size check sees it.
+
+        The WSGI server must have de-chunked it (``wsgi.input_terminated``, as gunicorn does); otherwise it
+        cannot be read safely and the answer is 411.
+        """
+        meta = request.META
+        if meta.get("CONTENT_LENGTH") or "chunked" not in meta.get("HTTP_TRANSFER_ENCODING", "").lower():
+            return
+        if not meta.get("wsgi.input_terminated"):
+            raise LengthRequired("Send the body with a Content-Length header.")
+        body = meta["wsgi.input"].read(limit + 1)
+        django_request = request._request
+        django_request._stream = LimitedStream(io.BytesIO(body), len(body))
+        meta["CONTENT_LENGTH"] = str(len(body))
+
+    def check_throttles(self, request):
+        if self.ip_rate_limit:
+            decision = ip_rate_limit_hit(request, setting=self.ip_rate_limit, policy="ip")
+        elif isinstance(key := request.auth, ApiKey):
+            rate = Rate.parse(key.rate_limit or settings.API_RATE_LIMIT)
+            decision = rate_limit_hit(bucket=f"key:{key.prefix}", rate=rate, policy="key")
+        else:
+            decision = None
+        self._rate_limit = decision
+        if decision is not None and not decision.allowed:
+            raise RateLimited(
+                wait=decision.reset,
+                detail=f"Rate limit of {decision.rate.limit} requests per {decision.rate.window} s exceeded; "
+                f"retry in {decision.reset} s.",
+            )
+
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
         if record := getattr(self, "_idempotency", None):
             if hasattr(response, "render"):
                 response.render()
-            idempotency_finish(record=record, response=response)
+            try:
+                idempotency_finish(record=record, response=response)
+            except DatabaseError:
+                logger.warning("could not keep the answer for Idempotency-Key %s", record.key, exc_info=True)
+        patch_cache_control(response, no_store=True)
+        if decision := getattr(self, "_rate_limit", None):
+            for name, value in decision.headers().items():
+                response[name] = value
         return response
 
     def handle_exception(self, exc):
@@ -98,7 +165,9 @@ class ApiView(APIView):
         else:
             auth_header = None
         status_code, code, message, field, extra = describe(exc)
-        if status_code >= 500:
+        if status_code == 503:
+            logger.warning("database unavailable in %s: %s", self.__class__.__name__, exc)
+        elif status_code >= 500:
             logger.exception("unhandled error in %s", self.__class__.__name__, exc_info=exc)
         response = type(self).error_renderer(
             status=status_code, code=code, message=message, field=field, request=self.request, extra=extra
@@ -107,5 +176,7 @@ class ApiView(APIView):
             response["WWW-Authenticate"] = auth_header
         if isinstance(exc, exceptions.Throttled) and exc.wait:
             response["Retry-After"] = str(int(exc.wait))
+        if status_code == 503:
+            response["Retry-After"] = "5"
         response.exception = True
         return response

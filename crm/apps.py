@@ -6,4 +6,7 @@ class CrmConfig(AppConfig):
     verbose_name = "Platform"
 
     def ready(self):
-        from crm import schema  # noqa: F401 - registers the OpenAPI authentication extension
+        from crm import (
+            schema,  # noqa: F401 - registers the OpenAPI authentication extension
+            tasks,  # noqa: F401 - registers the recurring tasks
+        )

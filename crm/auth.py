@@ -7,6 +7,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
+from crm.actors import actor_of
 from crm.models import ApiKey, Scope
 from crm.services import api_key_authenticate, api_key_from_token
 
@@ -22,7 +23,7 @@ class ApiKeyPrincipal:
         self.key = key
 
     def __str__(self) -> str:
-        return f"api-key:{self.key.name}"
+        return actor_of(self.key)
 
 
 def _credential(request) -> tuple[str, str] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse
 from django.utils import timezone
@@ -17,7 +18,6 @@ from django.utils import timezone
 from crm.errors import Conflict, DomainError, ValidationFailed
 from crm.models import IdempotencyRecord
 
-TTL = timedelta(hours=24)
 # A record with no answer after this long belongs to a request that died: a repeat may take over.
 STALE_AFTER = timedelta(minutes=10)
 REPLAYED_HEADERS = ("Location", "Content-Type")
@@ -52,7 +52,7 @@ def idempotency_begin(*, key: str, scope: str, fingerprint: str) -> IdempotencyR
         pass
     with transaction.atomic():
         record = IdempotencyRecord.objects.select_for_update().get(key=key, scope=scope)
-        expired = record.created_at < now - TTL
+        expired = record.created_at < now - timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS)
         stale = record.status_code is None and record.created_at < now - STALE_AFTER
         if expired or stale:
             record.request_hash, record.status_code, record.response_body = fingerprint, None, None
@@ -70,6 +70,7 @@ def idempotency_begin(*, key: str, scope: str, fingerprint: str) -> IdempotencyR
                 code="idempotency.in_flight",
             )
     response = HttpResponse(bytes(record.response_body or b""), status=record.status_code)
+    del response["Content-Type"]  # only the first answer's own (a bodiless 202 has none)
     for name, value in record.response_headers.items():
         response[name] = value
     response["Idempotent-Replayed"] = "true"

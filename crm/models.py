@@ -6,6 +6,9 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
+from crm.ratelimit import validate_rate
+from crm.request_id import current_request_id
+
 
 class Scope(models.TextChoices):
     READ = "read"
@@ -34,6 +37,13 @@ class ApiKey(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    rate_limit = models.CharField(
+        max_length=32,
+        blank=True,
+        default="",
+        validators=[validate_rate],
+        help_text="Requests allowed, as N/unit (600/min, 10/s, 5000/hour); empty: the API_RATE_LIMIT setting.",
+    )
 
     class Meta:
         verbose_name = "API key"
@@ -86,7 +96,17 @@ class Job(models.Model):
     message = models.TextField(blank=True, default="", help_text="Why the job as a whole failed.")
     source = models.CharField(max_length=32)
     actor = models.CharField(max_length=256, blank=True, default="")
+    request_id = models.CharField(
+        max_length=128,
+        blank=True,
+        default=current_request_id,
+        db_default="",
+        help_text="The request that submitted the job.",
+    )
     attempts = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(
+        default=0, help_text="Items handled (applied or failed), in order; a run again starts after them."
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -120,3 +140,18 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope}:{self.key}"
+
+
+class RateLimitCounter(models.Model):
+    """Requests counted in one fixed window of one bucket (an API key, or a client IP on login and consent pages)."""
+
+    bucket = models.CharField(max_length=200)
+    window_start = models.BigIntegerField(help_text="Unix time the window starts at.")
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["bucket", "window_start"], name="ratelimit_bucket_window")]
+        indexes = [models.Index(fields=["window_start"], name="ratelimit_window_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.bucket} @ {self.window_start}: {self.count}"

@@ -7,18 +7,25 @@ from datetime import timedelta
 
 import jwt
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q
 from django.utils import timezone
 
 from crm.errors import Unauthorized, ValidationFailed
-from crm.models import ApiKey, Scope, hash_secret
+from crm.models import ApiKey, IdempotencyRecord, Job, RateLimitCounter, Scope, hash_secret
+from crm.ratelimit import validate_rate
 
 JWT_ALGORITHM = "HS256"
 JWT_AUDIENCE = "crm-api"
 
 
-def api_key_create(*, name: str, scopes: list[str], created_by=None) -> tuple[ApiKey, str]:
+def api_key_create(*, name: str, scopes: list[str], created_by=None, rate_limit: str = "") -> tuple[ApiKey, str]:
     """Create a key and return it with its secret, which is not stored and cannot be shown again."""
+    rate_limit = (rate_limit or "").strip()
+    try:
+        validate_rate(rate_limit)
+    except DjangoValidationError as exc:
+        raise ValidationFailed(exc.messages[0], field="rate_limit") from None
     name = (name or "").strip()
     if not name:
         raise ValidationFailed("An API key needs a name.", field="name")
@@ -36,6 +43,7 @@ def api_key_create(*, name: str, scopes: list[str], created_by=None) -> tuple[Ap
         secret_hash=hash_secret(secret),
         scopes=list(dict.fromkeys(scopes)),
         created_by=created_by,
+        rate_limit=rate_limit,
     )
     return key, secret
 
@@ -145,3 +153,20 @@ def api_keys_deactivate(*, ids: list[int]) -> int:
     count = ApiKey.objects.filter(pk__in=ids, is_active=True).update(is_active=False)
     api_key_cache.clear()
     return count
+
+
+def expired_purge() -> dict[str, int]:
+    """Delete what has outlived its retention: Idempotency-Key records (``IDEMPOTENCY_TTL_SECONDS``), finished
+    jobs and finished task results (``JOB_RETENTION_DAYS``). Returns how many rows of each went."""
+    from django_tasks_db.models import DBTaskResult
+
+    now = timezone.now()
+    job_cutoff = now - timedelta(days=settings.JOB_RETENTION_DAYS)
+    idempotency, _ = IdempotencyRecord.objects.filter(
+        created_at__lt=now - timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS)
+    ).delete()
+    jobs, _ = Job.objects.filter(status__in=[Job.Status.DONE, Job.Status.FAILED], finished_at__lt=job_cutoff).delete()
+    results, _ = DBTaskResult.objects.finished().filter(finished_at__lt=job_cutoff).delete()
+    # Rate-limit windows are at most a day long: anything older than two days is over.
+    RateLimitCounter.objects.filter(window_start__lt=now.timestamp() - 2 * 86400).delete()
+    return {"idempotencyRecords": idempotency, "jobs": jobs, "taskResults": results}

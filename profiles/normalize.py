@@ -3,6 +3,7 @@
 import functools
 import re
 import uuid as uuid_lib
+from urllib.parse import urlsplit
 
 import phonenumbers
 from django.conf import settings
@@ -112,3 +113,16 @@ def identifier_normalize(kind: str, value) -> str:
     if normalizer is None:
         raise ValidationFailed(f"Unknown identifier kind '{kind}'.", field="identifier")
     return normalizer(value)
+
+
+def avatar_url_validate(value: str) -> str:
+    """An avatar URL: absolute http or https only (``javascript:``, ``data:``, ``file:`` … would be rendered)."""
+    limit = 1024
+    parsed = urlsplit(value)
+    if parsed.scheme.lower() not in ("http", "https") or not parsed.netloc:
+        raise ValidationFailed("avatarUrl must be an http or https URL.", field="avatarUrl", code="field.url")
+    if len(value) > limit:
+        raise ValidationFailed(
+            f"avatarUrl is longer than {limit} characters.", field="avatarUrl", code="field.too_long"
+        )
+    return value

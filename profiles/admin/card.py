@@ -20,6 +20,7 @@ from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
 from consents.models import ConsentStatus
+from crm.actors import actor_display
 from crm.errors import DomainError
 from profiles import selectors
 from profiles.models import Event, EventAction, IdentifierKind, Profile, Tag
@@ -137,7 +138,7 @@ class Entry:
 
     @property
     def by(self) -> str:
-        return self.event.actor
+        return actor_display(self.event.actor)
 
 
 def timeline_entry(event: Event) -> Entry:

@@ -22,6 +22,7 @@ from consents.context import RequestMeta
 from consents.mail import marketing_email_send
 from consents.models import Agreement
 from consents.services import can_contact, consent_set
+from crm.actors import actor_of
 from crm.errors import DomainError
 from profiles.admin.card import EMAIL_SENT, card_permissions
 from profiles.models import Profile, Tag
@@ -69,7 +70,7 @@ class UnmergeForm(forms.Form):
 
 
 def _actor(request) -> str:
-    return request.user.get_username()
+    return actor_of(request.user)
 
 
 def _back(request, profile: Profile, anchor: str = ""):

@@ -27,6 +27,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
 from django.utils.translation import gettext
 
+from crm.actors import actor_of
 from crm.admin import ServiceAdminMixin
 from crm.errors import DomainError
 from profiles import selectors
@@ -531,7 +532,7 @@ class ProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
             if not card_permissions(request.user)["create_tag"]:
                 raise PermissionDenied
             try:
-                tag = tag_create(name=name, actor=request.user.get_username())
+                tag = tag_create(name=name, actor=actor_of(request.user))
             except DomainError as exc:
                 self.message_user(request, f"Tag: {exc.message}", messages.ERROR)
                 return None
@@ -551,13 +552,13 @@ class ProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
     @admin.action(description="Add a tag to the selected profiles", permissions=["change"])
     def add_tag(self, request, queryset):
         if (tag := self._action_tag(request, create=True)) and (ids := self._action_ids(request, queryset)):
-            added = tags_add(profiles=ids, tags=[tag], source=SOURCE, actor=request.user.get_username())
+            added = tags_add(profiles=ids, tags=[tag], source=SOURCE, actor=actor_of(request.user))
             self.message_user(request, f"Tag {tag.name} added to {added} profile(s).", messages.SUCCESS)
 
     @admin.action(description="Remove a tag from the selected profiles", permissions=["change"])
     def remove_tag(self, request, queryset):
         if (tag := self._action_tag(request, create=False)) and (ids := self._action_ids(request, queryset)):
-            removed = tags_remove(profiles=ids, tags=[tag], source=SOURCE, actor=request.user.get_username())
+            removed = tags_remove(profiles=ids, tags=[tag], source=SOURCE, actor=actor_of(request.user))
             self.message_user(request, f"Tag {tag.name} removed from {removed} profile(s).", messages.SUCCESS)
 
     @admin.action(
@@ -638,8 +639,8 @@ class ProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
     # --- delete -------------------------------------------------------------------------------
 
     def delete_model(self, request, obj):
-        profile_delete(profile=obj, source=SOURCE, actor=request.user.get_username())
+        profile_delete(profile=obj, source=SOURCE, actor=actor_of(request.user))
 
     def delete_queryset(self, request, queryset):
         for profile in queryset:
-            profile_delete(profile=profile, source=SOURCE, actor=request.user.get_username())
+            profile_delete(profile=profile, source=SOURCE, actor=actor_of(request.user))

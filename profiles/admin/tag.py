@@ -7,6 +7,7 @@ from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 from django.utils.html import format_html
 
+from crm.actors import actor_of
 from crm.admin import ServiceAdminMixin, ServiceModelForm
 from profiles.models import Tag
 from profiles.selectors import tag_profile_counts
@@ -70,11 +71,11 @@ class TagAdmin(ServiceAdminMixin, admin.ModelAdmin):
             super().save_model(request, obj, form, change)
 
     def delete_model(self, request, obj):
-        tag_delete(tag=obj, source=SOURCE, actor=request.user.get_username())
+        tag_delete(tag=obj, source=SOURCE, actor=actor_of(request.user))
 
     def delete_queryset(self, request, queryset):
         for tag in queryset:
-            tag_delete(tag=tag, source=SOURCE, actor=request.user.get_username())
+            tag_delete(tag=tag, source=SOURCE, actor=actor_of(request.user))
 
     @admin.display(description="colour")
     def swatch(self, obj):

@@ -3,6 +3,8 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
 
+from crm.request_id import current_request_id
+
 
 class EventAction:
     """Actions of the system events the receivers write; custom events may not use them."""
@@ -53,6 +55,13 @@ class Event(models.Model):
     params = models.JSONField(default=dict, blank=True)
     source = models.CharField(max_length=32, blank=True, default="")
     actor = models.CharField(max_length=256, blank=True, default="")
+    request_id = models.CharField(
+        max_length=128,
+        blank=True,
+        default=current_request_id,
+        db_default="",
+        help_text="The request (X-Request-ID) that caused this event.",
+    )
     is_system = models.BooleanField(default=False)
     salt = models.CharField(max_length=128, null=True, blank=True, help_text="eventSalt: a retried event counts once.")
     created_at = models.DateTimeField(db_default=Now())

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -395,35 +396,75 @@ def profiles_batch_submit(*, items: list[ProfileInput | DomainError], source: st
 
 
 def profiles_batch_run(*, job_id) -> Job:
-    """Run (or run again) a batch job. Safe to repeat: items already applied come out unchanged."""
+    """Run (or run again) a batch job, ``BATCH_JOB_CHUNK_ITEMS`` items per transaction, in order.
+
+    After each chunk the job records how far it got (``processed``), its counts and errors, so a job cut off
+    (a killed connection, a stopped worker) says which items were applied and which were not, and running it
+    again starts after the last applied chunk. A finished job run again starts over: its items come out
+    unchanged.
+    """
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job_id, kind=BATCH_JOB_KIND)
+        if job.status == Job.Status.DONE:
+            job.processed = 0
         job.status, job.started_at, job.attempts = Job.Status.RUNNING, timezone.now(), job.attempts + 1
-        job.save(update_fields=["status", "started_at", "attempts"])
-    indexed = [(i, entry) for i, entry in enumerate(job.payload) if "error" not in entry]
-    try:
-        results = profiles_upsert_many(
-            items=[_input_from_json(entry) for _, entry in indexed], source=job.source, actor=job.actor
+        job.message, job.finished_at = "", None
+        if job.processed == 0:
+            job.counts = dict.fromkeys(("created", "updated", "merged", "unchanged", "failed"), 0)
+            job.errors, job.warnings = [], []
+        job.save(
+            update_fields=[
+                "status",
+                "started_at",
+                "attempts",
+                "message",
+                "finished_at",
+                "counts",
+                "errors",
+                "warnings",
+                "processed",
+            ]
         )
-    except Exception as exc:
-        logger.exception("batch job %s failed", job.pk)
-        Job.objects.filter(pk=job.pk).update(
-            status=Job.Status.FAILED, message=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
-        )
-        raise
-    counts = dict.fromkeys(("created", "updated", "merged", "unchanged", "failed"), 0)
-    errors, warnings = [], []
-    for i, entry in enumerate(job.payload):
-        if "error" in entry:
-            counts["failed"] += 1
-            errors.append({"index": i, **entry["error"]})
-    for (i, _), result in zip(indexed, results, strict=True):
-        counts[result.status] += 1
-        if result.error:
-            errors.append({"index": i, **result.error})
-        warnings.extend({"index": i, **warning} for warning in result.warnings)
-    errors.sort(key=lambda e: e["index"])
-    job.status, job.counts, job.errors, job.warnings, job.message = Job.Status.DONE, counts, errors, warnings, ""
-    job.finished_at = timezone.now()
-    job.save(update_fields=["status", "counts", "errors", "warnings", "message", "finished_at"])
+    size = max(1, settings.BATCH_JOB_CHUNK_ITEMS)
+    while job.processed < len(job.payload):
+        start = job.processed
+        chunk = list(enumerate(job.payload[start : start + size], start=start))
+        try:
+            with transaction.atomic():
+                _run_chunk(job, chunk)
+                job.processed = start + len(chunk)
+                job.save(update_fields=["processed", "counts", "errors", "warnings"])
+        except Exception as exc:
+            logger.exception("batch job %s failed at item %s", job.pk, start)
+            _reconnect()
+            message = (
+                f"{type(exc).__name__}: {exc}. Items {start}–{len(job.payload) - 1} were not applied; "
+                "run the job again to finish them."
+            )
+            Job.objects.filter(pk=job.pk).update(status=Job.Status.FAILED, message=message, finished_at=timezone.now())
+            raise
+    job.status, job.message, job.finished_at = Job.Status.DONE, "", timezone.now()
+    job.save(update_fields=["status", "message", "finished_at"])
     return job
+
+
+def _run_chunk(job: Job, chunk: list[tuple[int, dict]]) -> None:
+    indexed = [(i, entry) for i, entry in chunk if "error" not in entry]
+    results = profiles_upsert_many(
+        items=[_input_from_json(entry) for _, entry in indexed], source=job.source, actor=job.actor
+    )
+    for i, entry in chunk:
+        if "error" in entry:
+            job.counts["failed"] += 1
+            job.errors.append({"index": i, **entry["error"]})
+    for (i, _), result in zip(indexed, results, strict=True):
+        job.counts[result.status] += 1
+        if result.error:
+            job.errors.append({"index": i, **result.error})
+        job.warnings.extend({"index": i, **warning} for warning in result.warnings)
+    job.errors.sort(key=lambda e: e["index"])
+
+
+def _reconnect() -> None:
+    """After a database error: drop the connection if it is broken, so recording the failure takes a new one."""
+    connection.close_if_unusable_or_obsolete()

@@ -20,6 +20,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from crm.errors import DomainError, NotFound, ValidationFailed
+from crm.request_id import current_request_id
 from profiles import signals
 from profiles.merge_registry import rows_move, rows_move_back
 from profiles.models import Event, EventAction, IdentifierKind, Profile
@@ -48,6 +49,7 @@ class NewEvent:
     actor: str = ""
     is_system: bool = True
     salt: str | None = None
+    request_id: str = field(default_factory=current_request_id)
 
 
 def _json(value) -> str:
@@ -74,6 +76,7 @@ def events_insert(rows: list[NewEvent]) -> int:
                 "r": r.actor[:256],
                 "y": r.is_system,
                 "x": r.salt,
+                "q": r.request_id[:128],
             }
             for r in rows
         ]
@@ -81,10 +84,11 @@ def events_insert(rows: list[NewEvent]) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            INSERT INTO profiles_event (profile_id, action, label, time, params, source, actor, is_system, salt)
-            SELECT p, a, l, t, j, s, r, y, x
+            INSERT INTO profiles_event
+                   (profile_id, action, label, time, params, source, actor, is_system, salt, request_id)
+            SELECT p, a, l, t, j, s, r, y, x, q
             FROM json_to_recordset(%s::json)
-                 AS u(p bigint, a text, l text, t timestamptz, j jsonb, s text, r text, y boolean, x text)
+                 AS u(p bigint, a text, l text, t timestamptz, j jsonb, s text, r text, y boolean, x text, q text)
             """,
             [payload],
         )

@@ -36,9 +36,9 @@ IDENTIFIER_KINDS = {column: kind for kind, column in IDENTIFIER_COLUMNS.items() 
 
 def write_context(*, source: str, actor: str, forced: bool = False) -> dict:
     """Which write caused a merge: its source, actor and request id."""
-    from crm.request_context import current_request_id
+    from crm.request_id import current_request_id
 
-    return {"source": source, "actor": actor, "requestId": current_request_id(), "forced": forced}
+    return {"source": source, "actor": actor, "requestId": current_request_id() or None, "forced": forced}
 
 
 def _jsonable(value):

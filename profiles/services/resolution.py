@@ -45,7 +45,7 @@ from consents.services import agreements_parse, decision_time_check
 from crm.errors import Conflict, ValidationFailed
 from profiles.fields import DEFAULTS, EDITABLE_API_NAMES, IDENTIFIER_COLUMNS, profile_build
 from profiles.models import IdentifierKind, Profile
-from profiles.normalize import identifier_normalize
+from profiles.normalize import avatar_url_validate, identifier_normalize
 from profiles.selectors import client_ids_resolve, identifier_owners
 from profiles.services.attributes import AttributeCatalog
 
@@ -126,6 +126,8 @@ def _field_rule(column: str) -> tuple[str, Any]:
         return "date", None
     if column == "country_code":
         return "country", None
+    if column == "avatar_url":
+        return "url", None
     return "text", field_.max_length
 
 
@@ -184,6 +186,10 @@ def _validate_special(kind: str, arg, api_name: str, value):
                 f"{api_name} must be between 1900-01-01 and today.", field=api_name, code="field.date"
             )
         return value
+    if kind == "url":
+        if not isinstance(value, str):
+            raise ValidationFailed(f"{api_name} must be a string.", field=api_name, code="field.type")
+        return avatar_url_validate(value)
     # country
     value = value.upper() if isinstance(value, str) else value
     if value not in COUNTRY_CODES:

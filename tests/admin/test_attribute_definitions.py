@@ -19,7 +19,7 @@ def test_creating_a_definition_goes_through_the_service(admin_client):
     definition = AttributeDefinition.objects.get()
     assert (definition.name, definition.key, definition.type) == ("ClubMember", "clubmember", "boolean")
     assert definition.description == "In the loyalty club"
-    assert definition.created_by == "admin"
+    assert definition.created_by == "user:admin"
 
 
 @pytest.mark.parametrize("spelling", ["club_member", "clubmember", "Club-Member", "ClubMember"])

@@ -162,7 +162,7 @@ def test_tag_add_and_remove_through_the_service(admin_client, ewa):
     admin_client.post(action_url(ewa, "tag_remove"), {"name": "vip"})
     assert not ewa.tags.exists()
     actions = list(Event.objects.filter(profile=ewa, action__startswith="tag.").values_list("action", "actor"))
-    assert sorted(actions) == [("tag.added", "admin"), ("tag.removed", "admin")]
+    assert sorted(actions) == [("tag.added", "user:admin"), ("tag.removed", "user:admin")]
 
 
 def test_note_event_and_consent_from_the_card(admin_client, ewa):
@@ -174,7 +174,7 @@ def test_note_event_and_consent_from_the_card(admin_client, ewa):
     assert (record.new_status, record.source, record.actor, record.ip_address) == (
         "granted",
         "admin",
-        "admin",
+        "user:admin",
         "192.0.2.1",
     )
     entries = admin_client.get(card_url(ewa)).context["card"]["timeline"].entries
@@ -205,7 +205,7 @@ def test_email_is_blocked_without_the_email_consent_and_recorded_when_sent(admin
     admin_client.post(action_url(ewa, "mail"), {"subject": "Hello", "text": "Hi Ewa"})
     assert [m.subject for m in mail.outbox] == ["Hello"] and mail.outbox[0].to == ["ewa@example.com"]
     sent = Event.objects.get(profile=ewa, action="email.send")
-    assert (sent.actor, sent.params["subject"]) == ("admin", "Hello")
+    assert (sent.actor, sent.params["subject"]) == ("user:admin", "Hello")
     assert timeline_entry(sent).title == "E-mail sent: Hello"
 
 

@@ -71,7 +71,7 @@ def test_bulk_add_and_remove_tag_through_the_service(admin_client, crowd):
     assert response.status_code == 302
     tag = Tag.objects.get(name="spring-sale")
     assert set(tag.profiles.values_list("pk", flat=True)) == set(ids)
-    assert Event.objects.filter(action="tag.added", label="spring-sale", actor="admin").count() == 2
+    assert Event.objects.filter(action="tag.added", label="spring-sale", actor="user:admin").count() == 2
     post_action(admin_client, "remove_tag", [crowd["ann"].pk], tag="Spring-Sale")
     assert list(tag.profiles.values_list("pk", flat=True)) == [crowd["cid"].pk]
     response = post_action(admin_client, "remove_tag", ids, tag="no-such-tag", follow=True)

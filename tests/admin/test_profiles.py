@@ -241,7 +241,7 @@ def test_change_form_saves_native_fields_and_attributes_through_the_service(
     }
     assert len(changes) == 1
     assert changes[0]["source"] == "admin"
-    assert changes[0]["actor"] == "admin"
+    assert changes[0]["actor"] == "user:admin"
     [(profile_id, changed)] = changes[0]["changes"]
     assert profile_id == customer.pk
     # Only what was edited is sent: untouched inputs (the date-time among them) are not rewritten.

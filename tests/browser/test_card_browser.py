@@ -106,7 +106,7 @@ def test_marketer_finds_a_profile_and_works_on_its_card(page, live_server, marke
     from consents.models import ConsentRecord
 
     record = ConsentRecord.objects.filter(client_id=ola.pk, agreement__key="email").latest("seq")
-    assert (record.actor, record.source) == ("mia@example.com", "admin")
+    assert (record.actor, record.source) == ("user:mia@example.com", "admin")
 
     # Wide and narrow screens: side by side at 1920 px, stacked at 800 px.
     page.set_viewport_size({"width": 1920, "height": 1080})

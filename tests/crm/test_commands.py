@@ -7,6 +7,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db.models import Count
+from django.test import RequestFactory
 from django.utils import timezone
 
 from crm.models import ApiKey
@@ -79,7 +80,7 @@ def test_ensure_admin_prints_a_working_login(client, settings, tmp_path):
     out = StringIO()
     call_command("ensure_admin", stdout=out)
     username, password = out.getvalue().strip().removeprefix("Admin login: ").split(" / ")
-    assert client.login(username=username, password=password)
+    assert client.login(request=RequestFactory().post("/admin/login/"), username=username, password=password)
     again = StringIO()
     call_command("ensure_admin", stdout=again)
     assert again.getvalue() == out.getvalue()  # the same login, not a new password each run

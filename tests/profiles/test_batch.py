@@ -186,3 +186,40 @@ def test_an_older_decision_in_a_batch_is_a_warning_and_a_newer_one_applies():
     assert results[1].warnings == []
     states = dict(ConsentState.objects.filter(agreement__key="email").values_list("profile__email", "status"))
     assert states == {"c0@example.com": "denied", "c1@example.com": "granted"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_cut_off_by_a_killed_connection_says_what_was_applied_and_a_rerun_finishes(settings, monkeypatch):
+    from django.db import OperationalError, connection
+
+    from crm.models import Job
+    from profiles.services import batch as batch_module
+    from profiles.services.batch import profiles_batch_run, profiles_batch_submit
+
+    settings.BATCH_JOB_CHUNK_ITEMS = 40
+    items = [ProfileInput(identifiers={"email": f"kill{i}@example.com"}) for i in range(100)]
+    job = profiles_batch_submit(items=items, source="tests", actor="system")
+    real = batch_module.profiles_upsert_many
+    calls = []
+
+    def killed_on_second_chunk(**kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")  # the server drops us
+        return real(**kwargs)
+
+    monkeypatch.setattr(batch_module, "profiles_upsert_many", killed_on_second_chunk)
+    with pytest.raises(OperationalError):
+        profiles_batch_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and job.processed == 40
+    assert job.counts["created"] == 40 and "Items 40–99 were not applied" in job.message
+    assert Profile.objects.count() == 40
+    assert set(Profile.objects.values_list("email", flat=True)) == {f"kill{i}@example.com" for i in range(40)}
+
+    monkeypatch.setattr(batch_module, "profiles_upsert_many", real)
+    job = profiles_batch_run(job_id=job.pk)
+    assert job.status == Job.Status.DONE and job.processed == 100 and job.attempts == 2
+    assert job.counts == {"created": 100, "updated": 0, "merged": 0, "unchanged": 0, "failed": 0}
+    assert Profile.objects.count() == 100

@@ -4,7 +4,8 @@
 import pytest
 
 from profiles.admin.forms import ProfileForm
-from profiles.api.synerise.serializers import FIELD_KEYS, profile_document
+from profiles.api.synerise.documents import profile_document
+from profiles.api.synerise.requests import FIELD_KEYS, ProfileWriteSerializer
 from profiles.fields import (
     ALL_COLUMNS,
     EDITABLE_API_NAMES,
@@ -32,6 +33,7 @@ def test_the_lists_built_from_the_registry_cover_every_column():
     assert set(COLUMNS) == model  # the batch's COPY writes every column
     assert set(STATE_FIELDS) == model - {"id", "updated_at"}  # a merge snapshot restores every column
     assert set(FIELD_KEYS.values()) == set(EDITABLE_COLUMNS)  # the API accepts every editable field
+    assert set(FIELD_KEYS) <= set(ProfileWriteSerializer().fields)  # and documents it
     assert set(ProfileForm._meta.fields) == set(EDITABLE_COLUMNS)  # and so does the admin form
 
 

@@ -33,6 +33,9 @@ CODES = {
     "forbidden": 403,
     "not_found": 404,
     "request_too_large": 413,
+    "length_required": 411,
+    "rate_limited": 429,
+    "database_unavailable": 503,
     "internal_error": 500,
 }
 DEFAULT_CODE = 8001  # any other invalid input

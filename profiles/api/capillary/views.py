@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
 from consents.context import RequestMeta
+from crm.actors import actor_of
 from crm.api import ApiView
 from crm.errors import DomainError, ValidationFailed
 from crm.models import ApiKey
+from crm.parsers import text_check
+from crm.serializers import first_error
+from profiles.api.capillary.documents import documents_for
 from profiles.api.capillary.errors import entry, render_error
-from profiles.api.capillary.serializers import documents_for, parse_entity
+from profiles.api.capillary.requests import CustomerSerializer, error_code
+from profiles.api.capillary.translation import parse_entity
 from profiles.selectors import commerce_for
 from profiles.services.surfaces import profiles_write_many
 
@@ -20,97 +25,15 @@ SOURCE = "api"
 TAGS = ["Capillary"]
 
 
-_Entry = type(
-    inline_serializer(
-        "CapillaryMessage",
-        {
-            "status": serializers.BooleanField(help_text="false for an error, true for a warning"),
-            "code": serializers.IntegerField(),
-            "message": serializers.CharField(),
-            "reason": serializers.CharField(help_text="Our stable string code, e.g. identity.conflict"),
-        },
-    )
-)
+class MessageSerializer(serializers.Serializer):
+    status = serializers.BooleanField(help_text="false for an error, true for a warning")
+    code = serializers.IntegerField()
+    message = serializers.CharField()
+    reason = serializers.CharField(help_text="Our stable string code, e.g. identity.conflict")
 
+    class Meta:
+        ref_name = "CapillaryMessage"
 
-def Entry(**kwargs):
-    return _Entry(**kwargs)
-
-
-_Pair = type(
-    inline_serializer("CapillaryIdentifier", {"type": serializers.CharField(), "value": serializers.CharField()})
-)
-
-
-def Pair(**kwargs):
-    return _Pair(**kwargs)
-
-
-_Channel = type(
-    inline_serializer(
-        "CapillaryCommChannel",
-        {
-            "type": serializers.CharField(),
-            "value": serializers.CharField(),
-            "primary": serializers.BooleanField(required=False),
-            "verified": serializers.BooleanField(required=False),
-            "meta": serializers.DictField(required=False),
-        },
-    )
-)
-
-
-def Channel(**kwargs):
-    return _Channel(**kwargs)
-
-
-_Subscription = type(
-    inline_serializer(
-        "CapillarySubscription",
-        {
-            "channel": serializers.CharField(help_text="EMAIL, SMS, ios/android/PUSH, WEB_PUSH or an agreement key"),
-            "type": serializers.ChoiceField(choices=["OPTIN", "OPTOUT"]),
-            "priority": serializers.CharField(required=False, help_text="BULK (a consent) or TRANS (ignored)"),
-            "accountId": serializers.CharField(required=False),
-            "sourceName": serializers.CharField(required=False),
-        },
-    )
-)
-
-
-def Subscription(**kwargs):
-    return _Subscription(**kwargs)
-
-
-Customer = inline_serializer(
-    "CapillaryCustomer",
-    {
-        "profiles": inline_serializer(
-            "CapillaryProfile",
-            {
-                "firstName": serializers.CharField(required=False),
-                "lastName": serializers.CharField(required=False),
-                "identifiers": Pair(many=True, help_text="email, mobile (with country code), externalId, cardnumber"),
-                "commChannels": Channel(many=True, required=False),
-                "source": serializers.CharField(required=False),
-                "accountId": serializers.CharField(required=False),
-                "extendedFields": serializers.DictField(required=False),
-            },
-            many=True,
-        ),
-        "extendedFields": serializers.DictField(required=False),
-        "loyaltyInfo": inline_serializer(
-            "CapillaryLoyaltyInfo",
-            {"loyaltyType": serializers.ChoiceField(choices=["loyalty", "non_loyalty"])},
-            required=False,
-        ),
-        "statusLabel": serializers.CharField(required=False),
-        "subscriptionInfo": inline_serializer(
-            "CapillarySubscriptionInfo", {"subscriptions": Subscription(many=True)}, required=False
-        ),
-    },
-    many=True,
-)
 
 UpsertResponse = inline_serializer(
     "CapillaryUpsertResponse",
@@ -120,8 +43,8 @@ UpsertResponse = inline_serializer(
             {
                 "entityId": serializers.IntegerField(allow_null=True),
                 "result": serializers.DictField(allow_null=True, help_text="The customer in Capillary's shape"),
-                "errors": Entry(many=True),
-                "warnings": Entry(many=True),
+                "errors": MessageSerializer(many=True),
+                "warnings": MessageSerializer(many=True),
             },
             many=True,
         ),
@@ -129,7 +52,9 @@ UpsertResponse = inline_serializer(
         "failureCount": serializers.IntegerField(),
     },
 )
-ErrorJson = inline_serializer("CapillaryError", {"errors": Entry(many=True), "warnings": Entry(many=True)})
+ErrorJson = inline_serializer(
+    "CapillaryError", {"errors": MessageSerializer(many=True), "warnings": MessageSerializer(many=True)}
+)
 
 
 def _flag(value: str | None) -> bool:
@@ -146,6 +71,8 @@ class CapillaryView(ApiView):
 
 
 class UpsertBulkView(CapillaryView):
+    per_item_text_check = True
+
     @extend_schema(
         operation_id="capillary_customer_upsert_bulk",
         tags=TAGS,
@@ -168,13 +95,10 @@ class UpsertBulkView(CapillaryView):
                 "skipChangeIdentifier", bool, description="false: identifiers may be changed (default true)"
             )
         ],
-        request=Customer,
+        request=CustomerSerializer(many=True),
         responses={
             200: UpsertResponse,
-            400: OpenApiResponse(ErrorJson),
-            401: OpenApiResponse(ErrorJson),
-            403: OpenApiResponse(ErrorJson),
-            413: OpenApiResponse(ErrorJson),
+            **{status: OpenApiResponse(ErrorJson) for status in (400, 401, 403, 411, 413, 429, 503)},
         },
     )
     def post(self, request):
@@ -193,6 +117,12 @@ class UpsertBulkView(CapillaryView):
         items, warnings = [], []
         for index, raw in enumerate(body):
             try:
+                text_check(raw, f"[{index}]")
+                try:
+                    CustomerSerializer(data=raw).is_valid(raise_exception=True)
+                except exceptions.ValidationError as exc:
+                    field, message, code = first_error(exc.detail, exc.get_codes(), f"[{index}]")
+                    raise ValidationFailed(f"{field}: {message}", field=field, code=error_code(field, code)) from None
                 parsed = parse_entity(raw, index)
             except DomainError as error:
                 items.append(error)
@@ -204,7 +134,7 @@ class UpsertBulkView(CapillaryView):
             items=items,
             change_identifiers=not skip,
             source=SOURCE,
-            actor=str(request.user),
+            actor=actor_of(request),
             request_meta=RequestMeta.from_request(request),
         )
         ids = [r.client_id for r in results if r.client_id]

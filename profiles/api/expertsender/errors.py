@@ -11,11 +11,13 @@ TYPES = {
     401: ("https://tools.ietf.org/html/rfc9110#section-15.5.2", "Unauthorized"),
     404: ("https://tools.ietf.org/html/rfc9110#section-15.5.5", "Not Found"),
     405: ("https://tools.ietf.org/html/rfc9110#section-15.5.6", "Method Not Allowed"),
+    411: ("https://tools.ietf.org/html/rfc9110#section-15.5.12", "Length Required"),
     413: ("https://tools.ietf.org/html/rfc9110#section-15.5.14", "Content Too Large"),
     415: ("https://tools.ietf.org/html/rfc9110#section-15.5.16", "Unsupported Media Type"),
     422: ("https://tools.ietf.org/html/rfc9110#section-15.5.21", "Unprocessable Content"),
     429: ("https://tools.ietf.org/html/rfc6585#section-4", "Too Many Requests"),
     500: ("https://tools.ietf.org/html/rfc9110#section-15.6.1", "Internal Server Error"),
+    503: ("https://tools.ietf.org/html/rfc9110#section-15.6.4", "Service Unavailable"),
 }
 
 

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
 from consents.context import RequestMeta
+from crm.actors import actor_of
 from crm.api import ApiView
 from crm.errors import NotFound, ValidationFailed
+from crm.parsers import text_check
+from crm.serializers import all_errors
 from profiles.api.expertsender.errors import PROBLEM_JSON, problem_body, render_error
-from profiles.api.expertsender.serializers import (
-    MATCH_BY,
-    MODES,
-    consents_of,
-    customer_document,
-    error_lines,
-    parse_enum,
-    parse_item,
+from profiles.api.expertsender.requests import (
+    ConsentSerializer,
+    CustomAttributeSerializer,
+    CustomersRequestSerializer,
 )
+from profiles.api.expertsender.translation import consents_of, customer_document, error_lines, write_item
 from profiles.selectors import profile_commerce
 from profiles.services import profile_lookup
 from profiles.services.attributes import AttributeCatalog
@@ -47,72 +46,6 @@ Problem = inline_serializer(
 )
 
 
-_CustomAttribute = type(
-    inline_serializer(
-        "ExpertSenderCustomAttribute",
-        {"name": serializers.CharField(max_length=256), "value": serializers.CharField(allow_null=True)},
-    )
-)
-
-
-def CustomAttribute(**kwargs):
-    return _CustomAttribute(**kwargs)
-
-
-_Consent = type(
-    inline_serializer(
-        "ExpertSenderConsent",
-        {
-            "id": serializers.IntegerField(help_text="The agreement's id (see the admin's agreements page)."),
-            "value": serializers.ChoiceField(choices=["True", "False", "AwaitingConfirmation"]),
-        },
-    )
-)
-
-
-def Consent(**kwargs):
-    return _Consent(**kwargs)
-
-
-_CustomerWrite = type(
-    inline_serializer(
-        "ExpertSenderCustomerWrite",
-        {
-            "email": serializers.CharField(max_length=320, required=False),
-            "phone": serializers.CharField(max_length=20, required=False),
-            "crmId": serializers.CharField(max_length=128, required=False, help_text="Our customId."),
-            "visitorId": serializers.CharField(max_length=38, required=False, help_text="A uuid of the visitor."),
-            "firstName": serializers.CharField(max_length=256, required=False),
-            "lastName": serializers.CharField(max_length=256, required=False),
-            "dateOfBirth": serializers.DateTimeField(required=False, help_text="Stored as a date (UTC)."),
-            "gender": serializers.ChoiceField(choices=["Male", "Female", "NotSpecified"], required=False),
-            "customAttributes": CustomAttribute(many=True, required=False),
-            "consentsData": inline_serializer(
-                "ExpertSenderConsentsData",
-                {
-                    "consents": Consent(many=True),
-                    "force": serializers.BooleanField(required=False),
-                    "confirmationMessageId": serializers.IntegerField(required=False, help_text="Accepted, not used."),
-                },
-                required=False,
-            ),
-        },
-    )
-)
-
-
-def CustomerWrite(**kwargs):
-    return _CustomerWrite(**kwargs)
-
-
-CustomersRequest = inline_serializer(
-    "ExpertSenderCustomersRequest",
-    {
-        "mode": serializers.ChoiceField(choices=["Add", "Update", "AddOrUpdate"]),
-        "matchBy": serializers.ChoiceField(choices=["Email", "PhoneNumber", "CrmId", "GUID", "VisitorId"]),
-        "data": CustomerWrite(many=True),
-    },
-)
 CustomersCreated = inline_serializer(
     "ExpertSenderCustomersCreated",
     {"data": serializers.ListField(child=serializers.DictField(), help_text="Per item: index, id, status.")},
@@ -142,12 +75,19 @@ Customer = inline_serializer(
                 "lastOrder": serializers.DateTimeField(allow_null=True),
                 "avgTimeBetweenOrdersInDays": serializers.FloatField(),
                 "currencySymbol": serializers.CharField(allow_null=True),
-                "customAttributes": CustomAttribute(many=True),
-                "consentsData": inline_serializer("ExpertSenderConsentsRead", {"consents": Consent(many=True)}),
+                "customAttributes": CustomAttributeSerializer(many=True),
+                "consentsData": inline_serializer(
+                    "ExpertSenderConsentsRead", {"consents": ConsentSerializer(many=True)}
+                ),
             },
         ),
     },
 )
+
+
+def problems(*statuses: int) -> dict:
+    """Error responses as sent: RFC 7807 bodies with ``Content-Type: application/problem+json``."""
+    return {(status, PROBLEM_JSON): OpenApiResponse(Problem) for status in statuses}
 
 
 class ExpertSenderView(ApiView):
@@ -155,6 +95,8 @@ class ExpertSenderView(ApiView):
 
 
 class CustomersView(ExpertSenderView):
+    per_item_text_check = True
+
     @extend_schema(
         operation_id="expertsender_customers_post",
         tags=TAGS,
@@ -170,38 +112,30 @@ class CustomersView(ExpertSenderView):
             "or not as a whole: 201 when all were saved, otherwise 400 listing every failed item in `errors` "
             "(the others are saved; `results` says which)."
         ),
-        request=CustomersRequest,
+        request=CustomersRequestSerializer,
         responses={
             201: CustomersCreated,
-            400: OpenApiResponse(Problem),
-            401: OpenApiResponse(Problem),
-            413: OpenApiResponse(Problem),
+            **problems(400, 401, 413, 429, 503),
         },
     )
     def post(self, request):
         body = request.data
-        if not isinstance(body, dict):
-            raise ValidationFailed("The body must be a JSON object with mode, matchBy and data.", field="body")
-        mode = parse_enum(body.get("mode"), MODES, field="mode", shown="Add, Update, AddOrUpdate")
-        match_kind = parse_enum(
-            body.get("matchBy"), MATCH_BY, field="matchBy", shown="Email, PhoneNumber, CrmId, GUID, VisitorId"
-        )
-        data = body.get("data")
-        if not isinstance(data, list):
-            raise ValidationFailed("data must be a list of customers.", field="data", code="field.type")
-        if not data:
-            raise ValidationFailed("data must hold at least one customer.", field="data", code="field.empty")
-        if len(data) > settings.BATCH_MAX_ITEMS:
-            raise ValidationFailed(
-                f"data holds {len(data)} customers; at most {settings.BATCH_MAX_ITEMS} are accepted at once.",
-                field="data",
-                code="batch.too_many",
-            )
+        if isinstance(body, dict):
+            text_check({key: value for key, value in body.items() if key != "data"})
+        envelope = CustomersRequestSerializer(data=body)
+        envelope.is_valid(raise_exception=True)
+        mode, match_kind = envelope.validated_data["mode"], envelope.validated_data["matchBy"]
+        data = body["data"]
         types = {key: d.type for key, d in AttributeCatalog.load().by_key.items()}
         items = []
-        for index, raw in enumerate(data):
+        for index, (raw, outcome) in enumerate(zip(data, envelope.validated_data["data"], strict=True)):
             try:
-                items.append(parse_item(raw, index, types=types))
+                text_check(raw, f"data[{index}]")
+                if isinstance(outcome, exceptions.ValidationError):
+                    errors = all_errors(outcome.detail, outcome.get_codes(), f"data[{index}]")
+                    field, message, code = errors[0]
+                    raise ValidationFailed(message, field=field, code=code, errors=[f"{f}: {m}" for f, m, _ in errors])
+                items.append(write_item(outcome, types=types))
             except ValidationFailed as error:
                 items.append(error)
         # "400: The request was not processed" (seed 004): one bad customer and none is saved.
@@ -211,7 +145,7 @@ class CustomersView(ExpertSenderView):
                 mode=mode,
                 match_kind=match_kind,
                 source=SOURCE,
-                actor=str(request.user),
+                actor=actor_of(request),
                 request_meta=RequestMeta.from_request(request),
             )
             failed = [r for r in results if r.error]
@@ -250,7 +184,7 @@ class CustomerView(ExpertSenderView):
             "An unknown or malformed value is a 404."
         ),
         parameters=[OpenApiParameter("value", str, OpenApiParameter.PATH)],
-        responses={200: Customer, 401: OpenApiResponse(Problem), 404: OpenApiResponse(Problem)},
+        responses={200: Customer, **problems(400, 401, 404, 429, 503)},
     )
     def get(self, request, kind: str, value: str):
         if len(value) > 2 and value.startswith("{") and value.endswith("}"):

@@ -3,14 +3,16 @@
 from django.conf import settings
 from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
 from crm.api import RequestTooLarge
 from crm.errors import DomainError, NotFound, ValidationFailed
 from crm.models import Job
-from profiles.api.synerise.serializers import parse_profile
-from profiles.api.synerise.views import API_VERSION, ERRORS, SOURCE, ProfileWrite, SyneriseView
+from crm.parsers import text_check
+from crm.serializers import first_error
+from profiles.api.synerise.requests import ProfileWriteSerializer, profile_input
+from profiles.api.synerise.views import API_VERSION, ERRORS, SOURCE, SyneriseView
 from profiles.services.batch import BATCH_JOB_KIND, profiles_batch_submit
 
 JobJson = inline_serializer(
@@ -19,6 +21,10 @@ JobJson = inline_serializer(
         "jobId": serializers.UUIDField(),
         "status": serializers.ChoiceField(choices=Job.Status.values),
         "items": serializers.IntegerField(),
+        "processed": serializers.IntegerField(
+            help_text="Items 0 … processed-1 were handled (applied or failed: see errors); the rest were not "
+            "applied (a failed job run again finishes them)."
+        ),
         "counts": serializers.DictField(child=serializers.IntegerField()),
         "errors": serializers.ListField(child=serializers.DictField()),
         "warnings": serializers.ListField(
@@ -41,6 +47,8 @@ def job_document(job: Job) -> dict:
         "jobId": str(job.pk),
         "status": job.status,
         "items": len(job.payload),
+        # Items [0, processed) were handled (applied, or failed with an error below); the rest were not applied.
+        "processed": job.processed,
         "counts": job.counts,
         "errors": job.errors,
         "warnings": job.warnings,
@@ -52,6 +60,8 @@ def job_document(job: Job) -> dict:
 
 
 class BatchView(SyneriseView):
+    per_item_text_check = True
+
     def max_body_bytes(self) -> int:
         return settings.BATCH_MAX_BYTES
 
@@ -60,7 +70,7 @@ class BatchView(SyneriseView):
         tags=["Profiles"],
         summary="Create or update many profiles (queued; at most 1,000 items and 1 MB)",
         parameters=[API_VERSION],
-        request=ProfileWrite.__class__(many=True),
+        request=ProfileWriteSerializer(many=True),
         responses={202: OpenApiResponse(JobJson, description="Queued; Location names the job"), **ERRORS},
     )
     def post(self, request):
@@ -74,9 +84,13 @@ class BatchView(SyneriseView):
         items = []
         for index, raw in enumerate(body):
             try:
-                items.append(parse_profile(raw, prefix=f"[{index}]."))
+                text_check(raw, f"[{index}]")
+                items.append(profile_input(raw))
             except DomainError as error:
                 items.append(error)
+            except exceptions.ValidationError as error:
+                field, message, code = first_error(error.detail, error.get_codes(), f"[{index}]")
+                items.append(ValidationFailed(message, field=field, code=code))
         with transaction.atomic():
             job = profiles_batch_submit(items=items, source=SOURCE, actor=self.actor)
         response = Response(job_document(job), status=202)

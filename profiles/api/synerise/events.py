@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -11,58 +10,14 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from crm.errors import ValidationFailed
+from profiles.api.synerise.requests import CustomEventSerializer, NoteSerializer, validated
 from profiles.api.synerise.views import API_VERSION, ERRORS, SOURCE, SyneriseView, int_param
-from profiles.models import Event, IdentifierKind
+from profiles.models import Event
 from profiles.selectors import TIMELINE_MAX_PAGE, profile_aggregates, profile_timeline
 from profiles.services import profile_lookup
 from profiles.services.events import EventInput, event_record, note_add
 
-CLIENT_KINDS = {
-    "id": "clientId",
-    "uuid": IdentifierKind.UUID,
-    "email": IdentifierKind.EMAIL,
-    "customId": IdentifierKind.CUSTOM_ID,
-    "phone": IdentifierKind.PHONE,
-}
-EVENT_KEYS = {"action", "label", "client", "time", "eventSalt", "params"}
 DEFAULT_PAGE = 50
-
-
-def parse_client(client, *, where: str = "client") -> dict[str, Any]:
-    """Synerise's ``client`` object → {kind: raw value}: at least one of id, uuid, email, customId, phone."""
-    if not isinstance(client, dict):
-        raise ValidationFailed(
-            f"{where} must be an object with one of: id, uuid, email, customId.", field=where, code="field.type"
-        )
-    found: dict[str, Any] = {}
-    for key, value in client.items():
-        if key not in CLIENT_KINDS:
-            raise ValidationFailed(f"Unknown {where} key '{key}'.", field=f"{where}.{key}", code="field.unknown")
-        if value is None:
-            continue
-        if key == "id":
-            if isinstance(value, bool) or not isinstance(value, int | str):
-                raise ValidationFailed(f"{where}.id must be a number.", field=f"{where}.id", code="field.type")
-        elif not isinstance(value, str) and not (key == "customId" and isinstance(value, int)):
-            raise ValidationFailed(f"{where}.{key} must be a string.", field=f"{where}.{key}", code="field.type")
-        found[CLIENT_KINDS[key]] = value
-    if not found:
-        raise ValidationFailed(f"{where} needs one of: id, uuid, email, customId.", field=where, code="field.required")
-    return found
-
-
-def parse_time(value, *, where: str) -> datetime | None:
-    """An ISO 8601 date-time (``Z`` or an offset; without one it is UTC); absent or null → None."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ValidationFailed(f"{where} must be an ISO 8601 date-time string.", field=where, code="field.datetime")
-    try:
-        return datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise ValidationFailed(
-            f"{where} is not an ISO 8601 date-time: {value[:64]!r}.", field=where, code="field.datetime"
-        ) from None
 
 
 def event_document(event: Event) -> dict:
@@ -99,37 +54,19 @@ class CustomEventView(SyneriseView):
         tags=["Events"],
         summary="Record a custom event; an unknown uuid creates an anonymous profile, eventSalt deduplicates",
         parameters=[API_VERSION],
-        request=inline_serializer(
-            "SyneriseCustomEvent",
-            {
-                "action": serializers.CharField(help_text="e.g. form.submit, page.visit"),
-                "label": serializers.CharField(required=False),
-                "client": serializers.DictField(help_text="one of id, uuid, email, customId"),
-                "time": serializers.DateTimeField(required=False),
-                "eventSalt": serializers.CharField(required=False),
-                "params": serializers.DictField(required=False),
-            },
-        ),
+        request=CustomEventSerializer,
         responses={202: OpenApiResponse(description="Accepted, no content (a repeated eventSalt too)"), **ERRORS},
     )
     def post(self, request):
-        body = request.data
-        if not isinstance(body, dict):
-            raise ValidationFailed("The body must be a JSON object describing one event.", field="body")
-        unknown = set(body) - EVENT_KEYS
-        if unknown:
-            name = sorted(unknown)[0]
-            raise ValidationFailed(f"Unknown field '{name}'.", field=name, code="field.unknown")
-        if "client" not in body:
-            raise ValidationFailed("client is required.", field="client", code="field.required")
+        body = validated(CustomEventSerializer, request.data)
         params = body.get("params")
         data = EventInput(
             action=body.get("action"),
-            client=parse_client(body["client"]),
+            client=body["client"],
             label=body.get("label") if body.get("label") is not None else "",
-            time=parse_time(body.get("time"), where="time"),
+            time=body.get("time"),
             salt=body.get("eventSalt"),
-            params={} if params is None else params,
+            params={} if params is None else dict(params),
         )
         event_record(data=data, source=SOURCE, actor=self.actor)
         return Response(status=202)
@@ -180,12 +117,12 @@ class ClientNotesView(SyneriseView):
         tags=["Events"],
         summary="Add a note to a profile (a system event on its timeline)",
         parameters=[API_VERSION],
-        request=inline_serializer("SyneriseNote", {"text": serializers.CharField()}),
+        request=NoteSerializer,
         responses={201: EventJson, **ERRORS},
     )
     def post(self, request, client_id: int):
         profile = profile_lookup(kind="clientId", value=client_id)
-        body = request.data if isinstance(request.data, dict) else {}
+        body = validated(NoteSerializer, request.data)
         event = note_add(profile=profile, text=body.get("text"), author=self.actor, source=SOURCE)
         return Response(event_document(event), status=201)
 

@@ -5,7 +5,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from crm.errors import ValidationFailed
-from profiles.api.synerise.serializers import profile_documents
+from profiles.api.synerise.documents import profile_documents
 from profiles.api.synerise.views import API_VERSION, ERRORS, SOURCE, ProfileJson, SyneriseView
 from profiles.services import profile_lookup
 from profiles.services.merge import MAX_FORCED_MERGE, profile_merge, profile_merge_preview, profile_unmerge

@@ -5,7 +5,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_seriali
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from crm.errors import ValidationFailed
+from profiles.api.synerise.requests import TagWriteSerializer, validated
 from profiles.api.synerise.views import API_VERSION, ERRORS, SOURCE, SyneriseView
 from profiles.models import Tag
 from profiles.services import profile_lookup
@@ -20,14 +20,6 @@ TAG_FIELDS = {
 }
 TagJson = inline_serializer("SyneriseTag", TAG_FIELDS)
 TagListJson = inline_serializer("SyneriseTag", TAG_FIELDS, many=True)
-TagWrite = inline_serializer(
-    "SyneriseTagWrite",
-    {
-        "name": serializers.CharField(max_length=20),
-        "color": serializers.CharField(required=False, help_text="#RRGGBB"),
-        "description": serializers.CharField(required=False),
-    },
-)
 ACCEPTED = OpenApiResponse(description="Accepted, no content")
 
 
@@ -57,17 +49,11 @@ class TagListCreateView(SyneriseView):
         tags=["Tags"],
         summary="Create a tag (name at most 20 characters, unique case-insensitively)",
         parameters=[API_VERSION],
-        request=TagWrite,
+        request=TagWriteSerializer,
         responses={201: TagJson, **ERRORS},
     )
     def post(self, request):
-        body = request.data
-        if not isinstance(body, dict):
-            raise ValidationFailed("The body must be a JSON object describing a tag.", field="body")
-        unknown = set(body) - {"name", "color", "description"}
-        if unknown:
-            name = sorted(unknown)[0]
-            raise ValidationFailed(f"Unknown field '{name}'.", field=name, code="field.unknown")
+        body = validated(TagWriteSerializer, request.data)
         tag = tag_create(
             name=body.get("name"),
             color=body.get("color") or "",

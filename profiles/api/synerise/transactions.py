@@ -3,75 +3,37 @@
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions
 from rest_framework.response import Response
 
 from crm.errors import DomainError, ValidationFailed
-from profiles.api.synerise.events import parse_client, parse_time
+from crm.serializers import first_error
+from profiles.api.synerise.requests import TransactionSerializer, validated
 from profiles.api.synerise.views import API_VERSION, ERRORS, SOURCE, SyneriseView
 from profiles.services.transactions import TransactionInput, transactions_record
 
-TRANSACTION_KEYS = {
-    "client",
-    "orderId",
-    "orderStatus",
-    "status",
-    "value",
-    "revenue",
-    "products",
-    "recordedAt",
-    "source",
-    "metadata",
-    "paymentInfo",
-    "discountAmount",
-}
 SERVICE_FIELDS = {"status": "orderStatus"}
 
 
-def _money(value, *, where: str) -> tuple:
-    if not isinstance(value, dict):
-        raise ValidationFailed(f"{where} must be an object with amount and currency.", field=where, code="field.type")
-    if "amount" not in value:
-        raise ValidationFailed(f"{where}.amount is required.", field=f"{where}.amount", code="field.required")
-    if not isinstance(value.get("currency"), str):
-        raise ValidationFailed(f"{where}.currency is required.", field=f"{where}.currency", code="field.required")
-    return value["amount"], value["currency"]
-
-
-def parse_transaction(body) -> TransactionInput:
-    if not isinstance(body, dict):
-        raise ValidationFailed("A transaction must be a JSON object.", field="body", code="field.type")
-    unknown = set(body) - TRANSACTION_KEYS
-    if unknown:
-        name = sorted(unknown)[0]
-        raise ValidationFailed(f"Unknown field '{name}'.", field=name, code="field.unknown")
-    for required in ("client", "orderId", "value"):
-        if body.get(required) is None:
-            raise ValidationFailed(f"{required} is required.", field=required, code="field.required")
-    amount, currency = _money(body["value"], where="value")
-    products = body.get("products") or []
-    if not isinstance(products, list):
-        raise ValidationFailed("products must be a list.", field="products", code="field.type")
+def transaction_input(body) -> TransactionInput:
+    """A validated order body → TransactionInput."""
+    data = validated(TransactionSerializer, body)
     items = []
-    for n, product in enumerate(products):
-        if not isinstance(product, dict):
-            raise ValidationFailed(f"products[{n}] must be an object.", field=f"products[{n}]", code="field.type")
+    for product in data.get("products") or []:
         item = dict(product)
         if product.get("finalUnitPrice") is not None:
-            item["price"], _ = _money(product["finalUnitPrice"], where=f"products[{n}].finalUnitPrice")
+            item["price"] = product["finalUnitPrice"]["amount"]
         items.append(item)
-    metadata = body.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        raise ValidationFailed("metadata must be an object.", field="metadata", code="field.type")
-    extra = {k: body[k] for k in ("revenue", "paymentInfo", "discountAmount", "source") if body.get(k) is not None}
+    metadata = dict(data.get("metadata") or {})
+    extra = {k: data[k] for k in ("revenue", "paymentInfo", "discountAmount", "source") if data.get(k) is not None}
     return TransactionInput(
-        order_id=body["orderId"],
-        client=parse_client(body["client"]),
-        value=amount,
-        currency=currency,
-        status=body.get("orderStatus") or body.get("status") or "completed",
-        time=parse_time(body.get("recordedAt"), where="recordedAt"),
+        order_id=data["orderId"],
+        client=data["client"],
+        value=data["value"]["amount"],
+        currency=data["value"]["currency"],
+        status=data.get("orderStatus") or data.get("status") or "completed",
+        time=data.get("recordedAt"),
         items=items,
         metadata={**metadata, **extra} if extra else metadata,
     )
@@ -83,18 +45,7 @@ class TransactionsView(SyneriseView):
         tags=["Transactions"],
         summary="Record one order or a list (a repeated orderId updates the order); all or nothing",
         parameters=[API_VERSION],
-        request=inline_serializer(
-            "SyneriseTransaction",
-            {
-                "client": serializers.DictField(help_text="one of id, uuid, email, customId, phone"),
-                "orderId": serializers.CharField(),
-                "orderStatus": serializers.ChoiceField(choices=["completed", "returned"], required=False),
-                "value": serializers.DictField(help_text='{"amount": 99.5, "currency": "PLN"}'),
-                "products": serializers.ListField(child=serializers.DictField(), required=False),
-                "recordedAt": serializers.DateTimeField(required=False),
-                "metadata": serializers.DictField(required=False),
-            },
-        ),
+        request=TransactionSerializer,
         responses={202: OpenApiResponse(description="Accepted, no content"), **ERRORS},
     )
     def post(self, request):
@@ -111,7 +62,10 @@ class TransactionsView(SyneriseView):
             items = []
             for index, item in enumerate(bodies):
                 try:
-                    items.append(parse_transaction(item))
+                    items.append(transaction_input(item))
+                except exceptions.ValidationError as exc:
+                    field, message, code = first_error(exc.detail, exc.get_codes())
+                    raise ValidationFailed(message, field=field, code=code, index=index) from None
                 except DomainError as exc:
                     exc.details.setdefault("index", index)
                     raise

@@ -19,11 +19,17 @@ from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
+from crm.actors import actor_of
 from crm.api import ApiView
 from crm.errors import ValidationFailed
 from crm.services import api_key_token_issue
+from profiles.api.synerise.documents import (
+    ProfileDocumentSerializer,
+    profile_document_by_identifier,
+    profile_documents_by_ids,
+)
 from profiles.api.synerise.errors import render_error
-from profiles.api.synerise.serializers import parse_profile, profile_document_by_identifier, profile_documents_by_ids
+from profiles.api.synerise.requests import LoginSerializer, ProfileWriteSerializer, profile_input
 from profiles.filters import ProfileFilterSet
 from profiles.models import Profile
 from profiles.services import profile_delete, profile_lookup, profile_update, profile_upsert
@@ -43,56 +49,9 @@ SORT_FIELDS = {
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = settings.LIST_MAX_PAGE_SIZE
 
-PROFILE_FIELDS = {
-    "previousClients": serializers.ListField(child=serializers.IntegerField()),
-    "clientId": serializers.IntegerField(),
-    "email": serializers.EmailField(allow_null=True),
-    "phone": serializers.CharField(allow_null=True),
-    "customId": serializers.CharField(allow_null=True),
-    "uuid": serializers.UUIDField(),
-    "firstName": serializers.CharField(allow_null=True),
-    "lastName": serializers.CharField(allow_null=True),
-    "displayName": serializers.CharField(allow_null=True),
-    "company": serializers.CharField(allow_null=True),
-    "address": serializers.CharField(allow_null=True),
-    "city": serializers.CharField(allow_null=True),
-    "province": serializers.CharField(allow_null=True),
-    "zipCode": serializers.CharField(allow_null=True),
-    "countryCode": serializers.CharField(allow_null=True),
-    "birthDate": serializers.DateField(allow_null=True),
-    "lastActivityDate": serializers.DateTimeField(allow_null=True),
-    "sex": serializers.ChoiceField(choices=["FEMALE", "MALE", "NOT_SPECIFIED", "OTHER"]),
-    "avatarUrl": serializers.URLField(allow_null=True),
-    "anonymous": serializers.BooleanField(),
-    "agreements": serializers.DictField(child=serializers.BooleanField()),
-    "attributes": serializers.DictField(),
-    "tags": serializers.ListField(),
-}
-ProfileJson = inline_serializer("SyneriseProfile", PROFILE_FIELDS)
-ProfileListJson = inline_serializer("SyneriseProfile", PROFILE_FIELDS, many=True)
-ProfileWrite = inline_serializer(
-    "SyneriseProfileWrite",
-    {
-        "email": serializers.EmailField(required=False, allow_null=True),
-        "phone": serializers.CharField(required=False, allow_null=True),
-        "customId": serializers.CharField(required=False, allow_null=True),
-        "uuid": serializers.UUIDField(required=False),
-        "firstName": serializers.CharField(required=False, allow_null=True),
-        "lastName": serializers.CharField(required=False, allow_null=True),
-        "displayName": serializers.CharField(required=False, allow_null=True),
-        "company": serializers.CharField(required=False, allow_null=True),
-        "address": serializers.CharField(required=False, allow_null=True),
-        "city": serializers.CharField(required=False, allow_null=True),
-        "province": serializers.CharField(required=False, allow_null=True),
-        "zipCode": serializers.CharField(required=False, allow_null=True),
-        "countryCode": serializers.CharField(required=False, allow_null=True),
-        "birthDate": serializers.DateField(required=False, allow_null=True),
-        "sex": serializers.ChoiceField(choices=["FEMALE", "MALE", "NOT_SPECIFIED", "OTHER"], required=False),
-        "avatarUrl": serializers.URLField(required=False, allow_null=True),
-        "agreements": serializers.DictField(child=serializers.BooleanField(), required=False),
-        "attributes": serializers.DictField(required=False, help_text="Custom attributes; null deletes one."),
-    },
-)
+ProfileJson = ProfileDocumentSerializer
+ProfileListJson = ProfileDocumentSerializer(many=True)
+ProfileWrite = ProfileWriteSerializer
 ErrorJson = inline_serializer(
     "SyneriseError",
     {
@@ -105,7 +64,7 @@ ErrorJson = inline_serializer(
         "field": serializers.CharField(required=False),
     },
 )
-ERRORS = {code: OpenApiResponse(ErrorJson) for code in (400, 401, 403, 404, 409, 413)}
+ERRORS = {code: OpenApiResponse(ErrorJson) for code in (400, 401, 403, 404, 409, 411, 413, 429, 503)}
 API_VERSION = OpenApiParameter(
     "Api-Version", OpenApiTypes.STR, OpenApiParameter.HEADER, description="Accepted, e.g. 4.4"
 )
@@ -116,10 +75,11 @@ class SyneriseView(ApiView):
 
     @property
     def actor(self) -> str:
-        return str(self.request.user)
+        return actor_of(self.request)
 
 
 class LoginView(SyneriseView):
+    ip_rate_limit = "LOGIN_RATE_LIMIT"
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
@@ -127,14 +87,13 @@ class LoginView(SyneriseView):
         operation_id="auth_login_profile",
         tags=["Authentication"],
         summary="Exchange an API key for a short-lived JWT",
-        request=inline_serializer("LoginRequest", {"apiKey": serializers.CharField()}),
+        request=LoginSerializer,
         responses={200: inline_serializer("LoginResponse", {"token": serializers.CharField()}), **ERRORS},
     )
     def post(self, request):
-        api_key = request.data.get("apiKey") if isinstance(request.data, dict) else None
-        if not isinstance(api_key, str) or not api_key:
-            raise ValidationFailed("apiKey is required.", field="apiKey")
-        return Response({"token": api_key_token_issue(secret=api_key)})
+        serializer = LoginSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response({"token": api_key_token_issue(secret=serializer.validated_data["apiKey"])})
 
 
 def _synerise_query(params: QueryDict) -> QueryDict:
@@ -247,7 +206,7 @@ class ClientListCreateView(SyneriseView):
         responses={202: OpenApiResponse(description="Accepted, no content"), **ERRORS},
     )
     def post(self, request):
-        profile_upsert(data=parse_profile(request.data), source=SOURCE, actor=self.actor)
+        profile_upsert(data=profile_input(request.data), source=SOURCE, actor=self.actor)
         return Response(status=202)
 
 
@@ -275,7 +234,7 @@ class ClientDetailView(SyneriseView):
         responses={202: OpenApiResponse(description="Accepted, no content"), **ERRORS},
     )
     def post(self, request, **kwargs):
-        data = parse_profile(request.data)
+        data = profile_input(request.data)
         profile_update(profile=self.get_profile(), data=data, source=SOURCE, actor=self.actor)
         return Response(status=202)
 

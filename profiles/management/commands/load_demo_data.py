@@ -25,6 +25,7 @@ from faker import Faker
 
 from consents.models import Agreement
 from consents.services import consent_set
+from crm.actors import SYSTEM
 from profiles.models import Profile, Tag
 from profiles.services import ProfileInput
 from profiles.services.batch import profiles_upsert_many
@@ -34,7 +35,7 @@ from profiles.services.tags import tag_create, tags_add
 from profiles.services.transactions import TransactionInput, rfm_recompute_all, transactions_record
 
 SOURCE = "demo"
-ACTOR = "load_demo_data"
+ACTOR = SYSTEM
 CHUNK = 1000
 WEEKS = 26
 MOBILE_PREFIXES = [50, 51, 53, 57, 60, 66, 69, 72, 73, 78, 79, 88]  # Polish mobile ranges

@@ -164,7 +164,7 @@ BAD_BODIES = [
     ({"email": "new@example.com", "attributes": []}, "attributes"),
     ({"email": "new@example.com", "attributes": {"tier": ""}}, "attributes.tier"),
     ({"email": "new@example.com", "attributes": {"firstName": "x"}}, "attributes.firstName"),
-    ({"email": "new@example.com", "agreements": {"email": "yes"}}, "agreements"),
+    ({"email": "new@example.com", "agreements": {"email": "yes"}}, "agreements.email"),
     ({"email": "new@example.com", "favouriteColour": "red"}, "favouriteColour"),
     ({"email": "new@example.com", "clientId": 5}, "clientId"),
     ({"firstName": "Nobody"}, "identifiers"),

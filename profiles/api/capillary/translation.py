@@ -1,4 +1,5 @@
-"""Translation between Capillary's customer JSON (seed 003) and the services' terms.
+"""Translation of Capillary's customer JSON (seed 003, its shape checked by ``requests.py``) into the services'
+terms, with the warnings the answer carries.
 
 Where Capillary's fields have no native home here they are custom attributes, under these names
 (see docs/api.md): ``capillarySource``, ``capillaryAccountId``, ``capillaryVerifiedChannels``,
@@ -9,9 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from consents.models import ConsentState, ConsentStatus
 from crm.errors import DomainError, ValidationFailed
-from profiles.models import Identifier, IdentifierKind, Profile, Sex
+from profiles.models import Sex
 from profiles.services import ProfileInput, identifier_normalize
 from profiles.services.surfaces import WriteItem
 
@@ -65,8 +65,8 @@ class _Entity:
         return value
 
     def identifier(self, name: str, kind: str, value) -> None:
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
+        if not isinstance(value, str):  # seed 003: value is a String (a number is not taken as one)
+            self.fail(name, "must be a string.", "field.type")
         value = self.text(name, value, limit=320)
         if kind == "phone":
             value = mobile_in(value)
@@ -141,6 +141,8 @@ def _parse_profile(entity: _Entity, profile, where: str) -> None:
         if not isinstance(pair, dict):
             entity.fail(here, "must be an object with type and value.", "field.type")
         type_ = pair.get("type")
+        if not isinstance(type_, str):
+            entity.fail(f"{here}.type", "must be a string: email, mobile, externalId or cardnumber.", "field.type")
         if type_ == CARD:
             entity.data.attributes[ATTR_CARD] = entity.text(f"{here}.value", pair.get("value"), limit=64)
         elif type_ in IDENTIFIER_TYPES:
@@ -174,6 +176,8 @@ def _parse_channel(entity: _Entity, channel, where: str) -> None:
     if not isinstance(channel, dict):
         entity.fail(where, "must be an object with type and value.", "field.type")
     type_ = channel.get("type")
+    if not isinstance(type_, str):
+        entity.fail(f"{where}.type", "must be a string.", "field.type")
     for flag in ("primary", "verified"):
         if channel.get(flag) is not None and not isinstance(channel[flag], bool):
             entity.fail(f"{where}.{flag}", "must be true or false.", "field.type")
@@ -239,132 +243,3 @@ def _parse_subscriptions(entity: _Entity, info) -> None:
             continue
         key = CHANNELS.get(channel.strip().lower(), channel.strip())
         entity.data.agreements[key] = type_ == "OPTIN"
-
-
-# --- documents ----------------------------------------------------------------------------------
-
-
-def _iso(value) -> str | None:
-    return value.isoformat(timespec="seconds").replace("+00:00", "Z") if value else None
-
-
-def _mobile_out(phone: str) -> str:
-    return phone.removeprefix("+")
-
-
-def _by(key) -> dict | None:
-    return {"id": key.pk, "code": key.prefix, "name": key.name, "type": "API_KEY"} if key else None
-
-
-def documents_for(profile_ids: list[int], *, commerce: dict, key, created: set[int]) -> dict[int, dict]:
-    """Per profile, seed 003's ``result``: ``profiles[]`` (identifiers, commChannels, source, accountId,
-    attribution), ``loyaltyInfo``, ``extendedFields``, ``cardDetails``; plus ``subscriptionInfo``."""
-    profiles = Profile.objects.in_bulk(profile_ids)
-    owned: dict[int, list[tuple[str, str]]] = {pid: [] for pid in profile_ids}
-    for pid, kind, value in (
-        Identifier.objects.filter(profile_id__in=profile_ids)
-        .exclude(kind=IdentifierKind.UUID)
-        .order_by("profile_id", "kind", "id")
-        .values_list("profile_id", "kind", "value")
-    ):
-        owned[pid].append((kind, value))
-    states: dict[int, list[tuple[str, str]]] = {pid: [] for pid in profile_ids}
-    for pid, agreement_key, status in (
-        ConsentState.objects.filter(profile_id__in=profile_ids, agreement__is_active=True)
-        .exclude(status=ConsentStatus.AWAITING)
-        .order_by("profile_id", "agreement_id")
-        .values_list("profile_id", "agreement__key", "status")
-    ):
-        states[pid].append((agreement_key, status))
-    return {
-        pid: _document(profiles[pid], owned[pid], states[pid], commerce[pid], key=key, created=pid in created)
-        for pid in profile_ids
-        if pid in profiles
-    }
-
-
-_TYPE_NAMES = {"email": "email", "phone": "mobile", "customId": "externalId"}
-
-
-def _pair(kind: str, value: str) -> dict:
-    return {"type": _TYPE_NAMES[kind], "value": _mobile_out(value) if kind == "phone" else value}
-
-
-def _document(profile: Profile, owned, states, commerce: dict, *, key, created: bool) -> dict:
-    attrs = profile.attributes
-    main = [
-        _pair(kind, getattr(profile, column))
-        for kind, column in (("customId", "custom_id"), ("email", "email"), ("phone", "phone"))
-        if getattr(profile, column)
-    ]
-    every = [_pair(kind, value) for kind, value in owned]
-    if card := attrs.get(ATTR_CARD):
-        main.append({"type": CARD, "value": card})
-        every.append({"type": CARD, "value": card})
-    verified = set(attrs.get(ATTR_VERIFIED) or [])
-    channels = [
-        {
-            "type": type_,
-            "value": _mobile_out(value) if type_ == "mobile" else value,
-            "primary": True,
-            "verified": f"{type_}:{value}" in verified,
-            "meta": {},
-            "attributes": {},
-        }
-        for type_, value in (("mobile", profile.phone), ("email", profile.email))
-        if value
-    ]
-    extended = {name: value for name, value in attrs.items() if name not in OWN_ATTRIBUTES}
-    if profile.sex in GENDER_NAMES:
-        extended["gender"] = GENDER_NAMES[profile.sex]
-    for name, column in EXTENDED_NATIVE.items():
-        if column != "sex" and (value := getattr(profile, column)):
-            extended[name] = value.isoformat() if hasattr(value, "isoformat") else value
-    attribution = {
-        "createDate": _iso(profile.created_at),
-        "createdBy": _by(key) if created else None,
-        "modifiedBy": _by(key),
-        "modifiedDate": _iso(profile.updated_at),
-    }
-    document = {
-        "id": profile.pk,
-        "profiles": [
-            {
-                "firstName": profile.first_name,
-                "lastName": profile.last_name,
-                "attribution": attribution,
-                "fields": {},
-                "allFields": {},
-                "identifiers": main,
-                "commChannels": channels,
-                "source": attrs.get(ATTR_SOURCE),
-                "userId": profile.pk,
-                "accountId": attrs.get(ATTR_ACCOUNT),
-                "conflictingProfileList": [],
-                "autoUpdateTime": _iso(profile.updated_at),
-                "identifiersAll": every,
-            }
-        ],
-        "loyaltyInfo": {
-            "loyaltyType": attrs.get(ATTR_LOYALTY, "non_loyalty"),
-            "attributionV2": {**attribution, "createdFromSource": attrs.get(ATTR_SOURCE)},
-            "lifetimePurchases": commerce["totalSpent"],
-        },
-        "segments": {},
-        "associatedWith": key.name if key else "",
-        "extendedFields": extended,
-        "cardDetails": [{"cardNumber": card, "customerId": profile.pk}] if card else [],
-        "subscriptionInfo": {
-            "subscriptions": [
-                {
-                    "channel": CHANNEL_NAMES.get(agreement_key, agreement_key),
-                    "type": "OPTIN" if status == ConsentStatus.GRANTED else "OPTOUT",
-                    "priority": "BULK",
-                }
-                for agreement_key, status in states
-            ]
-        },
-    }
-    if ATTR_STATUS in attrs:
-        document["statusLabel"] = attrs[ATTR_STATUS]
-    return document

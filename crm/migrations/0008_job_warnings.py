@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("crm", "0003_roles"),
+        ("crm", "0007_ratelimit_unlogged"),
     ]
 
     operations = [

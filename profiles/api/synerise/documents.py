@@ -1,17 +1,15 @@
-"""Translation between Synerise's profile JSON and the services' terms."""
+"""Synerise's profile documents (seed 000's JSON) as the GET endpoints answer them."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from crm.errors import ValidationFailed
-from profiles.fields import EDITABLE_API_NAMES, EDITABLE_BY_API_NAME
+from rest_framework import serializers
+
+from profiles.fields import EDITABLE_API_NAMES
 from profiles.models import Profile
 from profiles.selectors import ProfileExtras, profile_with_extras, profiles_with_extras
-from profiles.services import ProfileInput
 
-IDENTIFIER_KEYS = {"email": "email", "phone": "phone", "customId": "customId", "uuid": "uuid"}
-FIELD_KEYS = EDITABLE_BY_API_NAME  # API name → column, every editable native field of the model
 DOCUMENT_ORDER = {
     name: i
     for i, name in enumerate(
@@ -22,49 +20,37 @@ DOCUMENT_ORDER = {
         )
     )
 }  # fmt: skip
-READ_ONLY_KEYS = {"clientId", "anonymous", "previousClients", "lastActivityDate", "tags"}
 
 
-def parse_profile(body, *, prefix: str = "") -> ProfileInput:
-    """A Synerise profile body → ProfileInput. Shape errors name the field."""
-    if not isinstance(body, dict):
-        raise ValidationFailed(
-            "The body must be a JSON object describing one profile.", field=prefix.rstrip(".") or "body"
-        )
-    data = ProfileInput()
-    for key, value in body.items():
-        where = f"{prefix}{key}"
-        if key in IDENTIFIER_KEYS:
-            if value is not None and not isinstance(value, str) and not (key == "customId" and _is_int(value)):
-                raise ValidationFailed(f"{key} must be a string.", field=where, code="field.type")
-            data.identifiers[IDENTIFIER_KEYS[key]] = value
-        elif key in FIELD_KEYS:
-            if value is not None and not isinstance(value, str):
-                raise ValidationFailed(f"{key} must be a string or null.", field=where, code="field.type")
-            data.fields[FIELD_KEYS[key]] = value
-        elif key == "attributes":
-            if value is None:
-                continue
-            if not isinstance(value, dict):
-                raise ValidationFailed("attributes must be an object.", field=where, code="field.type")
-            data.attributes = value
-        elif key == "agreements":
-            if value is None:
-                continue
-            if not isinstance(value, dict) or not all(isinstance(v, bool) for v in value.values()):
-                raise ValidationFailed(
-                    "agreements must be an object of agreement names and true/false.", field=where, code="field.type"
-                )
-            data.agreements = value
-        elif key in READ_ONLY_KEYS:
-            raise ValidationFailed(f"{key} is read-only.", field=where, code="field.read_only")
-        else:
-            raise ValidationFailed(f"Unknown field '{key}'.", field=where, code="field.unknown")
-    return data
+class ProfileDocumentSerializer(serializers.Serializer):
+    """The profile document (documentation of what ``profile_document`` returns)."""
 
+    previousClients = serializers.ListField(child=serializers.IntegerField())
+    clientId = serializers.IntegerField()
+    email = serializers.EmailField(allow_null=True)
+    phone = serializers.CharField(allow_null=True)
+    customId = serializers.CharField(allow_null=True)
+    uuid = serializers.UUIDField()
+    firstName = serializers.CharField(allow_null=True)
+    lastName = serializers.CharField(allow_null=True)
+    displayName = serializers.CharField(allow_null=True)
+    company = serializers.CharField(allow_null=True)
+    address = serializers.CharField(allow_null=True)
+    city = serializers.CharField(allow_null=True)
+    province = serializers.CharField(allow_null=True)
+    zipCode = serializers.CharField(allow_null=True)
+    countryCode = serializers.CharField(allow_null=True)
+    birthDate = serializers.DateField(allow_null=True)
+    lastActivityDate = serializers.DateTimeField(allow_null=True)
+    sex = serializers.ChoiceField(choices=["FEMALE", "MALE", "NOT_SPECIFIED", "OTHER"])
+    avatarUrl = serializers.URLField(allow_null=True)
+    anonymous = serializers.BooleanField()
+    agreements = serializers.DictField(child=serializers.BooleanField())
+    attributes = serializers.DictField()
+    tags = serializers.ListField()
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    class Meta:
+        ref_name = "SyneriseProfile"
 
 
 def _iso(value) -> str | None:

@@ -1,0 +1,18 @@
+"""``manage.py db_worker``: django-tasks-db's worker, after planning the first run of each recurring task.
+
+The project's app comes before ``django_tasks_db`` in ``INSTALLED_APPS``, so this command is the one
+``manage.py db_worker`` runs; every option is django-tasks-db's.
+"""
+
+from django_tasks_db.management.commands.db_worker import Command as DatabaseWorkerCommand
+
+from crm.recurring import recurring_schedule
+
+
+class Command(DatabaseWorkerCommand):
+    help = DatabaseWorkerCommand.help + " Plans the recurring tasks (crm/recurring.py) first."
+
+    def handle(self, *args, **options):
+        for path in recurring_schedule():
+            self.stderr.write(f"Scheduled recurring task {path}")
+        return super().handle(*args, **options)

@@ -1,0 +1,178 @@
+"""Rate limits: per API key (its own or API_RATE_LIMIT), counted in PostgreSQL or Redis; 429 in the surface's
+shape with Retry-After and the IETF RateLimit / RateLimit-Policy fields; per client IP on login and the consent
+pages. Request bodies without Content-Length (chunked) meet the size limit too."""
+
+import io
+import re
+import uuid
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from crm.models import ApiKey
+from crm.ratelimit import Rate, _counter
+from crm.services import api_key_create
+
+CAPILLARY = "/v2/integrations/customer/upsert/bulk"
+
+
+def client_for(secret: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+def test_rates_parse():
+    assert Rate.parse("600/min") == Rate(600, 60)
+    assert Rate.parse("10/s") == Rate(10, 1) and Rate.parse("5000/hour") == Rate(5000, 3600)
+    for bad in ("", "600", "0/min", "ten/min", "5/fortnight"):
+        with pytest.raises(ValueError):
+            Rate.parse(bad)
+
+
+@pytest.mark.django_db
+def test_a_key_over_its_own_limit_gets_429_with_the_ietf_fields():
+    _, secret = api_key_create(name="limited", scopes=["read"], rate_limit="3/day")
+    client = client_for(secret)
+    answers = [client.get("/v4/clients/by-email/x@example.com") for _ in range(4)]
+    assert [a.status_code for a in answers] == [404, 404, 404, 429]
+    assert answers[0]["RateLimit-Policy"] == '"key";q=3;w=86400'
+    assert re.fullmatch(r'"key";r=2;t=\d+', answers[0]["RateLimit"])
+    refused = answers[3]
+    assert re.fullmatch(r'"key";r=0;t=\d+', refused["RateLimit"])
+    assert int(refused["Retry-After"]) >= 1
+    body = refused.json()
+    assert body["status"] == 429 and body["code"] == "rate_limited" and body["error"] == "Too Many Requests"
+
+
+@pytest.mark.django_db
+def test_429_speaks_each_surface(settings):
+    settings.API_RATE_LIMIT = "1/day"
+    _, secret = api_key_create(name="one", scopes=["read", "write"])
+    es = APIClient()
+    es.credentials(HTTP_X_API_KEY=secret)
+    es.get("/customers/email/x@example.com")
+    refused = es.get("/customers/email/x@example.com")
+    assert refused.status_code == 429 and refused["Content-Type"] == "application/problem+json"
+    assert refused.json()["status"] == 429
+    _, other = api_key_create(name="two", scopes=["read", "write"])
+    cap = client_for(other)
+    cap.post(CAPILLARY, [], format="json")
+    refused = cap.post(CAPILLARY, [], format="json")
+    assert refused.status_code == 429 and refused.json()["errors"][0]["code"] == 429
+
+
+@pytest.mark.django_db
+def test_keys_are_counted_apart(settings):
+    settings.API_RATE_LIMIT = "2/day"
+    clients = [client_for(api_key_create(name="same name", scopes=["read"])[1]) for _ in range(2)]
+    for client in clients:
+        assert [client.get("/v4/clients/tags").status_code for _ in range(2)] == [200, 200]
+    assert clients[0].get("/v4/clients/tags").status_code == 429
+
+
+@pytest.mark.django_db
+def test_redis_counts_when_redis_url_is_set(settings):
+    import redis
+
+    url = "redis://127.0.0.1:6379/15"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.exceptions.ConnectionError:
+        pytest.skip("no Redis at 127.0.0.1:6379")
+    settings.REDIS_URL = url
+    key, secret = api_key_create(name=f"redis {uuid.uuid4()}", scopes=["read"], rate_limit="2/day")
+    client = client_for(secret)
+    assert [client.get("/v4/clients/tags").status_code for _ in range(3)] == [200, 200, 429]
+    from crm.models import RateLimitCounter
+
+    assert not RateLimitCounter.objects.exists()  # counted in Redis, not in the database
+    assert any(k.decode().startswith(f"crm:rl:key:{key.prefix}:") for k in _counter(url).client.keys("crm:rl:*"))
+
+
+@pytest.mark.django_db
+def test_login_is_limited_per_ip(settings):
+    settings.LOGIN_RATE_LIMIT = "2/day"
+    client = APIClient()
+    codes = [
+        client.post("/uauth/v2/auth/login/profile", {"apiKey": "nope"}, format="json").status_code for _ in range(3)
+    ]
+    assert codes == [401, 401, 429]
+    other_ip = client.post("/uauth/v2/auth/login/profile", {"apiKey": "nope"}, format="json", REMOTE_ADDR="192.0.2.7")
+    assert other_ip.status_code == 401
+
+
+@pytest.mark.django_db
+def test_consent_pages_are_limited_per_ip(client, settings):
+    settings.CONSENT_PAGE_RATE_LIMIT = "2/day"
+    codes = [client.get("/consents/resign/not-a-token/").status_code for _ in range(3)]
+    assert codes[2] == 429 and codes[:2] != [429, 429]
+    assert client.get("/consents/confirm/not-a-token/").status_code == 429  # one budget for both pages
+
+
+@pytest.mark.django_db
+def test_create_api_key_takes_a_rate_limit():
+    out, err = StringIO(), StringIO()
+    call_command("create_api_key", "--name", "shop", "--scopes", "read,write", "--rate-limit", "600/min", stdout=out,
+                 stderr=err)  # fmt: skip
+    assert ApiKey.objects.get(name="shop").rate_limit == "600/min"
+    assert "600/min" in err.getvalue()
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="not a rate"):
+        call_command("create_api_key", "--name", "x", "--rate-limit", "lots", stdout=out, stderr=err)
+
+
+@pytest.mark.django_db
+def test_the_admin_sets_a_keys_own_limit(admin_client):
+    key, _ = api_key_create(name="edit me", scopes=["read"])
+    response = admin_client.post(f"/admin/crm/apikey/{key.pk}/change/", {"rate_limit": "50/min"})
+    assert response.status_code == 302
+    key.refresh_from_db()
+    assert key.rate_limit == "50/min"
+    response = admin_client.post(f"/admin/crm/apikey/{key.pk}/change/", {"rate_limit": "fast"})
+    assert response.status_code == 200 and "not a rate" in response.text
+
+
+def test_a_chunked_body_over_the_limit_is_413(api, settings):
+    settings.API_MAX_BODY_BYTES = 1000
+    body = b'{"email": "big@example.com", "attributes": {"x": "' + b"a" * 2000 + b'"}}'
+    response = api.generic(
+        "POST",
+        "/v4/clients",
+        b"",
+        content_type="application/json",
+        HTTP_TRANSFER_ENCODING="chunked",
+        **{"wsgi.input": io.BytesIO(body), "wsgi.input_terminated": True, "CONTENT_LENGTH": ""},
+    )
+    assert response.status_code == 413, response.content
+
+
+def test_a_chunked_body_within_the_limit_is_read(api):
+    body = b'{"email": "chunk@example.com"}'
+    response = api.generic(
+        "POST",
+        "/v4/clients",
+        b"",
+        content_type="application/json",
+        HTTP_TRANSFER_ENCODING="chunked",
+        **{"wsgi.input": io.BytesIO(body), "wsgi.input_terminated": True, "CONTENT_LENGTH": ""},
+    )
+    assert response.status_code == 202, response.content
+    from profiles.models import Profile
+
+    assert Profile.objects.filter(email="chunk@example.com").exists()
+
+
+def test_a_chunked_body_the_server_did_not_dechunk_is_411(api):
+    response = api.generic(
+        "POST",
+        "/v4/clients",
+        b"",
+        content_type="application/json",
+        HTTP_TRANSFER_ENCODING="chunked",
+        **{"wsgi.input": io.BytesIO(b"{}"), "CONTENT_LENGTH": ""},
+    )
+    assert response.status_code == 411

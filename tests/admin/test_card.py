@@ -417,3 +417,10 @@ def test_hidden_initial_inputs_render_as_django_renders_them(admin_client, defin
         ProfileForm.bound_field_class = TemplatelessHiddenBoundField
     assert fast == plain
     assert 'value="Tom &quot;the &lt;b&gt;&quot;"' in fast
+
+
+def test_the_avatar_shows_initials_without_a_missing_last_name(admin_client, make_profile):
+    only_first = make_profile(email="cee@example.com", first_name="Cee")
+    both = make_profile(email="ann@example.com", first_name="Ann", last_name="Nowak")
+    assert '<div class="card-avatar" aria-hidden="true">C</div>' in admin_client.get(card_url(only_first)).text
+    assert '<div class="card-avatar" aria-hidden="true">AN</div>' in admin_client.get(card_url(both)).text

@@ -24,7 +24,6 @@ from consents.ledger import NewRecord, records_append
 from consents.models import (
     Agreement,
     AgreementText,
-    Channel,
     ConsentRecord,
     ConsentSource,
     ConsentState,
@@ -459,7 +458,7 @@ def _confirmations_queue(asked: list[tuple[_Change, NewRecord | None]]) -> None:
         if record_id is not None:
             requests.append([change.client_id, change.agreement.pk, record_id])
     if requests:
-        from consents.tasks import confirmation_emails_send
+        from consents.mail import confirmation_emails_send
 
         transaction.on_commit(lambda: confirmation_emails_send.enqueue(requests))
 
@@ -590,30 +589,6 @@ def withdrawable_states(profile) -> list[ConsentState]:
 
 
 # --- the guard ----------------------------------------------------------------------------------
-
-
-def can_contact(profile, channel: str, *, agreement: Agreement | None = None) -> bool:
-    """Whether a message may go to ``profile`` through ``channel``. Every message-sending path asks first.
-
-    The channel's own agreement must be granted (and, for a message sent under a custom agreement
-    such as "alcohol", that one too), and the profile needs an address for the channel.
-    """
-    if channel not in Channel.values or channel == Channel.OTHER:
-        raise ValueError(f"Unknown channel {channel!r}; use one of {', '.join(Channel.values[:-1])}.")
-    if channel == Channel.EMAIL and not profile.email:
-        return False
-    if channel == Channel.SMS and not profile.phone:
-        return False
-    wanted = {channel} | ({agreement.key} if agreement is not None else set())
-    granted = set(
-        ConsentState.objects.filter(
-            profile_id=profile.pk,
-            agreement__key__in=wanted,
-            agreement__is_active=True,
-            status=ConsentStatus.GRANTED,
-        ).values_list("agreement__key", flat=True)
-    )
-    return granted == wanted
 
 
 # --- agreement definitions ------------------------------------------------------------------------

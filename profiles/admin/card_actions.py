@@ -21,7 +21,8 @@ from django.views.decorators.http import require_POST
 from consents.context import RequestMeta
 from consents.mail import marketing_email_send
 from consents.models import Agreement
-from consents.services import can_contact, consent_set
+from consents.selectors import can_contact
+from consents.services import consent_set
 from crm.actors import actor_of
 from crm.errors import DomainError
 from profiles.admin.card import EMAIL_SENT, card_permissions

@@ -19,12 +19,14 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.tasks import task
 from django.utils import timezone
 
 from consents.models import Agreement
 from consents.services import ConsentItem, consents_set_many
 from crm.errors import DomainError
 from crm.models import Job
+from crm.request_id import request_id_scope
 from profiles import signals
 from profiles.fields import ALL_COLUMNS, EDITABLE_BY_API_NAME, IDENTIFIER_COLUMNS, TEMPORAL_COLUMNS
 from profiles.models import Profile
@@ -387,8 +389,6 @@ def _input_from_json(entry: dict) -> ProfileInput:
 def profiles_batch_submit(*, items: list[ProfileInput | DomainError], source: str, actor: str = "") -> Job:
     """Store a batch as a job and queue it for the worker (after commit). Items that failed the
     surface's shape check are kept as failures at their index, so the job reports them."""
-    from profiles.tasks import run_profile_batch
-
     payload = [{"error": item.as_dict()} if isinstance(item, DomainError) else _input_to_json(item) for item in items]
     job = Job.objects.create(kind=BATCH_JOB_KIND, payload=payload, source=source, actor=actor)
     transaction.on_commit(lambda: run_profile_batch.enqueue(str(job.pk)))
@@ -468,3 +468,12 @@ def _run_chunk(job: Job, chunk: list[tuple[int, dict]]) -> None:
 def _reconnect() -> None:
     """After a database error: drop the connection if it is broken, so recording the failure takes a new one."""
     connection.close_if_unusable_or_obsolete()
+
+
+@task
+def run_profile_batch(job_id: str) -> dict:
+    # The job's events carry the id of the request that submitted it.
+    request_id = Job.objects.filter(pk=job_id).values_list("request_id", flat=True).first()
+    with request_id_scope(request_id):
+        job = profiles_batch_run(job_id=job_id)
+    return {"job": str(job.pk), "status": job.status, "counts": job.counts}

@@ -3,7 +3,7 @@
 ``transactions_record`` writes one order or a list with one INSERT … ON CONFLICT (a repeated order id
 updates), one events INSERT, one activity UPDATE and one commerce refresh, whatever the list's size.
 Bad input anywhere in a list writes nothing. RFM scores are recomputed over the whole customer base by
-the ``profiles.tasks.rfm_recompute`` background task, enqueued after each write commits.
+the ``rfm_recompute`` background task (below), enqueued after each write commits.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
+from django.tasks import task
 
 from crm.errors import DomainError, NotFound, ValidationFailed
 from profiles.currencies import CODES
@@ -403,8 +404,6 @@ def rfm_recompute_all() -> int:
 
 def rfm_enqueue() -> None:
     """Queue an RFM recompute; a failing queue must not fail the write that asked for it."""
-    from profiles.tasks import rfm_recompute
-
     try:
         rfm_recompute.enqueue()
     except Exception:
@@ -429,3 +428,9 @@ def transactions_unmerge_step(ctx) -> list[str]:
     if ids:
         transaction.on_commit(rfm_enqueue)
     return notes
+
+
+@task
+def rfm_recompute() -> int:
+    """Re-score RFM for the whole customer base (enqueued after transaction writes; idempotent)."""
+    return rfm_recompute_all()

@@ -215,15 +215,22 @@ class AgreementStateFilter(admin.ListFilter):
                 for row in self.agreements
             ],
             "active": bool(self.chosen),
-            "remove_query_string": changelist.get_query_string(remove=[self.parameter_name]),
-            "keep": [
-                (name, value)
-                for name, values in changelist.get_filters_params().items()
-                if name != self.parameter_name
-                for value in (values if isinstance(values, list) else [values])
-            ],
-            "query": changelist.query,
+            **_form_filter_context(self, changelist),
         }
+
+
+def _form_filter_context(list_filter, changelist) -> dict:
+    """What a filter rendered as a small GET form needs: the other parameters to keep, and a link without it."""
+    return {
+        "remove_query_string": changelist.get_query_string(remove=[list_filter.parameter_name]),
+        "keep": [
+            (name, value)
+            for name, values in changelist.get_filters_params().items()
+            if name != list_filter.parameter_name
+            for value in (values if isinstance(values, list) else [values])
+        ],
+        "query": changelist.query,
+    }
 
 
 class InputFilter(NoFacetsMixin, admin.SimpleListFilter):
@@ -242,14 +249,7 @@ class InputFilter(NoFacetsMixin, admin.SimpleListFilter):
         yield {
             "value": self.value() or "",
             "parameter_name": self.parameter_name,
-            "remove_query_string": changelist.get_query_string(remove=[self.parameter_name]),
-            "keep": [
-                (name, value)
-                for name, values in changelist.get_filters_params().items()
-                if name != self.parameter_name
-                for value in (values if isinstance(values, list) else [values])
-            ],
-            "query": changelist.query,
+            **_form_filter_context(self, changelist),
         }
 
 

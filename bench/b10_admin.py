@@ -1,6 +1,6 @@
 """B10: the admin card of a profile with 10,000 events, and the admin profile list on N profiles.
 
-Goal (shared/BENCHMARKS.md): under 200 ms server time each, a fixed number of queries.
+Goal: under 200 ms server time each, a fixed number of queries.
 
 Server time is measured in-process: ``django.test.Client`` (middleware, session, the admin's view, template
 rendering), logged in with ``force_login`` as a superuser and as a marketer (a staff user in the "Marketers"
@@ -10,7 +10,7 @@ Data (Faker pools and a fixed seed, ``bench.common``), COPY in chunks of 20,000 
 
 * ``--profiles`` profiles with 2–3 identifiers, native fields, ten custom attributes (~300 B JSON), three consents,
   two tags each (``profiles_profiletag``; 20 tags, a skewed distribution so there are common and rare tags) and
-  ``--events-per-profile`` events each (default 5, the BENCHMARKS.md shape);
+  ``--events-per-profile`` events each (default 5);
 * one profile (the middle clientId) with ``--events`` events (default 10,000) over the last 26 weeks: custom
   actions (page.visit, product.view, cart, search, e-mail opens, transactions) and system ones (profile.updated,
   tag, consent, note, identified); a third of them carry a ``userAgent`` param.

@@ -1,6 +1,6 @@
 """B1–B3: the set-based batch upsert ``profiles_upsert_many`` — new, updated and unchanged profiles.
 
-Baselines measured in the same run on the same tables and indexes (shared/BENCHMARKS.md):
+Baselines measured in the same run on the same tables and indexes:
 
 * ``COPY`` of the same rows, pre-built (tuples, attributes already JSON), into ``profiles_profile`` and
   ``profiles_identifier`` from a truncated state, in transactions of ``--chunk`` rows (the batch's commit size);

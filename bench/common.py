@@ -1,6 +1,6 @@
 """Shared set-up of the benchmarks: Django on a dedicated database, generated data, timing, printing.
 
-Rules (shared/BENCHMARKS.md): a real PostgreSQL (the embedded one, or ``DATABASE_URL``), data generated
+Rules: a real PostgreSQL (the embedded one, or ``DATABASE_URL``), data generated
 with Faker and a fixed seed, size from an argument, ratios against a baseline measured in the same run,
 figures and ratios printed as the last lines.
 
@@ -38,7 +38,7 @@ CATEGORIES = ["shoes", "books", "garden", "electronics", "toys", "beauty", "spor
 INTERESTS = ["running", "cooking", "travel", "gaming", "cycling", "music", "photography", "yoga", "diy", "wine"]
 SEGMENTS = ["new", "active", "loyal", "at-risk", "lapsed", "vip"]
 FREQUENCIES = ["daily", "weekly", "monthly", "never"]
-# Consents of each profile: three of the seven default agreements (BENCHMARKS.md data shape).
+# Consents of each profile: three of the seven default agreements.
 CONSENT_KEYS = ("email", "sms", "push")
 # Custom attributes of each profile: ten, ~300 bytes of JSON (types as AttributeDefinition records them).
 ATTRIBUTE_TYPES = {

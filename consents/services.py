@@ -61,7 +61,7 @@ def agreements_parse(
     """Split a Synerise write into (agreement, granted) pairs and the remaining custom attributes.
 
     ``agreements`` names any agreement by key; custom agreements may also come as ``attributes``
-    keys (seed 002), matched by key as attribute names are (case and separators ignored). Values
+    keys (Synerise's documentation), matched by key as attribute names are (case and separators ignored). Values
     must be true or false; an unknown or retired agreement or a non-boolean is a ValidationFailed
     naming the field. ``known`` (key → agreement) spares the query when a batch preloads them.
     """

@@ -274,9 +274,14 @@ IDENTIFIER_LIMITS = _identifier_limits(os.environ.get("IDENTIFIER_LIMITS", ""))
 # Which identifier picks the survivor of a merge (the first kind a write's profiles are matched by).
 IDENTIFIER_PRIORITY = env_list("IDENTIFIER_PRIORITY", ["customId", "email", "phone", "uuid"])
 LIST_MAX_RESULTS = env_int("LIST_MAX_RESULTS", 10_000)
+# The most profiles one forced merge takes, the largest timeline page, and custom attribute value sizes.
+MERGE_MAX_PROFILES = env_int("MERGE_MAX_PROFILES", 20)
+TIMELINE_MAX_PAGE_SIZE = env_int("TIMELINE_MAX_PAGE_SIZE", 200)
+ATTRIBUTE_MAX_STRING_LENGTH = env_int("ATTRIBUTE_MAX_STRING_LENGTH", 10_000)
+ATTRIBUTE_MAX_LIST_ITEMS = env_int("ATTRIBUTE_MAX_LIST_ITEMS", 1_000)
 # Largest pageSize of a profile list.
 LIST_MAX_PAGE_SIZE = env_int("LIST_MAX_PAGE_SIZE", 1000)
-# Events (issue 4): how far in the future an event or order time may be (clock skew), and a switch for
+# Events: how far in the future an event or order time may be (clock skew), and a switch for
 # the system events the signal receivers write (off only to measure their cost, benchmark B8).
 EVENT_FUTURE_TOLERANCE_SECONDS = env_int("EVENT_FUTURE_TOLERANCE_SECONDS", 300)
 SYSTEM_EVENTS_ENABLED = env_bool("SYSTEM_EVENTS_ENABLED", True)

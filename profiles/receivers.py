@@ -1,6 +1,6 @@
 """Receivers of the services' signals: each writes that signal's system events in one INSERT.
 
-They record; they decide nothing (ARCHITECTURE.md, "Layers"). Connected in ``ProfilesConfig.ready()``.
+They record; they decide nothing. Connected in ``ProfilesConfig.ready()``.
 ``SYSTEM_EVENTS_ENABLED = False`` switches them off (only to measure their cost, benchmark B8).
 """
 

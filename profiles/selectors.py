@@ -23,7 +23,6 @@ from profiles.fields import profile_from_row
 from profiles.models import Event, MergeRecord, Profile, ProfileCommerce, ProfileTag
 from profiles.normalize import identifier_normalize
 
-TIMELINE_MAX_PAGE = 200
 AGGREGATE_WINDOWS = (7, 30, 90)
 
 
@@ -137,8 +136,8 @@ def profile_timeline(
     limit: int = 50,
 ) -> TimelinePage:
     """One profile's events newest first, ``limit`` per page, keyset-paged on (time, id): one query a page."""
-    if not 1 <= limit <= TIMELINE_MAX_PAGE:
-        raise ValidationFailed(f"limit must be between 1 and {TIMELINE_MAX_PAGE}.", field="limit")
+    if not 1 <= limit <= settings.TIMELINE_MAX_PAGE_SIZE:
+        raise ValidationFailed(f"limit must be between 1 and {settings.TIMELINE_MAX_PAGE_SIZE}.", field="limit")
     queryset = Event.objects.filter(profile_id=profile_id)
     if actions:
         queryset = queryset.filter(action__in=list(actions))
@@ -153,7 +152,7 @@ def profile_timeline(
     return TimelinePage(events=events, next_cursor=_cursor_encode(events[-1]) if more else None)
 
 
-# --- aggregates (the card's right column, F9) ---------------------------------------------------------
+# --- aggregates (the card's right column) ---------------------------------------------------------
 
 
 def profile_event_aggregates(
@@ -225,7 +224,7 @@ def profile_aggregates(*, profile_id: int, now: datetime | None = None) -> dict[
     }
 
 
-# --- the admin card and lists (F12) ---------------------------------------------------------------------
+# --- the admin card and lists ---------------------------------------------------------------------
 
 USER_AGENT_KEYS = ("userAgent", "user_agent", "useragent", "ua")
 ACTIVITY_WEEKS = 26

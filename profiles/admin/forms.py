@@ -7,6 +7,7 @@ import re
 from datetime import UTC, date, datetime
 
 from django import forms
+from django.conf import settings
 from django.contrib.admin import widgets
 from django.core.exceptions import ValidationError
 from django.forms import BoundField
@@ -18,7 +19,6 @@ from profiles.fields import EDITABLE_API_NAMES as NATIVE_FIELDS
 from profiles.fields import IDENTIFIER_COLUMNS
 from profiles.models import AttributeDefinition, AttributeType, Profile
 from profiles.services import ProfileInput, profile_update, profile_upsert
-from profiles.services.attributes import MAX_STRING_LENGTH
 
 SOURCE = "admin"
 # Identifier column → kind, for the add form's identifier inputs.
@@ -84,7 +84,10 @@ def attribute_formfield(definition: AttributeDefinition) -> forms.Field:
             return ListField(widget=forms.Textarea(attrs={"rows": 2, "cols": 60}), **common)
         case _:
             return forms.CharField(
-                max_length=MAX_STRING_LENGTH, empty_value=None, widget=widgets.AdminTextInputWidget, **common
+                max_length=settings.ATTRIBUTE_MAX_STRING_LENGTH,
+                empty_value=None,
+                widget=widgets.AdminTextInputWidget,
+                **common,
             )
 
 

@@ -1,4 +1,4 @@
-"""Every write to profiles goes through these functions (ARCHITECTURE.md, "Layers")."""
+"""Every write to profiles goes through these functions."""
 
 from profiles.normalize import identifier_normalize
 from profiles.selectors import profile_lookup

@@ -11,13 +11,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
+from django.conf import settings
+
 from crm.errors import ValidationFailed
 from profiles.attribute_names import RESERVED_KEYS, attribute_key
 from profiles.models import AttributeDefinition, AttributeType
 
 MAX_NAME_LENGTH = 256
-MAX_STRING_LENGTH = 10_000
-MAX_LIST_ITEMS = 1_000
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$")
@@ -78,8 +78,8 @@ def coerce_value(name: str, type_: str, value):
                 code="attribute.empty",
             )
         if type_ == AttributeType.STRING:
-            if len(value) > MAX_STRING_LENGTH:
-                _mismatch(name, type_, value, f"expected at most {MAX_STRING_LENGTH} characters")
+            if len(value) > settings.ATTRIBUTE_MAX_STRING_LENGTH:
+                _mismatch(name, type_, value, f"expected at most {settings.ATTRIBUTE_MAX_STRING_LENGTH} characters")
             return value
     elif kind is bool:
         if type_ == AttributeType.BOOLEAN:
@@ -108,14 +108,15 @@ def coerce_value(name: str, type_: str, value):
     if type_ == AttributeType.LIST:
         if not isinstance(value, list):
             _mismatch(name, type_, value, "expected a list")
-        if len(value) > MAX_LIST_ITEMS or any(
+        if len(value) > settings.ATTRIBUTE_MAX_LIST_ITEMS or any(
             isinstance(item, dict | list) or item is None or item == "" for item in value
         ):
             _mismatch(
                 name,
                 type_,
                 value,
-                f"expected a list of at most {MAX_LIST_ITEMS} non-empty strings, numbers or booleans",
+                f"expected a list of at most {settings.ATTRIBUTE_MAX_LIST_ITEMS} non-empty strings, numbers "
+                "or booleans",
             )
         return value
     raise AssertionError(f"unknown attribute type {type_}")

@@ -1,4 +1,4 @@
-"""Set-based batch upsert: a thousand profiles in a fixed number of queries (F7, ARCHITECTURE.md "Layers").
+"""Set-based batch upsert: a thousand profiles in a fixed number of queries.
 
 The batch runs the single-write rules (``resolution.profile_diff``, ``resolution.profile_new``) in memory,
 item after item, against the profiles its identifiers name (read and locked in one query each),

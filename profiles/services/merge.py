@@ -1,4 +1,4 @@
-"""Merging profiles into a survivor, and undoing a merge from its snapshot (F5).
+"""Merging profiles into a survivor, and undoing a merge from its snapshot.
 
 A merge moves the merged-in profile's identifiers to the survivor, fills the survivor's empty
 fields and attributes from it (the survivor's values win), re-points old clientIds, runs every
@@ -25,7 +25,6 @@ from profiles.merge_registry import MergeContext, UnmergeContext, registry
 from profiles.models import ClientIdAlias, Identifier, MergeRecord, Profile
 from profiles.selectors import client_ids_resolve
 
-MAX_FORCED_MERGE = 20
 # Profile columns kept in a snapshot (and restored on undo).
 STATE_FIELDS = SNAPSHOT_COLUMNS
 # Columns a merge may fill on the survivor when it has no value (identifier columns included).

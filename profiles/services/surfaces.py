@@ -5,7 +5,7 @@ Composes the identity, batch and consent services; adds no rule of its own about
   ``Conflict`` (``profile.exists``).
 - ``WriteMode.UPDATE``: the profile named by ``match_kind`` must exist (``NotFound``,
   ``profile.not_found``); other identifiers owned by other profiles are a ``Conflict`` (no merge).
-- ``WriteMode.UPSERT``: ``profile_upsert`` / ``profiles_upsert_many`` (identity resolution, F5).
+- ``WriteMode.UPSERT``: ``profile_upsert`` / ``profiles_upsert_many`` (identity resolution).
 - ``change_identifiers=False``: identifiers that would replace a matched profile's e-mail, phone
   or customId are left out of the write and reported as warnings (Capillary's ``skipChangeIdentifier``).
 - Consent states beyond granted/denied (awaiting confirmation, with ``force``) go to ``consent_set``.

@@ -1,4 +1,4 @@
-"""Tags (F3): definitions, and adding or removing them on any number of profiles set-based.
+"""Tags: definitions, and adding or removing them on any number of profiles set-based.
 
 Adding a tag a profile already has, or removing one it lacks, changes nothing and sends nothing:
 ``tags_changed`` carries only the pairs the database really inserted or deleted.

@@ -1,4 +1,4 @@
-"""Transactions (F10): orders recorded set-based, per-profile commerce figures, and RFM segments.
+"""Transactions: orders recorded set-based, per-profile commerce figures, and RFM segments.
 
 ``transactions_record`` writes one order or a list with one INSERT … ON CONFLICT (a repeated order id
 updates), one events INSERT, one activity UPDATE and one commerce refresh, whatever the list's size.

@@ -1,4 +1,4 @@
-"""F11 authentication: API keys (hashed, scoped) as Bearer, x-api-key or Basic; JWTs from the login endpoint."""
+"""Authentication: API keys (hashed, scoped) as Bearer, x-api-key or Basic; JWTs from the login endpoint."""
 
 import base64
 import time

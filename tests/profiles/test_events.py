@@ -1,4 +1,4 @@
-"""Custom events, eventSalt, form.submit identification, notes, the timeline and aggregates (F4, F9)."""
+"""Custom events, eventSalt, form.submit identification, notes, the timeline and aggregates."""
 
 from datetime import UTC, datetime, timedelta
 

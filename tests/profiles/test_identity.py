@@ -1,4 +1,4 @@
-"""Profiles and identifiers through the services (F1)."""
+"""Profiles and identifiers through the services."""
 
 import threading
 

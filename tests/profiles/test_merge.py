@@ -1,4 +1,4 @@
-"""F5: identity resolution merges, the UUID reset, forced merges and undo."""
+"""Identity resolution merges, the UUID reset, forced merges and undo."""
 
 import pytest
 

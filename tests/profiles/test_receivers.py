@@ -1,4 +1,4 @@
-"""System events written by the receivers of the services' signals (F4): exactly the expected ones, in bulk."""
+"""System events written by the receivers of the services' signals: exactly the expected ones, in bulk."""
 
 from datetime import UTC, datetime
 

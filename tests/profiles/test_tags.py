@@ -1,4 +1,4 @@
-"""Tags (F3): definitions, adding and removing set-based with system events, filters, merge steps."""
+"""Tags: definitions, adding and removing set-based with system events, filters, merge steps."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Transactions, commerce figures and RFM (F10) on a known data set."""
+"""Transactions, commerce figures and RFM on a known data set."""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal

@@ -1,4 +1,4 @@
-"""Translation of Capillary's customer JSON (seed 003, its shape checked by ``requests.py``) into the services'
+"""Translation of Capillary's customer JSON (its shape checked by ``requests.py``) into the services'
 terms, with the warnings the answer carries.
 
 Where Capillary's fields have no native home here they are custom attributes, under these names
@@ -65,7 +65,7 @@ class _Entity:
         return value
 
     def identifier(self, name: str, kind: str, value) -> None:
-        if not isinstance(value, str):  # seed 003: value is a String (a number is not taken as one)
+        if not isinstance(value, str):  # Capillary's documentation: value is a String (a number is not taken as one)
             self.fail(name, "must be a string.", "field.type")
         value = self.text(name, value, limit=320)
         if kind == "phone":

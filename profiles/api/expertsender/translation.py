@@ -1,4 +1,4 @@
-"""Translation between ExpertSender's customer JSON (seed 004) and the services' terms: a validated item
+"""Translation between ExpertSender's customer JSON and the services' terms: a validated item
 (``requests.CustomerWriteSerializer``) → WriteItem, a profile → the GET document, errors → ``errors`` lines."""
 
 from __future__ import annotations

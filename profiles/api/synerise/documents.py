@@ -1,4 +1,4 @@
-"""Synerise's profile documents (seed 000's JSON) as the GET endpoints answer them."""
+"""Synerise's profile documents (the Synerise documentation's JSON) as the GET endpoints answer them."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def profile_document(
     previous: list[int] | None = None,
     custom_agreements: dict[str, bool] | None = None,
 ) -> dict:
-    """One profile as seed 000's JSON: every field, same names and types."""
+    """One profile as the Synerise documentation's JSON: every field, same names and types."""
     document = {
         "previousClients": previous or [],
         "clientId": profile.pk,
@@ -88,7 +88,7 @@ def profile_document(
         "agreements": agreements,
         "attributes": {
             **profile.attributes,
-            **(custom_agreements or {}),  # custom agreements are attributes in Synerise (seed 002)
+            **(custom_agreements or {}),  # custom agreements are attributes in Synerise (Synerise's documentation)
             "eventCreateTime": profile.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "correlationId": profile.correlation_id,
         },

@@ -1,5 +1,6 @@
-"""Forced merge and undo (F5): ``/v4/clients/merge/from/ids/…/to/id/…`` and ``/v4/clients/{id}/unmerge/{prev}``."""
+"""Forced merge (with its dry run) and undo: the merge and unmerge paths under /v4/clients."""
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -8,16 +9,17 @@ from crm.errors import ValidationFailed
 from profiles.api.synerise.documents import profile_documents
 from profiles.api.synerise.views import API_VERSION, ERRORS, SOURCE, ProfileJson, SyneriseView
 from profiles.services import profile_lookup
-from profiles.services.merge import MAX_FORCED_MERGE, profile_merge, profile_merge_preview, profile_unmerge
+from profiles.services.merge import profile_merge, profile_merge_preview, profile_unmerge
 
 
 def _client_ids(raw: str) -> list[int]:
     parts = [part.strip() for part in raw.split(",") if part.strip()]
     if not parts:
         raise ValidationFailed("Name at least one clientId to merge.", field="fromClientIds")
-    if len(parts) > MAX_FORCED_MERGE:
+    if len(parts) > settings.MERGE_MAX_PROFILES:
         raise ValidationFailed(
-            f"At most {MAX_FORCED_MERGE} profiles can be merged at once; got {len(parts)}.", field="fromClientIds"
+            f"At most {settings.MERGE_MAX_PROFILES} profiles can be merged at once; got {len(parts)}.",
+            field="fromClientIds",
         )
     try:
         return [int(part) for part in parts]
@@ -62,7 +64,7 @@ class ForcedMergeView(SyneriseView):
     @extend_schema(
         operation_id="clients_merge",
         tags=["Identity"],
-        summary="Merge profiles into one (forced: recognized profiles too), at most 20 at once",
+        summary="Merge profiles into one (forced: over the identifier limits too), at most MERGE_MAX_PROFILES at once",
         description="With `dryRun=true` nothing is written: the answer says what the merge would do (the "
         "survivor, the identifiers that move, fields filled, conflicting values and which one wins, rows per "
         "table, limited identifier kinds the merge would put over their limit).",

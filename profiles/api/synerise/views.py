@@ -1,4 +1,4 @@
-"""Synerise-compatible profile endpoints (seed 000)."""
+"""Synerise-compatible profile endpoints (Synerise's documentation)."""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DEMO_PROFILES ?= 1000
 PYTEST_ARGS ?=
+DATA_DIR := $(or $(CRM_DATA_DIR),.data)
 export DEBUG ?= 1
 
 # A Python 3.12+: $(PYTHON) if given, else python3.13/python3.12/python3 that run, else pyenv's newest.
@@ -18,12 +19,15 @@ FIND_PYTHON = for p in $(PYTHON) python3.14 python3.13 python3.12 python3 $$(ls 
 	  if "$$p" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; then "$$p" -c 'import sys; print(sys.executable)'; exit 0; fi; \
 	done; echo "No Python 3.12+ found: install python3.12 (or newer), or run make PYTHON=/path/to/python3.12" >&2; exit 1
 
-.PHONY: help run test venv venv-test lint format bench worker serve clean-db
+.PHONY: help run test venv venv-test lint format bench worker db-stop reset screenshots
 
 help:
 	@echo "make run    set up and serve the product (admin at http://$(HOST):$(PORT)/admin/)"
 	@echo "make test   set up and run the whole test suite"
 	@echo "make lint   ruff check and format check; make bench runs the benchmarks (BENCH_PROFILES=N)"
+	@echo "make db-stop      stop the embedded PostgreSQL (it keeps running after make run ends)"
+	@echo "make reset        delete the embedded database (asks first; RESET_CONFIRM=yes skips the question)"
+	@echo "make screenshots  docs/card.png: the demo data's showcase card in Chromium"
 
 $(VENV)/.installed: pyproject.toml
 	@interpreter=$$($(FIND_PYTHON)) || exit 1; \
@@ -67,3 +71,25 @@ bench: venv-test
 	$(PY) bench/b1_b3_batch.py --profiles $${BENCH_PROFILES:-10000}
 	$(PY) bench/b8_events.py --profiles $${BENCH_PROFILES:-10000}
 	$(PY) bench/b10_admin.py --profiles $${BENCH_PROFILES:-100000}
+
+# The embedded PostgreSQL keeps running after `make run` stops, so the next start is instant; this stops it.
+db-stop: venv
+	@$(PY) -c 'from pathlib import Path; from crm.embedded_db import embedded_database_stop; print(embedded_database_stop(Path("$(DATA_DIR)")))'
+
+# Deletes the embedded database (every profile, event, consent, key and admin user); `make run` starts afresh.
+# The secret key and the demo admin's password in $(DATA_DIR) stay. With DATABASE_URL set it refuses.
+reset: venv
+	@if [ -n "$$DATABASE_URL" ]; then echo "DATABASE_URL is set: make reset only deletes the embedded database." >&2; exit 1; fi
+	@if [ "$$RESET_CONFIRM" != "yes" ]; then \
+	  read -r -p "Delete the embedded database in $(DATA_DIR)/postgres (all profiles, events, consents, keys, users)? Type yes: " answer; \
+	  [ "$$answer" = "yes" ] || { echo "Nothing deleted."; exit 1; }; \
+	fi
+	@$(MAKE) --no-print-directory db-stop
+	rm -rf "$(DATA_DIR)/postgres"
+	@echo "Deleted. make run creates, migrates and fills a new database."
+
+# docs/card.png from the demo data (DEMO_PROFILES profiles): the showcase card at 1600x1000 in the system Chromium.
+screenshots: venv-test
+	SCREENSHOTS_DIR=docs SCREENSHOT_PROFILES=$(DEMO_PROFILES) DEBUG=0 $(PY) -m pytest -q -p no:cacheprovider \
+	  "tests/browser/test_demo_card_browser.py::test_the_showcase_card_is_full_and_its_columns_balanced[1600-1000]"
+	@echo "Wrote docs/card.png"

@@ -8,7 +8,7 @@ rounds from truncated tables so drift hits both alike:
 * update: the same profiles sent again with one native field and three attributes changed (one
   ``profile.updated`` per profile carrying four old/new pairs).
 
-Goal (shared/BENCHMARKS.md): rows/s with events ≥ 0.8 of rows/s without.
+Goal: rows/s with events ≥ 0.8 of rows/s without.
 
     .venv/bin/python bench/b8_events.py --profiles 10000
 

@@ -1,6 +1,6 @@
 """Shared set-up of the benchmarks: Django on a dedicated database, generated data, timing, printing.
 
-Rules (shared/BENCHMARKS.md): a real PostgreSQL (the embedded one, or ``DATABASE_URL``), data generated
+Rules: a real PostgreSQL (the embedded one, or ``DATABASE_URL``), data generated
 with Faker and a fixed seed, size from an argument, ratios against a baseline measured in the same run,
 figures and ratios printed as the last lines.
 
@@ -38,7 +38,7 @@ CATEGORIES = ["shoes", "books", "garden", "electronics", "toys", "beauty", "spor
 INTERESTS = ["running", "cooking", "travel", "gaming", "cycling", "music", "photography", "yoga", "diy", "wine"]
 SEGMENTS = ["new", "active", "loyal", "at-risk", "lapsed", "vip"]
 FREQUENCIES = ["daily", "weekly", "monthly", "never"]
-# Consents of each profile: three of the seven default agreements (BENCHMARKS.md data shape).
+# Consents of each profile: three of the seven default agreements.
 CONSENT_KEYS = ("email", "sms", "push")
 # Custom attributes of each profile: ten, ~300 bytes of JSON (types as AttributeDefinition records them).
 ATTRIBUTE_TYPES = {
@@ -184,7 +184,8 @@ def _profile_rows(n: int, seed: int, start: int = 1):
         identifiers = [("email", email), ("uuid", main_uuid)]
         phone = custom_id = None
         if rng.random() < 0.5:
-            phone = f"+48{rng.choice(MOBILE_PREFIXES)}{rng.randint(1_000_000, 9_999_999)}"
+            # Unique for up to 9,000,000 profiles: the subscriber number is a permutation of the profile id.
+            phone = f"+48{rng.choice(MOBILE_PREFIXES)}{1_000_000 + (pid * 7919) % 9_000_000}"
             identifiers.append(("phone", phone))
         if rng.random() < 0.3:
             custom_id = f"CRM-{100000 + pid}"
@@ -242,7 +243,7 @@ def load_profiles(n: int, *, seed: int = DEFAULT_SEED) -> Dataset:
 
     from django.utils import timezone
 
-    from profiles.services.attributes import attribute_key
+    from profiles.attribute_names import attribute_key
 
     started = time.perf_counter()
     data = Dataset(profiles=n, seed=seed, emails=[])

@@ -7,6 +7,6 @@ class ConsentsConfig(AppConfig):
 
     def ready(self):
         from consents.merge import STEP_NAME, consents_merge, consents_unmerge
-        from profiles.services.merge_registry import register_merge_step
+        from profiles.merge_registry import register_merge_step
 
         register_merge_step(STEP_NAME, merge=consents_merge, unmerge=consents_unmerge, order=40)

@@ -36,20 +36,17 @@ def record_hash(
     details: dict,
     created_at: datetime,
 ) -> str:
-    payload = [
-        prev_hash,
-        client_id,
-        seq,
-        agreement_id,
-        text_id,
-        old_status,
-        new_status,
-        source,
-        actor,
-        details,
-        created_at.astimezone(UTC).isoformat(timespec="microseconds"),
-    ]
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    payload = [prev_hash, client_id, seq, agreement_id, text_id, old_status, new_status, source, actor, details]
+    return _digest(payload, _time_text(created_at))
+
+
+def _time_text(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _digest(payload: list, created_at_text: str) -> str:
+    """SHA-256 of the canonical JSON of ``payload`` + [the creation time as UTC ISO text, to the microsecond]."""
+    canonical = json.dumps([*payload, created_at_text], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -69,43 +66,110 @@ def hash_of(record: ConsentRecord) -> str:
     )
 
 
-def record_append(
-    *,
-    client_id: int,
-    agreement_id: int,
-    text_id: int | None,
-    old_status: str,
-    new_status: str,
-    source: str,
-    actor: str,
-    ip_address: str | None,
-    user_agent: str,
-    details: dict,
-    created_at: datetime,
-) -> ConsentRecord:
-    """Append one record to a profile's chain. The caller holds the profile's row lock (chains are per profile)."""
-    last = ConsentRecord.objects.filter(client_id=client_id).order_by("-seq").values_list("seq", "hash").first()
-    seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
-    # Round-trip the details through JSON so the stored value and the hashed value are the same.
-    details = json.loads(json.dumps(details or {}))
-    record = ConsentRecord(
-        client_id=client_id,
-        seq=seq,
-        agreement_id=agreement_id,
-        text_id=text_id,
-        old_status=old_status,
-        new_status=new_status,
-        source=source,
-        actor=actor[:256],
-        ip_address=ip_address,
-        user_agent=(user_agent or "")[:512],
-        details=details,
-        created_at=created_at,
-        prev_hash=prev_hash,
-    )
-    record.hash = hash_of(record)
-    record.save(force_insert=True)
-    return record
+@dataclass
+class NewRecord:
+    """A record to append; ``seq``, ``prev_hash``, ``hash`` and ``id`` are filled in by ``records_append``."""
+
+    client_id: int
+    agreement_id: int
+    text_id: int | None
+    old_status: str
+    new_status: str
+    source: str
+    actor: str
+    ip_address: str | None
+    user_agent: str
+    details: dict
+    created_at: datetime
+    seq: int = 0
+    prev_hash: str = ""
+    hash: str = ""
+    id: int | None = None
+
+
+CHAIN_HEADS_SQL = """
+SELECT c.id, h.seq, h.hash
+FROM unnest(%s::bigint[]) AS c(id)
+CROSS JOIN LATERAL (
+    SELECT seq, hash FROM consents_consentrecord r WHERE r.client_id = c.id ORDER BY r.seq DESC LIMIT 1
+) h
+"""
+RECORDS_INSERT_SQL = """
+INSERT INTO consents_consentrecord (client_id, seq, agreement_id, text_id, old_status, new_status, source, actor,
+                                    ip_address, user_agent, details, created_at, prev_hash, hash)
+SELECT c, q, a, x, o, n, s, r, i, u, d, t, p, h
+FROM json_to_recordset(%s::json) AS j(c bigint, q integer, a bigint, x bigint, o text, n text, s text, r text,
+                                      i inet, u text, d jsonb, t timestamptz, p text, h text)
+RETURNING id, client_id, seq
+"""
+
+
+def records_append(records: list[NewRecord]) -> list[NewRecord]:
+    """Append records to their profiles' chains, in list order, with two statements whatever their number.
+
+    The chain heads of all the profiles concerned are read in one query; seq, previous hash and hash
+    are computed in one pass; the records go in as one INSERT. The caller holds the row locks of the
+    profiles (chains are per profile), so no other writer can append between the read and the insert.
+    """
+    if not records:
+        return records
+    client_ids = sorted({r.client_id for r in records})
+    heads: dict[int, tuple[int, str]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(CHAIN_HEADS_SQL, ["{" + ",".join(map(str, client_ids)) + "}"])
+        for client_id, seq, digest in cursor.fetchall():
+            heads[client_id] = (seq, digest)
+        rows = []
+        times: dict[datetime, str] = {}  # a call's records usually share one creation time: format it once
+        for record in records:
+            seq, prev_hash = heads.get(record.client_id, (0, GENESIS))
+            # Round-trip the details through JSON so the stored value and the hashed value are the same.
+            record.details = json.loads(json.dumps(record.details)) if record.details else {}
+            record.actor = (record.actor or "")[:256]
+            record.user_agent = (record.user_agent or "")[:512]
+            record.seq, record.prev_hash = seq + 1, prev_hash
+            created = times.get(record.created_at)
+            if created is None:
+                created = times[record.created_at] = _time_text(record.created_at)
+            record.hash = _digest(
+                [
+                    prev_hash,
+                    record.client_id,
+                    record.seq,
+                    record.agreement_id,
+                    record.text_id,
+                    record.old_status,
+                    record.new_status,
+                    record.source,
+                    record.actor,
+                    record.details,
+                ],
+                created,
+            )
+            heads[record.client_id] = (record.seq, record.hash)
+            rows.append(
+                {
+                    "c": record.client_id,
+                    "q": record.seq,
+                    "a": record.agreement_id,
+                    "x": record.text_id,
+                    "o": record.old_status,
+                    "n": record.new_status,
+                    "s": record.source,
+                    "r": record.actor,
+                    "i": record.ip_address,
+                    "u": record.user_agent,
+                    "d": record.details,
+                    "t": created,
+                    "p": record.prev_hash,
+                    "h": record.hash,
+                }
+            )
+        cursor.execute(RECORDS_INSERT_SQL, [json.dumps(rows, separators=(",", ":"), ensure_ascii=False)])
+        ids = {(client_id, seq): pk for pk, client_id, seq in cursor.fetchall()}
+    for record in records:
+        record.id = ids[(record.client_id, record.seq)]
+    return records
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,18 @@ message sent without a granted consent (it asks for it).
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+from django.tasks import task
 from django.template.loader import render_to_string
 from django.urls import reverse
 
 from consents.models import Agreement
 from consents.tokens import confirmation_token, resignation_token
+
+logger = logging.getLogger(__name__)
 
 
 def absolute_url(path: str) -> str:
@@ -54,7 +59,7 @@ def message_build(
 
 def marketing_email_send(*, profile, subject: str, text: str, html: str | None = None, agreement=None) -> bool:
     """Send a marketing e-mail if the consent guard allows it; returns whether it was sent."""
-    from consents.services import can_contact
+    from consents.selectors import can_contact
 
     if not can_contact(profile, "email", agreement=agreement):
         return False
@@ -84,3 +89,21 @@ def confirmation_email_send(*, client_id: int, agreement_id: int, record_id: int
         html=render_to_string("consents/email/confirm.html", context),
         agreement=agreement,
     ).send()
+
+
+@task
+def confirmation_emails_send(requests: list[list[int]]) -> int:
+    """Send the double opt-in e-mails that consent writes asked for: ``[clientId, agreementId, recordId]`` each.
+
+    One failed e-mail is logged and does not stop the others (the write can be repeated with force).
+    Returns how many were sent.
+    """
+    sent = 0
+    for client_id, agreement_id, record_id in requests:
+        try:
+            confirmation_email_send(client_id=client_id, agreement_id=agreement_id, record_id=record_id)
+        except Exception:
+            logger.exception("consents: confirmation e-mail to clientId %s failed", client_id)
+            continue
+        sent += 1
+    return sent

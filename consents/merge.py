@@ -13,7 +13,7 @@ from datetime import datetime
 
 from consents.models import Agreement, ConsentSource, ConsentState
 from consents.services import _write
-from profiles.services.merge_registry import MergeContext, UnmergeContext
+from profiles.merge_registry import MergeContext, UnmergeContext
 
 STEP_NAME = "consents"
 

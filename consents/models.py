@@ -77,9 +77,9 @@ class Agreement(models.Model):
                 {"key": "Start with a letter; use letters, digits and underscores only (at most 64 characters)."}
             )
         if self.pk is None and not self.is_default:
-            # Imported here: profiles.services imports this app's services.
+            # Imported here: profiles imports this app (services, selectors).
+            from profiles.attribute_names import RESERVED_KEYS, attribute_key
             from profiles.models import AttributeDefinition
-            from profiles.services.attributes import RESERVED_KEYS, attribute_key
 
             normalized = attribute_key(self.key)
             if normalized in RESERVED_KEYS:

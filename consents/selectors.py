@@ -2,7 +2,7 @@ from collections.abc import Iterable
 
 from django.db import connection
 
-from consents.models import ConsentStatus
+from consents.models import Agreement, Channel, ConsentState, ConsentStatus
 
 DEFAULT_KEYS = ("email", "sms", "push", "webPush", "bluetooth", "rfid", "wifi")
 
@@ -28,3 +28,27 @@ def agreements_for(profile_ids: Iterable[int]) -> dict[int, dict[str, bool]]:
     for pid, key in rows:
         result[pid][key] = True
     return result
+
+
+def can_contact(profile, channel: str, *, agreement: Agreement | None = None) -> bool:
+    """Whether a message may go to ``profile`` through ``channel``. Every message-sending path asks first.
+
+    The channel's own agreement must be granted (and, for a message sent under a custom agreement
+    such as "alcohol", that one too), and the profile needs an address for the channel.
+    """
+    if channel not in Channel.values or channel == Channel.OTHER:
+        raise ValueError(f"Unknown channel {channel!r}; use one of {', '.join(Channel.values[:-1])}.")
+    if channel == Channel.EMAIL and not profile.email:
+        return False
+    if channel == Channel.SMS and not profile.phone:
+        return False
+    wanted = {channel} | ({agreement.key} if agreement is not None else set())
+    granted = set(
+        ConsentState.objects.filter(
+            profile_id=profile.pk,
+            agreement__key__in=wanted,
+            agreement__is_active=True,
+            status=ConsentStatus.GRANTED,
+        ).values_list("agreement__key", flat=True)
+    )
+    return granted == wanted

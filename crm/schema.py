@@ -7,6 +7,10 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
     target_class = "crm.auth.ApiKeyAuthentication"
     name = ["bearer", "apiKeyHeader", "basic"]
 
+    def get_security_requirement(self, auto_schema):
+        # Any one of the three works: alternatives (a list of requirements), not one requirement naming all three.
+        return [{name: []} for name in self.name]
+
     def get_security_definition(self, auto_schema):
         return [
             {

@@ -1,6 +1,8 @@
 """Platform services: API keys and their tokens."""
 
 import secrets
+import threading
+import time
 from datetime import timedelta
 
 import jwt
@@ -46,15 +48,55 @@ def api_key_create(*, name: str, scopes: list[str], created_by=None, rate_limit:
     return key, secret
 
 
+class _KeyCache:
+    """Keys this process checked recently, by the hash of their secret, for ``API_KEY_CACHE_SECONDS``.
+
+    A key deactivated (or its scopes changed) elsewhere stops working, or changes, in this process
+    within that time at most; 0 turns the cache off. Only hashes are kept, never secrets.
+    """
+
+    MAX_ENTRIES = 4096
+
+    def __init__(self):
+        self._entries: dict[str, tuple[float, ApiKey]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, digest: str) -> ApiKey | None:
+        entry = self._entries.get(digest)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, digest: str, key: ApiKey) -> None:
+        ttl = settings.API_KEY_CACHE_SECONDS
+        if ttl <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[digest] = (time.monotonic() + ttl, key)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+api_key_cache = _KeyCache()
+
+
 def api_key_authenticate(*, secret: str) -> ApiKey | None:
     """The active key whose secret this is, or None. Records the last-used time (coarsely)."""
     prefix = ApiKey.prefix_of(secret)
     if not prefix:
         return None
-    # The prefix is unique: no ORDER BY needed (every API request runs this query).
-    key = next(iter(ApiKey.objects.filter(prefix=prefix, is_active=True)[:1]), None)
-    if key is None or not key.matches(secret):
-        return None
+    digest = hash_secret(secret)
+    key = api_key_cache.get(digest)
+    if key is None:
+        # The prefix is unique: no ORDER BY needed.
+        key = next(iter(ApiKey.objects.filter(prefix=prefix, is_active=True)[:1]), None)
+        if key is None or not secrets.compare_digest(key.secret_hash, digest):
+            return None
+        api_key_cache.put(digest, key)
     _touch(key)
     return key
 
@@ -106,8 +148,11 @@ def _jwt_key() -> str:
 
 
 def api_keys_deactivate(*, ids: list[int]) -> int:
-    """Deactivate keys: their secrets and the tokens issued for them stop working at once. Returns how many."""
-    return ApiKey.objects.filter(pk__in=ids, is_active=True).update(is_active=False)
+    """Deactivate keys: their secrets and the tokens issued for them stop working in this process at once,
+    in other processes within ``API_KEY_CACHE_SECONDS``. Returns how many."""
+    count = ApiKey.objects.filter(pk__in=ids, is_active=True).update(is_active=False)
+    api_key_cache.clear()
+    return count
 
 
 def expired_purge() -> dict[str, int]:

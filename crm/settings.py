@@ -128,6 +128,11 @@ DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
     "timeout": env_int("DB_POOL_TIMEOUT", 5),
     **({"check": ConnectionPool.check_connection} if env_bool("DB_POOL_CHECK", True) else {}),
 }
+# The few hot reads (a profile with its extras) run as prepared statements, planned once per connection
+# (planning cost more than running them). Django's own queries stay client-side bound and unprepared. Turn
+# off (0) behind a pooler in transaction mode that cannot keep prepared statements (PgBouncer before 1.21).
+DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
+DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 0 if DB_PREPARED_STATEMENTS else None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Background tasks (django.tasks) -----------------------------------------------------------
@@ -216,6 +221,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
+    # validatorUrl None: Swagger UI would otherwise fetch a badge from validator.swagger.io (the docs work offline).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
@@ -234,6 +241,9 @@ API_MAX_JSON_DEPTH = env_int("API_MAX_JSON_DEPTH", 32)
 JWT_LIFETIME_SECONDS = env_int("JWT_LIFETIME_SECONDS", 3600)
 # An API key's last-used time is written at most this often, not on every request.
 API_KEY_LAST_USED_RESOLUTION_SECONDS = env_int("API_KEY_LAST_USED_RESOLUTION_SECONDS", 60)
+# A checked API key is trusted by the process for this long: a key deactivated elsewhere stops working
+# within this time at most (0: check the database on every request).
+API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 5)
 
 # --- Profiles -----------------------------------------------------------------------------------
 PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "PL")
@@ -241,12 +251,37 @@ PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "PL")
 IDENTIFIER_JUNK_VALUES = env_list(
     "IDENTIFIER_JUNK_VALUES", ["null", "undefined", "anonymous", "none", "nil", "nan", "0", "-1", "n/a"]
 )
-# With True, a customId alone makes a profile recognized (as an e-mail does).
-CUSTOM_ID_IS_MAIN_IDENTIFIER = env_bool("CUSTOM_ID_IS_MAIN_IDENTIFIER", True)
+# With True, a customId alone makes a profile recognized (as an e-mail does); by default only an e-mail does.
+CUSTOM_ID_IS_MAIN_IDENTIFIER = env_bool("CUSTOM_ID_IS_MAIN_IDENTIFIER", False)
+
+
+def _identifier_limits(raw: str) -> dict[str, int | None]:
+    """``email=1,customId=1,phone=,uuid=`` → the most values per profile of each kind (empty: unlimited)."""
+    limits: dict[str, int | None] = {"email": 1, "customId": 1, "phone": None, "uuid": None}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        kind, _, value = part.partition("=")
+        if kind.strip() not in limits:
+            raise ImproperlyConfigured(f"IDENTIFIER_LIMITS: unknown identifier kind {kind.strip()!r}.")
+        limits[kind.strip()] = int(value) if value.strip() else None
+        if limits[kind.strip()] is not None and limits[kind.strip()] < 1:
+            raise ImproperlyConfigured(f"IDENTIFIER_LIMITS: {kind.strip()} must be at least 1 or empty.")
+    return limits
+
+
+# The most values of each identifier kind one profile may hold: a write whose identifiers name several
+# profiles merges them only while the merged profile stays within these limits.
+IDENTIFIER_LIMITS = _identifier_limits(os.environ.get("IDENTIFIER_LIMITS", ""))
 # Which identifier picks the survivor of a merge (the first kind a write's profiles are matched by).
 IDENTIFIER_PRIORITY = env_list("IDENTIFIER_PRIORITY", ["customId", "email", "phone", "uuid"])
 LIST_MAX_RESULTS = env_int("LIST_MAX_RESULTS", 10_000)
-# Events (issue 4): how far in the future an event or order time may be (clock skew), and a switch for
+# The most profiles one forced merge takes, the largest timeline page, and custom attribute value sizes.
+MERGE_MAX_PROFILES = env_int("MERGE_MAX_PROFILES", 20)
+TIMELINE_MAX_PAGE_SIZE = env_int("TIMELINE_MAX_PAGE_SIZE", 200)
+ATTRIBUTE_MAX_STRING_LENGTH = env_int("ATTRIBUTE_MAX_STRING_LENGTH", 10_000)
+ATTRIBUTE_MAX_LIST_ITEMS = env_int("ATTRIBUTE_MAX_LIST_ITEMS", 1_000)
+# Largest pageSize of a profile list.
+LIST_MAX_PAGE_SIZE = env_int("LIST_MAX_PAGE_SIZE", 1000)
+# Events: how far in the future an event or order time may be (clock skew), and a switch for
 # the system events the signal receivers write (off only to measure their cost, benchmark B8).
 EVENT_FUTURE_TOLERANCE_SECONDS = env_int("EVENT_FUTURE_TOLERANCE_SECONDS", 300)
 SYSTEM_EVENTS_ENABLED = env_bool("SYSTEM_EVENTS_ENABLED", True)

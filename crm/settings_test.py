@@ -14,3 +14,6 @@ WHITENOISE_USE_FINDERS = True
 # Parallel runs on one server (several developers' checkouts, or helpers) each take their own test database.
 if test_db_name := os.environ.get("TEST_DB_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": test_db_name}  # noqa: F405
+
+# Each test checks keys against the database; tests of the key cache turn it on themselves.
+API_KEY_CACHE_SECONDS = 0

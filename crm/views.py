@@ -1,17 +1,38 @@
-"""Project-level views: health, the home redirect, and JSON 404/500 pages for API paths."""
+"""Project-level views: health, the home redirect, and 404/500 pages for API paths in each surface's shape.
 
+``crm`` imports no surface: each surface registers its error renderer for its path prefixes
+(``error_renderer_register``), and the 404/500 handlers answer with the renderer of the longest
+matching prefix.
+"""
+
+from collections.abc import Callable
+
+from django.contrib.staticfiles import finders
 from django.db import connection
-from django.http import HttpResponseRedirect, JsonResponse
+from django.http import FileResponse, Http404, HttpResponseRedirect, JsonResponse
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as html_server_error
 
-from profiles.api.synerise.errors import synerise_error_body
+# (path prefix, render_error(*, status, code, message, field, request) -> a DRF Response), longest first.
+_RENDERERS: list[tuple[str, Callable]] = []
 
-API_PREFIXES = ("/v4/", "/crm/", "/uauth/", "/customers", "/v2/", "/api/")
+
+def error_renderer_register(prefixes: tuple[str, ...], render_error: Callable) -> None:
+    """Answer errors on paths under ``prefixes`` (outside any view, e.g. 404) with this surface's shape."""
+    for prefix in prefixes:
+        _RENDERERS[:] = [(p, r) for p, r in _RENDERERS if p != prefix]
+        _RENDERERS.append((prefix, render_error))
+    _RENDERERS.sort(key=lambda entry: -len(entry[0]))
 
 
-def _is_api(request) -> bool:
-    return request.path.startswith(API_PREFIXES)
+def api_error_page(request, *, status: int, code: str, message: str):
+    """The error in the shape of the surface the path belongs to, or None outside the API."""
+    for prefix, render_error in _RENDERERS:
+        if request.path.startswith(prefix):
+            response = render_error(status=status, code=code, message=message, field=None, request=request)
+            content_type = getattr(response, "content_type", None) or "application/json"
+            return JsonResponse(response.data, status=response.status_code, content_type=content_type)
+    return None
 
 
 def health(request):
@@ -26,40 +47,25 @@ def health(request):
     return JsonResponse({"status": "ok" if ok else "unavailable", "database": database}, status=200 if ok else 503)
 
 
+def favicon(request):
+    """``/favicon.ico``, which browsers ask for on every page, from the static files (found in the app in any mode)."""
+    path = finders.find("crm/favicon.ico")
+    if not path:
+        raise Http404
+    response = FileResponse(open(path, "rb"), content_type="image/x-icon")  # noqa: SIM115 (FileResponse closes it)
+    response["Cache-Control"] = "public, max-age=604800"
+    return response
+
+
 def home(request):
     return HttpResponseRedirect("/admin/")
 
 
 def not_found(request, exception=None):
-    if request.path.startswith("/customers"):  # ExpertSender's surface: RFC 7807
-        from profiles.api.expertsender.errors import PROBLEM_JSON, problem_body
-
-        body = problem_body(
-            status=404, detail=f"No endpoint at {request.path}.", instance=request.path, code="not_found"
-        )
-        return JsonResponse(body, status=404, content_type=PROBLEM_JSON)
-    if request.path.startswith("/v2/"):  # Capillary's surface
-        from profiles.api.capillary.errors import entry
-
-        return JsonResponse(
-            {"errors": [entry("not_found", f"No endpoint at {request.path}.")], "warnings": []}, status=404
-        )
-    if _is_api(request):
-        body = synerise_error_body(
-            status=404, code="not_found", message=f"No endpoint at {request.path}.", field=None, path=request.path
-        )
-        return JsonResponse(body, status=404)
-    return page_not_found(request, exception)
+    page = api_error_page(request, status=404, code="not_found", message=f"No endpoint at {request.path}.")
+    return page if page is not None else page_not_found(request, exception)
 
 
 def server_error(request):
-    if _is_api(request):
-        body = synerise_error_body(
-            status=500,
-            code="internal_error",
-            message="Internal error; it has been logged.",
-            field=None,
-            path=request.path,
-        )
-        return JsonResponse(body, status=500)
-    return html_server_error(request)
+    page = api_error_page(request, status=500, code="internal_error", message="Internal error; it has been logged.")
+    return page if page is not None else html_server_error(request)

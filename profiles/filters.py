@@ -14,7 +14,7 @@ from django.db.models.lookups import GreaterThan, GreaterThanOrEqual, IContains,
 from crm.errors import ValidationFailed
 from profiles.models import AttributeDefinition, AttributeType, Profile, ProfileTag, Tag
 from profiles.models.profile import recognized_q
-from profiles.services.normalize import identifier_normalize
+from profiles.normalize import identifier_normalize
 
 CONDITION_OPERATORS = ("eq", "not", "gt", "gte", "lt", "lte", "contains", "exists")
 COMPARISONS = {"gt": GreaterThan, "gte": GreaterThanOrEqual, "lt": LessThan, "lte": LessThanOrEqual}

@@ -1,6 +1,6 @@
 """Receivers of the services' signals: each writes that signal's system events in one INSERT.
 
-They record; they decide nothing (ARCHITECTURE.md, "Layers"). Connected in ``ProfilesConfig.ready()``.
+They record; they decide nothing. Connected in ``ProfilesConfig.ready()``.
 ``SYSTEM_EVENTS_ENABLED = False`` switches them off (only to measure their cost, benchmark B8).
 """
 
@@ -154,6 +154,7 @@ def on_profiles_merged(sender, *, survivor, merged, source="", actor="", **kwarg
                 # The merge steps' undo data (event and order ids) stays in the MergeRecord, not on the timeline.
                 params={
                     "mergedClientId": snap.get("clientId"),
+                    "reason": snap.get("reason"),
                     "snapshot": {k: v for k, v in snap.items() if k != "steps"},
                 },
             )

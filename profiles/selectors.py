@@ -11,17 +11,83 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import psycopg
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
 from crm.errors import NotFound, ValidationFailed
+from profiles.currencies import currency_symbol
+from profiles.fields import profile_from_row
 from profiles.models import Event, MergeRecord, Profile, ProfileCommerce, ProfileTag
-from profiles.services.currencies import currency_symbol
-from profiles.services.normalize import identifier_normalize
+from profiles.normalize import identifier_normalize
 
-TIMELINE_MAX_PAGE = 200
 AGGREGATE_WINDOWS = (7, 30, 90)
+
+
+# --- who is this: identifier owners, clientIds, lookups ----------------------------------------------
+
+
+def identifier_owners(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The profile owning each (kind, normalised value) pair that has an owner, in one query."""
+    pairs = set(pairs)
+    if not pairs:
+        return {}
+    with connection.cursor() as cursor:
+        if len(pairs) <= 16:  # a single write: index look-ups the planner sees as such
+            cursor.execute(
+                "SELECT kind, value, profile_id FROM profiles_identifier WHERE (kind, value) IN "  # noqa: S608
+                f"({', '.join(['(%s, %s)'] * len(pairs))})",
+                [part for pair in sorted(pairs) for part in pair],
+            )
+        else:  # a batch: the pairs travel as one JSON parameter
+            cursor.execute(
+                """
+                SELECT i.kind, i.value, i.profile_id FROM profiles_identifier i
+                JOIN json_to_recordset(%s::json) AS t(kind text, value text) ON i.kind = t.kind AND i.value = t.value
+                """,
+                [json.dumps([{"kind": k, "value": v} for k, v in pairs], separators=(",", ":"))],
+            )
+        return {(kind, value): pid for kind, value, pid in cursor.fetchall()}
+
+
+def client_ids_resolve(client_ids: Iterable[int]) -> dict[int, int]:
+    """Each clientId → the live profile it names: itself, or the survivor it was merged into; one query.
+    Ids that name nothing are left out."""
+    ids = sorted({int(i) for i in client_ids})
+    if not ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT id, id FROM profiles_profile WHERE id = ANY(%(ids)s)
+            UNION ALL
+            SELECT a.old_client_id, a.profile_id FROM profiles_clientidalias a WHERE a.old_client_id = ANY(%(ids)s)
+            """,
+            {"ids": ids},
+        )
+        return dict(cursor.fetchall())
+
+
+def _client_id(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValidationFailed(f"clientId must be a number; got {value!r}.", field="clientId") from None
+
+
+def profile_lookup(*, kind: str, value) -> Profile:
+    """The profile an identifier (or ``clientId``, following merges) names, or NotFound naming it."""
+    if kind == "clientId":
+        pid = client_ids_resolve([_client_id(value)]).get(_client_id(value))
+    else:
+        normalized = identifier_normalize(kind, value)
+        pid = identifier_owners([(kind, normalized)]).get((kind, normalized))
+    profile = Profile.objects.filter(pk=pid).first() if pid is not None else None
+    if profile is None:
+        raise NotFound(f"No profile with {kind} '{value}'.", field=kind, code="profile.not_found")
+    return profile
 
 
 def tags_for(profile_ids: Iterable[int]) -> dict[int, list[str]]:
@@ -70,8 +136,8 @@ def profile_timeline(
     limit: int = 50,
 ) -> TimelinePage:
     """One profile's events newest first, ``limit`` per page, keyset-paged on (time, id): one query a page."""
-    if not 1 <= limit <= TIMELINE_MAX_PAGE:
-        raise ValidationFailed(f"limit must be between 1 and {TIMELINE_MAX_PAGE}.", field="limit")
+    if not 1 <= limit <= settings.TIMELINE_MAX_PAGE_SIZE:
+        raise ValidationFailed(f"limit must be between 1 and {settings.TIMELINE_MAX_PAGE_SIZE}.", field="limit")
     queryset = Event.objects.filter(profile_id=profile_id)
     if actions:
         queryset = queryset.filter(action__in=list(actions))
@@ -86,7 +152,7 @@ def profile_timeline(
     return TimelinePage(events=events, next_cursor=_cursor_encode(events[-1]) if more else None)
 
 
-# --- aggregates (the card's right column, F9) ---------------------------------------------------------
+# --- aggregates (the card's right column) ---------------------------------------------------------
 
 
 def profile_event_aggregates(
@@ -158,7 +224,7 @@ def profile_aggregates(*, profile_id: int, now: datetime | None = None) -> dict[
     }
 
 
-# --- the admin card and lists (F12) ---------------------------------------------------------------------
+# --- the admin card and lists ---------------------------------------------------------------------
 
 USER_AGENT_KEYS = ("userAgent", "user_agent", "useragent", "ua")
 ACTIVITY_WEEKS = 26
@@ -245,7 +311,7 @@ _EXTRAS_SQL = """
                 AND ((ag.key = ANY(%(defaults)s) AND s.status = %(granted)s) OR (NOT ag.is_default AND ag.is_active))),
              '[]'::json)
 """
-# The rules of profiles.services.identity.profile_lookup, in SQL: an identifier's owner, or a clientId
+# The rules of profile_lookup, in SQL: an identifier's owner, or a clientId
 # that is live or was merged into a live profile.
 _BY_IDENTIFIER = "p.id = (SELECT profile_id FROM profiles_identifier WHERE kind = %(kind)s AND value = %(value)s)"
 _BY_CLIENT_ID = (
@@ -266,6 +332,17 @@ def _profile_columns() -> list[str]:
     return [f.column for f in Profile._meta.concrete_fields]
 
 
+def _fetchall_prepared(sql: str, params) -> list[tuple]:
+    """Run a hot read with server-side binding, so psycopg prepares it once per connection (with
+    ``DB_PREPARED_STATEMENTS``); still through Django's cursor wrapper, so it is logged and counted."""
+    with connection.cursor() as cursor:
+        if settings.DB_PREPARED_STATEMENTS:
+            cursor.cursor.close()
+            cursor.cursor = psycopg.Cursor(connection.connection)
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
 def _profiles_with_extras(where: str, params: dict) -> list[tuple[Profile, ProfileExtras]]:
     from consents.models import ConsentStatus
     from consents.selectors import DEFAULT_KEYS
@@ -273,9 +350,7 @@ def _profiles_with_extras(where: str, params: dict) -> list[tuple[Profile, Profi
     columns = _profile_columns()
     sql = f"SELECT {', '.join('p.' + c for c in columns)}, {_EXTRAS_SQL} FROM profiles_profile p WHERE {where}"  # noqa: S608
     params = {**params, "defaults": list(DEFAULT_KEYS), "granted": ConsentStatus.GRANTED.value}
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
+    rows = _fetchall_prepared(sql, params)
     result = []
     n = len(columns)
     converters = [
@@ -297,6 +372,30 @@ def _profiles_with_extras(where: str, params: dict) -> list[tuple[Profile, Profi
             else:
                 custom[key] = status == ConsentStatus.GRANTED
         result.append((profile, ProfileExtras(list(previous), list(tags), agreements, custom)))
+    return result
+
+
+def profiles_versions(ids: Iterable[int]) -> dict[int, tuple[Profile, str]]:
+    """Profiles by id with their row version (``xmin``), in one query and without locks: a batch reads
+    every profile it may change this way and locks, checking the version, only those it does change."""
+    ids = sorted(set(ids))
+    if not ids:
+        return {}
+    columns = _profile_columns()
+    sql = f"SELECT {', '.join('p.' + c for c in columns)}, p.xmin::text FROM profiles_profile p WHERE p.id = ANY(%s)"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [ids])
+        rows = cursor.fetchall()
+    converters = [
+        (i, f.from_db_value) for i, f in enumerate(Profile._meta.concrete_fields) if hasattr(f, "from_db_value")
+    ]
+    result = {}
+    for row in rows:
+        values = list(row[:-1])
+        for i, convert in converters:
+            values[i] = convert(values[i], None, connection)
+        profile = profile_from_row(values, db=connection.alias)
+        result[profile.pk] = (profile, row[-1])
     return result
 
 

@@ -67,3 +67,9 @@ def newsletter(db):
     )
     AgreementText.objects.create(agreement=agreement, version=1, text="Send me the weekly newsletter.")
     return agreement
+
+
+@pytest.fixture
+def immediate_tasks(settings):
+    """Run queued background tasks at once (as the worker would later), e.g. the double opt-in e-mails."""
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}

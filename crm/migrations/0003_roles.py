@@ -1,4 +1,4 @@
-"""The two admin roles (F12), as groups: Marketers and Admin staff; and the "export profiles" permission.
+"""The two admin roles, as groups: Marketers and Admin staff; and the "export profiles" permission.
 
 Marketers work on profiles: the card and its side actions (tags, notes, events, consents on profiles, e-mail),
 the list and its bulk tag actions, and they may look at the consent ledger, attribute definitions and batch

@@ -275,7 +275,7 @@ def consent_rows(profile: Profile) -> list[dict[str, Any]]:
     rows = []
     for agreement, state in selectors.profile_consent_states(profile_id=profile.pk):
         choices = [ConsentStatus.GRANTED, ConsentStatus.DENIED]
-        if agreement.requires_double_opt_in:
+        if agreement.requires_double_opt_in or (state and state.status == ConsentStatus.AWAITING):
             choices.append(ConsentStatus.AWAITING)
         rows.append(
             {
@@ -299,9 +299,37 @@ def merge_rows(profile: Profile) -> list[dict[str, Any]]:
                 "record": record,
                 "label": snap.get("email") or snap.get("custom_id") or snap.get("uuid") or "",
                 "undone": record.undone_at is not None,
+                "reason": merge_sentence(record),
             }
         )
     return rows
+
+
+def merge_sentence(record) -> str:
+    """Why a merge happened, in one sentence: the identifiers that linked the profiles and the write."""
+    reason = record.reason or {}
+    links = reason.get("links") or []
+    write = reason.get("write") or {}
+    by = {}
+    for link in links:
+        by.setdefault(link["clientId"], []).append(f"{link['kind']} {link['value']}")
+    if record.forced or write.get("forced"):
+        sentence = f"Merged by hand (forced) into #{record.survivor_client_id}"
+    elif by:
+        named = "; ".join(f"{', '.join(values)} named #{pid}" for pid, values in sorted(by.items()))
+        sentence = f"One write named both profiles: {named}"
+    else:
+        sentence = f"Merged into #{record.survivor_client_id}"
+    origin = ", ".join(
+        part
+        for part in (
+            write.get("source") or record.source,
+            write.get("actor") or record.actor,
+            f"request {write['requestId']}" if write.get("requestId") else "",
+        )
+        if part
+    )
+    return f"{sentence} ({origin})." if origin else f"{sentence}."
 
 
 def aggregate_rows(aggregates: dict[str, Any]) -> list[dict[str, Any]]:

@@ -21,7 +21,8 @@ from django.views.decorators.http import require_POST
 from consents.context import RequestMeta
 from consents.mail import marketing_email_send
 from consents.models import Agreement
-from consents.services import can_contact, consent_set
+from consents.selectors import can_contact
+from consents.services import consent_set
 from crm.actors import actor_of
 from crm.errors import DomainError
 from profiles.admin.card import EMAIL_SENT, card_permissions
@@ -57,7 +58,7 @@ class EventForm(forms.Form):
 
 class ConsentForm(forms.Form):
     agreement = forms.IntegerField()
-    state = forms.CharField(max_length=32)
+    state = forms.CharField(max_length=32, required=False)  # empty: the "choose" entry, nothing to do
 
 
 class MailForm(forms.Form):
@@ -196,6 +197,9 @@ class CardActions:
             _form_errors(request, form, "Consent")
             return _back(request, profile, "card-consents")
         agreement = get_object_or_404(Agreement, pk=form.cleaned_data["agreement"])
+        if not form.cleaned_data["state"]:
+            messages.info(request, f"Consent {agreement.title}: nothing changed (no state chosen).")
+            return _back(request, profile, "card-consents")
         try:
             changed = consent_set(
                 profile=profile,

@@ -18,9 +18,10 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import Count, Q
+from django.db.models import Case, Count, Q, Value, When
 from django.db.models.functions import Lower
-from django.http import StreamingHttpResponse
+from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
@@ -41,34 +42,51 @@ from profiles.services.tags import tag_create, tags_add, tags_remove
 MAX_CLIENT_ID = 2**63 - 1
 
 
-def profile_search_q(term: str) -> Q:
-    """Profiles a free-text admin search names: any identifier (exactly, once normalised), clientId, or name.
+PARTIAL_MIN_LENGTH = 3  # trigram indexes serve LIKE '%…%' from three characters on
+EXACT_LIMIT = 1000
 
-    Identifiers are matched in the ``Identifier`` table, so a profile's secondary uuids (and any
-    e-mail or phone it owns) are found too. Names match whole, in any case: a first or last name,
-    or "first last" / "last first". A term that is an e-mail, phone, uuid or number is not also
-    tried as a name, so those searches stay index lookups.
-    """
+
+def profile_search_exact_ids(term: str) -> list[int]:
+    """Profiles a term names exactly: any identifier (once normalised, so secondary uuids count) or the clientId."""
     pairs = []
     for kind in IdentifierKind.values:
         try:
             pairs.append((kind, identifier_normalize(kind, term)))
         except DomainError:
             continue  # the term is not a valid identifier of this kind
-    q = Q(pk__in=Identifier.objects.filter(_any(Q(kind=k, value=v) for k, v in pairs)).values("profile_id"))
-    if term.isdigit():
-        if int(term) <= MAX_CLIENT_ID:
-            q |= Q(pk=int(term))
-        return q
-    if any(kind != IdentifierKind.CUSTOM_ID for kind, _ in pairs):
-        return q
-    # _first/_last are Lower() aliases (see get_search_results): the last name's expression index serves them.
-    words = term.lower().split()
-    whole = " ".join(words)
-    q |= Q(_first=whole) | Q(_last=whole)
-    for split in range(1, len(words)):
-        head, tail = " ".join(words[:split]), " ".join(words[split:])
-        q |= Q(_first=head, _last=tail) | Q(_first=tail, _last=head)
+    ids = list(
+        Identifier.objects.filter(_any(Q(kind=k, value=v) for k, v in pairs))
+        .values_list("profile_id", flat=True)
+        .distinct()[:EXACT_LIMIT]
+    )
+    if term.isdigit() and int(term) <= MAX_CLIENT_ID:
+        ids.append(int(term))
+    return ids
+
+
+def profile_search_q(term: str, exact_ids: list[int]) -> Q:
+    """Profiles a free-text admin search finds: the exact matches, then parts of e-mails and names.
+
+    A term of three characters or more also matches any part of an e-mail ("natalia74" finds
+    natalia74@example.com) and, word by word, parts of first and last names ("nowa" finds Nowak; "ola now"
+    finds Ola Nowak); the trigram indexes of migration 0005 serve these. Shorter words match whole names.
+    ``_first``/``_last`` are Lower() aliases (see ``get_search_results``).
+    """
+    q = Q(pk__in=exact_ids)
+    lowered = term.lower()
+    if len(lowered) >= PARTIAL_MIN_LENGTH:
+        q |= Q(email__contains=lowered)
+    words = lowered.split()
+    if words:
+        whole = " ".join(words)
+        q |= Q(_first=whole) | Q(_last=whole)
+        names = Q()
+        for word in words:
+            if len(word) >= PARTIAL_MIN_LENGTH:
+                names &= Q(_first__contains=word) | Q(_last__contains=word)
+            else:
+                names &= Q(_first=word) | Q(_last=word)
+        q |= names
     return q
 
 
@@ -133,40 +151,86 @@ class TagFilter(NoFacetsMixin, admin.SimpleListFilter):
         return queryset
 
 
-class AgreementStateFilter(NoFacetsMixin, admin.SimpleListFilter):
-    """``?consent=<agreement key>:<state>``; ``none`` means the profile never decided on that agreement."""
+class AgreementStateFilter(admin.ListFilter):
+    """One select per agreement in one small form: ``?consent=<agreement key>:<state>``, once per agreement.
+
+    ``none`` means the profile never decided on that agreement. Shows no counts (a count per state is a scan each).
+    """
 
     title = "agreement state"
     parameter_name = "consent"
+    template = "admin/profiles/profile/agreement_filter.html"
 
-    def lookups(self, request, model_admin):
+    def __init__(self, request, params, model, model_admin):
+        super().__init__(request, params, model, model_admin)
+        values = params.pop(self.parameter_name, [])
+        self.chosen: dict[str, str] = {}
+        for value in [values] if isinstance(values, str) else values:
+            key, _, state = value.partition(":")
+            if key and state:
+                self.chosen[key] = state
+        if self.chosen:
+            self.used_parameters[self.parameter_name] = [f"{key}:{state}" for key, state in self.chosen.items()]
         # Filters are built again for the facet counts: read the agreements once per request.
-        if not hasattr(request, "_profile_agreement_choices"):
-            request._profile_agreement_choices = self.agreement_choices()
-        return request._profile_agreement_choices
+        if not hasattr(request, "_profile_agreement_rows"):
+            request._profile_agreement_rows = self.agreement_rows()
+        self.agreements = request._profile_agreement_rows
 
     @staticmethod
-    def agreement_choices():
+    def agreement_rows() -> list[dict]:
         from consents.models import Agreement
 
-        choices = []
+        rows = []
         for key, title, double in Agreement.objects.filter(is_active=True).values_list(
             "key", "title", "requires_double_opt_in"
         ):
             states = ["granted", "denied", *(["awaiting_confirmation"] if double else []), "none"]
-            choices += [(f"{key}:{state}", f"{title}: {state.replace('_', ' ')}") for state in states]
-        return choices
+            labels = {"none": "never decided"}
+            rows.append(
+                {"key": key, "title": title, "states": [(s, labels.get(s, s.replace("_", " "))) for s in states]}
+            )
+        return rows
+
+    def has_output(self):
+        return bool(self.agreements)
+
+    def expected_parameters(self):
+        return [self.parameter_name]
 
     def queryset(self, request, queryset):
         from consents.models import ConsentState
 
-        key, _, state = (self.value() or "").partition(":")
-        if not key or not state:
-            return queryset
-        decided = ConsentState.objects.filter(agreement__key=key)
-        if state == "none":
-            return queryset.exclude(pk__in=decided.values("profile_id"))
-        return queryset.filter(pk__in=decided.filter(status=state).values("profile_id"))
+        for key, state in self.chosen.items():
+            decided = ConsentState.objects.filter(agreement__key=key)
+            if state == "none":
+                queryset = queryset.exclude(pk__in=decided.values("profile_id"))
+            else:
+                queryset = queryset.filter(pk__in=decided.filter(status=state).values("profile_id"))
+        return queryset
+
+    def choices(self, changelist):
+        yield {
+            "agreements": [
+                {**row, "value": f"{row['key']}:{self.chosen[row['key']]}" if row["key"] in self.chosen else ""}
+                for row in self.agreements
+            ],
+            "active": bool(self.chosen),
+            **_form_filter_context(self, changelist),
+        }
+
+
+def _form_filter_context(list_filter, changelist) -> dict:
+    """What a filter rendered as a small GET form needs: the other parameters to keep, and a link without it."""
+    return {
+        "remove_query_string": changelist.get_query_string(remove=[list_filter.parameter_name]),
+        "keep": [
+            (name, value)
+            for name, values in changelist.get_filters_params().items()
+            if name != list_filter.parameter_name
+            for value in (values if isinstance(values, list) else [values])
+        ],
+        "query": changelist.query,
+    }
 
 
 class InputFilter(NoFacetsMixin, admin.SimpleListFilter):
@@ -185,14 +249,7 @@ class InputFilter(NoFacetsMixin, admin.SimpleListFilter):
         yield {
             "value": self.value() or "",
             "parameter_name": self.parameter_name,
-            "remove_query_string": changelist.get_query_string(remove=[self.parameter_name]),
-            "keep": [
-                (name, value)
-                for name, values in changelist.get_filters_params().items()
-                if name != self.parameter_name
-                for value in (values if isinstance(values, list) else [values])
-            ],
-            "query": changelist.query,
+            **_form_filter_context(self, changelist),
         }
 
 
@@ -325,19 +382,10 @@ class ProfileChangeList(ChangeList):
 class ProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
     form = ProfileForm
     add_form = ProfileAddForm
-    list_display = [
-        "client_id",
-        "email",
-        "custom_id",
-        "phone",
-        "name",
-        "city",
-        "recognized",
-        "tag_list",
-        "created_at",
-        "last_activity_date",
-    ]
-    list_display_links = ["client_id", "email"]
+    # Chosen to fit 1280–1920 px with the navigation sidebar open; long values are cut with an ellipsis and shown
+    # whole in a tooltip (card.css). Phone, created and recognized are on the card, and filters.
+    list_display = ["client_id", "contact", "name", "custom_id_cell", "city_cell", "tag_list", "last_activity"]
+    list_display_links = ["client_id", "contact"]
     list_filter = [
         RecognizedFilter,
         TagFilter,
@@ -347,7 +395,7 @@ class ProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
         ("last_activity_date", DateRangeFilter),
     ]
     actions = ["add_tag", "remove_tag", "export_csv"]
-    save_on_top = True  # the card is long: Save at the top too
+    save_on_top = False  # the card's Save row sticks to the bottom of the window instead (card.css)
     action_form = ProfileActionForm
     bulk_limit = 50_000  # profiles one bulk tag action may touch (a "select all" over a million is refused)
     show_facets = ShowFacets.ALLOW  # and more: see ProfileChangeList
@@ -356,7 +404,9 @@ class ProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
     list_per_page = 50  # 100 rows cost ~1 ms each to render on a large table (bench/b10_admin.py)
     # Searching is profile_search_q's (get_search_results); these only show the search box.
     search_fields = ["email", "phone", "custom_id", "identifiers__value", "first_name", "last_name"]
-    search_help_text = "An exact e-mail, phone, customId, uuid or clientId; or a first and/or last name (any case)."
+    search_help_text = (
+        "An e-mail, phone, customId, uuid or clientId (exact matches first), or a part of an e-mail or of a name."
+    )
     readonly_fields = ["client_id", "recognized", "created_at", "updated_at", "last_activity_date"]
     native_fieldsets = [
         ("Demographics", {"fields": [("first_name", "last_name"), "display_name", "sex", "birth_date", "avatar_url"]}),
@@ -375,16 +425,68 @@ class ProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
+        # Read once per request (the filters' counts search again); a list of ids keeps the search's OR on indexes.
+        cache = request.__dict__.setdefault("_profile_search_exact", {}) if request is not None else {}
+        if term not in cache:
+            cache[term] = profile_search_exact_ids(term)
+        exact = cache[term]
+        lowered = term.lower()
         queryset = queryset.alias(_first=Lower("first_name"), _last=Lower("last_name"))
-        return queryset.filter(profile_search_q(term)), False
+        # Exact identifier matches first, then e-mails and names that start with the term, then the rest, each in
+        # the list's own order. (Ranking by an expression also keeps the planner on the search's indexes rather than
+        # walking the primary key backwards in the hope of meeting 50 matches early.)
+        starts = Q(email__startswith=lowered) | Q(_first__startswith=lowered) | Q(_last__startswith=lowered)
+        queryset = queryset.alias(
+            _rank=Case(When(pk__in=exact, then=Value(0)), When(starts, then=Value(1)), default=Value(2))
+        )
+        ordering = ["_rank", *queryset.query.order_by]
+        return queryset.filter(profile_search_q(term, exact)).order_by(*ordering), False
 
     @admin.display(description="clientId", ordering="id")
     def client_id(self, obj):
         return obj.pk
 
+    @admin.display(description="e-mail / uuid", ordering="email")
+    def contact(self, obj):
+        """The e-mail; for an anonymous profile its uuid, marked, so anonymous rows can be told apart."""
+        if obj.email:
+            return format_html('<span class="cell-cut" title="{}">{}</span>', obj.email, obj.email)
+        label = obj.custom_id or obj.phone
+        if label and not obj.anonymous:
+            return format_html('<span class="cell-cut" title="{}">{}</span>', label, label)
+        return format_html(
+            '<span class="cell-cut profile-anonymous" title="anonymous · uuid {}">{}</span>', obj.uuid, obj.uuid
+        )
+
     @admin.display(description="name", ordering="last_name")
     def name(self, obj):
-        return " ".join(part for part in (obj.first_name, obj.last_name) if part)
+        name = " ".join(part for part in (obj.first_name, obj.last_name) if part)
+        if name:
+            return format_html('<span class="cell-cut" title="{}">{}</span>', name, name)
+        return format_html('<span class="profile-anonymous-name">{}</span>', "anonymous") if obj.anonymous else "–"
+
+    @admin.display(description="customId", ordering="custom_id")
+    def custom_id_cell(self, obj):
+        value = obj.custom_id
+        return format_html('<span class="cell-cut" title="{}">{}</span>', value, value) if value else "–"
+
+    @admin.display(description="city", ordering="city")
+    def city_cell(self, obj):
+        value = obj.city
+        return format_html('<span class="cell-cut" title="{}">{}</span>', value, value) if value else "–"
+
+    @admin.display(description="last activity", ordering="last_activity_date")
+    def last_activity(self, obj):
+        when = obj.last_activity_date
+        if when is None:
+            return "never"
+        when = localtime(when)
+        return format_html(
+            '<time datetime="{}" title="{}">{}</time>',
+            when.isoformat(),
+            f"{when:%Y-%m-%d %H:%M}",
+            f"{when.day} {when:%b %Y}",
+        )
 
     @admin.display(description="recognized", boolean=True)
     def recognized(self, obj):
@@ -406,7 +508,10 @@ class ProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
         names = getattr(obj, "_tag_names", None)
         if names is None:
             names = selectors.tags_for([obj.pk])[obj.pk]
-        return format_html_join(" ", '<span class="profile-tag">{}</span>', ((n,) for n in names))
+        if not names:
+            return ""
+        tags = format_html_join(" ", '<span class="profile-tag">{}</span>', ((n,) for n in names))
+        return format_html('<span class="cell-cut profile-tags" title="{}">{}</span>', ", ".join(names), tags)
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {**(extra_context or {}), "tag_names": [name for _, name in tag_choices(request)]}
@@ -485,8 +590,17 @@ class ProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         profile = self.get_object(request, object_id)
         if profile is not None and self.has_view_or_change_permission(request, profile):
-            extra_context = {**(extra_context or {}), **card_context(request, profile)}
+            # On a card, Save stays on the card; "Save and add another" and "Save and continue" make no sense there.
+            extra_context = {
+                **(extra_context or {}),
+                **card_context(request, profile),
+                "show_save_and_add_another": False,
+                "show_save_and_continue": False,
+            }
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def response_post_save_change(self, request, obj):
+        return HttpResponseRedirect(reverse("admin:profiles_profile_change", args=[obj.pk]))
 
     def get_object(self, request, object_id, from_field=None):
         # change_view asks twice (for the card, then for the form); one query per request.

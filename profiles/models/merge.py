@@ -12,6 +12,9 @@ class MergeRecord(models.Model):
     merged_client_id = models.BigIntegerField(db_index=True)
     snapshot = models.JSONField()
     forced = models.BooleanField(default=False)
+    # Why: the identifiers that linked the profiles ({"links": [{kind, value, clientId}]}) and the write
+    # that caused it ({"write": {source, actor, requestId, forced}}).
+    reason = models.JSONField(default=dict, blank=True)
     source = models.CharField(max_length=32)
     actor = models.CharField(max_length=256, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -1,7 +1,7 @@
 import hashlib
 
 from django.conf import settings
-from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -73,6 +73,10 @@ class Profile(models.Model):
             models.Index(Lower("last_name"), name="profile_last_name_lower_idx"),
             models.Index(Lower("city"), name="profile_city_lower_idx"),
             GinIndex(fields=["attributes"], opclasses=["jsonb_path_ops"], name="profile_attributes_gin"),
+            # The admin's search by part of an e-mail or a name (LIKE '%…%'); created concurrently (migration 0005).
+            GinIndex(OpClass("email", name="gin_trgm_ops"), name="profile_email_trgm"),
+            GinIndex(OpClass(Lower("first_name"), name="gin_trgm_ops"), name="profile_first_name_trgm"),
+            GinIndex(OpClass(Lower("last_name"), name="gin_trgm_ops"), name="profile_last_name_trgm"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -6,7 +6,7 @@ TAG_NAME_MAX_LENGTH = 20
 
 
 class Tag(models.Model):
-    """A label marketers put on profiles (F3): a name unique case-insensitively, a colour, a description."""
+    """A label marketers put on profiles: a name unique case-insensitively, a colour, a description."""
 
     name = models.CharField(max_length=TAG_NAME_MAX_LENGTH)
     color = models.CharField(max_length=7, blank=True, default="", help_text="#RRGGBB, or empty.")

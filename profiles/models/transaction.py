@@ -8,7 +8,7 @@ class TransactionStatus(models.TextChoices):
 
 
 class Transaction(models.Model):
-    """An order (F10). ``order_id`` is unique: a repeated order id updates the order, never duplicates it."""
+    """An order. ``order_id`` is unique: a repeated order id updates the order, never duplicates it."""
 
     order_id = models.CharField(max_length=128)
     profile = models.ForeignKey("profiles.Profile", on_delete=models.CASCADE, related_name="transactions")
@@ -52,7 +52,7 @@ class Transaction(models.Model):
 
 
 class ProfileCommerce(models.Model):
-    """A profile's commerce figures (F10), refreshed set-based on every transaction write, and its RFM scores.
+    """A profile's commerce figures, refreshed set-based on every transaction write, and its RFM scores.
 
     Figures count completed orders; returned ones count only in ``total_returns``. Currencies are not
     converted: ``currency`` is the one of the latest order. RFM scores (1–5 against the whole customer

@@ -1,15 +1,16 @@
-"""Every write to profiles goes through these functions (ARCHITECTURE.md, "Layers")."""
+"""Every write to profiles goes through these functions."""
+
+from profiles.normalize import identifier_normalize
+from profiles.selectors import profile_lookup
 
 from .attributes import attribute_definition_create
 from .identity import (
     ProfileInput,
     UpsertResult,
     profile_delete,
-    profile_lookup,
     profile_update,
     profile_upsert,
 )
-from .normalize import identifier_normalize
 
 __all__ = [
     "ProfileInput",

@@ -6,40 +6,21 @@ attributes in Python without a query per item, and creates the new definitions i
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
+from django.conf import settings
+
 from crm.errors import ValidationFailed
+from profiles.attribute_names import RESERVED_KEYS, attribute_key
 from profiles.models import AttributeDefinition, AttributeType
 
-# Native fields (as the API names them) and system attributes shown in `attributes`: never custom.
-NATIVE_FIELDS = (
-    "clientId", "email", "phone", "customId", "uuid", "firstName", "lastName", "displayName", "company",
-    "address", "city", "province", "zipCode", "countryCode", "birthDate", "sex", "avatarUrl",
-    "lastActivityDate", "anonymous", "agreements", "attributes", "tags", "previousClients",
-)  # fmt: skip
-SYSTEM_ATTRIBUTES = ("eventCreateTime", "correlationId", "createdAt", "updatedAt", "id", "profileId")
 MAX_NAME_LENGTH = 256
-MAX_STRING_LENGTH = 10_000
-MAX_LIST_ITEMS = 1_000
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$")
-
-
-_SEPARATORS = re.compile(r"[\s_\-.]+")
-
-
-@functools.lru_cache(maxsize=4096)
-def attribute_key(name: str) -> str:
-    """The spelling-independent key of a name: lower case, separators removed (cached: batches repeat names)."""
-    return _SEPARATORS.sub("", name).lower()
-
-
-RESERVED_KEYS = {attribute_key(name): name for name in NATIVE_FIELDS + SYSTEM_ATTRIBUTES}
 
 
 def _parse_datetime(value: str) -> datetime | None:
@@ -77,54 +58,66 @@ def infer_type(value) -> str:
     return "object"
 
 
+def _mismatch(name: str, type_: str, value, expected: str):
+    raise ValidationFailed(
+        f"Attribute '{name}' is of type {type_}; {expected}, got {json_type(value)} {short(value)}.",
+        field=f"attributes.{name}",
+        code="attribute.type_mismatch",
+    )
+
+
 def coerce_value(name: str, type_: str, value):
     """The value to store for an attribute of this type, or ValidationFailed naming the attribute."""
-
-    def fail(expected: str):
-        raise ValidationFailed(
-            f"Attribute '{name}' is of type {type_}; {expected}, got {json_type(value)} {short(value)}.",
-            field=f"attributes.{name}",
-            code="attribute.type_mismatch",
-        )
-
-    if isinstance(value, str) and not value.strip():
-        raise ValidationFailed(
-            f"Attribute '{name}' must not be an empty string; send null to delete it.",
-            field=f"attributes.{name}",
-            code="attribute.empty",
-        )
-    if type_ == AttributeType.BOOLEAN:
-        if not isinstance(value, bool):
-            fail("expected true or false")
+    # The common cases first, without building anything (a batch checks ten attributes per profile).
+    kind = type(value)
+    if kind is str:
+        if not value.strip():
+            raise ValidationFailed(
+                f"Attribute '{name}' must not be an empty string; send null to delete it.",
+                field=f"attributes.{name}",
+                code="attribute.empty",
+            )
+        if type_ == AttributeType.STRING:
+            if len(value) > settings.ATTRIBUTE_MAX_STRING_LENGTH:
+                _mismatch(name, type_, value, f"expected at most {settings.ATTRIBUTE_MAX_STRING_LENGTH} characters")
+            return value
+    elif kind is bool:
+        if type_ == AttributeType.BOOLEAN:
+            return value
+    elif kind is int and type_ == AttributeType.NUMBER:
         return value
+    if type_ == AttributeType.BOOLEAN:
+        _mismatch(name, type_, value, "expected true or false")
     if type_ == AttributeType.NUMBER:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            fail("expected a number")
+            _mismatch(name, type_, value, "expected a number")
         if isinstance(value, float) and not math.isfinite(value):
-            fail("expected a finite number")
+            _mismatch(name, type_, value, "expected a finite number")
         return value
     if type_ == AttributeType.STRING:
-        if not isinstance(value, str):
-            fail("expected a string")
-        if len(value) > MAX_STRING_LENGTH:
-            fail(f"expected at most {MAX_STRING_LENGTH} characters")
-        return value
+        _mismatch(name, type_, value, "expected a string")
     if type_ == AttributeType.DATE:
         if not isinstance(value, str) or not _parse_date(value):
-            fail("expected a date as YYYY-MM-DD")
+            _mismatch(name, type_, value, "expected a date as YYYY-MM-DD")
         return value
     if type_ == AttributeType.DATETIME:
         parsed = _parse_datetime(value) if isinstance(value, str) else None
         if parsed is None:
-            fail("expected an ISO 8601 date-time")
+            _mismatch(name, type_, value, "expected an ISO 8601 date-time")
         return parsed.astimezone(UTC).isoformat().replace("+00:00", "Z")
     if type_ == AttributeType.LIST:
         if not isinstance(value, list):
-            fail("expected a list")
-        if len(value) > MAX_LIST_ITEMS or any(
+            _mismatch(name, type_, value, "expected a list")
+        if len(value) > settings.ATTRIBUTE_MAX_LIST_ITEMS or any(
             isinstance(item, dict | list) or item is None or item == "" for item in value
         ):
-            fail(f"expected a list of at most {MAX_LIST_ITEMS} non-empty strings, numbers or booleans")
+            _mismatch(
+                name,
+                type_,
+                value,
+                f"expected a list of at most {settings.ATTRIBUTE_MAX_LIST_ITEMS} non-empty strings, numbers "
+                "or booleans",
+            )
         return value
     raise AssertionError(f"unknown attribute type {type_}")
 

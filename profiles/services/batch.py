@@ -1,6 +1,6 @@
-"""Set-based batch upsert: a thousand profiles in a fixed number of queries (F7, ARCHITECTURE.md "Layers").
+"""Set-based batch upsert: a thousand profiles in a fixed number of queries.
 
-The batch runs the single-write rules (``identity._diff``, ``identity._new_profile``) in memory,
+The batch runs the single-write rules (``resolution.profile_diff``, ``resolution.profile_new``) in memory,
 item after item, against the profiles its identifiers name (read and locked in one query each),
 then writes the outcome with a handful of set-based statements: ids from the sequence, new
 profiles by ``COPY``, identifier claims and releases through ``unnest``, changed profiles by one
@@ -14,45 +14,45 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.tasks import task
 from django.utils import timezone
 
 from consents.models import Agreement
-from crm.errors import DomainError, ValidationFailed
+from consents.services import ConsentItem, consents_set_many
+from crm.errors import DomainError
 from crm.models import Job
+from crm.request_id import request_id_scope
 from profiles import signals
+from profiles.fields import ALL_COLUMNS, EDITABLE_BY_API_NAME, IDENTIFIER_COLUMNS, TEMPORAL_COLUMNS
 from profiles.models import Profile
+from profiles.selectors import identifier_owners, profiles_versions
 from profiles.services.attributes import AttributeCatalog
-from profiles.services.identity import (
-    ProfileInput,
-    _clean,
-    _CleanInput,
-    _diff,
-    _new_profile,
-    _resolve_and_write,
-    _Retry,
-    _set_agreements,
-    _uuid_resets,
-    _with_retries,
+from profiles.services.identity import ProfileInput, agreement_state, resolve_and_write
+from profiles.services.resolution import (
+    CleanInput,
+    Retry,
+    identifiers_held,
+    identifiers_missing,
+    input_clean,
+    profile_diff,
+    profile_new,
+    uuid_resets,
+    with_retries,
 )
 
 logger = logging.getLogger(__name__)
 
-# Profile columns written by the batch (the primary key first).
-COLUMNS = (
-    "id", "email", "phone", "custom_id", "uuid", "first_name", "last_name", "display_name", "company", "address",
-    "city", "province", "zip_code", "country_code", "birth_date", "sex", "avatar_url", "attributes",
-    "correlation_id", "last_activity_date", "created_at", "updated_at",
-)  # fmt: skip
-UPDATABLE = (*COLUMNS[1:-3], "updated_at")
+# Profile columns written by the batch (the primary key first), from the model.
+COLUMNS = ALL_COLUMNS
+UPDATABLE = tuple(c for c in COLUMNS if c not in {"id", "correlation_id", "created_at", "last_activity_date"})
 SQL_TYPES = {
-    "birth_date": "date",
+    **{c: "date" if t == "DateField" else "timestamptz" for c, t in TEMPORAL_COLUMNS.items()},
     "attributes": "jsonb",
-    "last_activity_date": "timestamptz",
-    "updated_at": "timestamptz",
 }
 
 
@@ -62,6 +62,7 @@ class ItemResult:
     status: str  # created, updated, merged, unchanged, failed
     client_id: int | None = None
     error: dict | None = None
+    warnings: list[dict] = field(default_factory=list)  # {code, message, field}: parts not applied
 
 
 @dataclass
@@ -73,7 +74,8 @@ class _Slot:
     owned: set[tuple[str, str]] = field(default_factory=set)  # identifiers known to be its own
     changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     was_anonymous: bool = False
-    agreements: list = field(default_factory=list)
+    agreements: list = field(default_factory=list)  # (item index, agreement, granted, decided at), in item order
+    version: str | None = None  # xmin of the row read (existing profiles)
 
 
 def profiles_upsert_many(*, items: list[ProfileInput], source: str, actor: str = "") -> list[ItemResult]:
@@ -81,30 +83,26 @@ def profiles_upsert_many(*, items: list[ProfileInput], source: str, actor: str =
     catalog = AttributeCatalog.load()
     agreements = {a.key: a for a in Agreement.objects.filter(is_active=True)}
     results: list[ItemResult | None] = [None] * len(items)
-    cleaned: list[tuple[int, _CleanInput]] = []
+    cleaned: list[tuple[int, CleanInput]] = []
     for index, item in enumerate(items):
         try:
-            clean = _clean(item, catalog, agreements)
-            if not any(v is not None for v in clean.identifiers.values()):
-                raise ValidationFailed(
-                    "A profile needs at least one identifier: email, phone, uuid or customId.",
-                    field="identifiers",
-                    code="identifier.missing",
-                )
+            clean = input_clean(item, catalog, agreements)
+            if not clean.pairs():
+                raise identifiers_missing()
         except DomainError as error:
             results[index] = ItemResult(index, "failed", error=error.as_dict())
             continue
         cleaned.append((index, clean))
 
-    slow = _with_retries(lambda: _fast_path(cleaned, catalog, results, source=source, actor=actor))
+    slow = with_retries(lambda: _fast_path(cleaned, catalog, results, source=source, actor=actor))
     for index, clean in slow:
         results[index] = _slow_item(index, clean, catalog, source=source, actor=actor)
     return results  # type: ignore[return-value]
 
 
-def _slow_item(index: int, clean: _CleanInput, catalog: AttributeCatalog, *, source: str, actor: str) -> ItemResult:
+def _slow_item(index: int, clean: CleanInput, catalog: AttributeCatalog, *, source: str, actor: str) -> ItemResult:
     try:
-        result = _with_retries(lambda: _resolve_and_write(clean, catalog, source=source, actor=actor))
+        result = with_retries(lambda: resolve_and_write(clean, catalog, source=source, actor=actor))
     except DomainError as error:
         return ItemResult(index, "failed", error=error.as_dict())
     if result.merged_client_ids:
@@ -113,41 +111,27 @@ def _slow_item(index: int, clean: _CleanInput, catalog: AttributeCatalog, *, sou
         status = "created"
     else:
         status = "updated" if result.changes else "unchanged"
-    return ItemResult(index, status, client_id=result.profile.pk)
+    return ItemResult(index, status, client_id=result.profile.pk, warnings=result.warnings)
 
 
-def _owners(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    if not pairs:
-        return {}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT i.kind, i.value, i.profile_id FROM profiles_identifier i
-            JOIN json_to_recordset(%s::json) AS t(kind text, value text) ON i.kind = t.kind AND i.value = t.value
-            """,
-            [_json_rows(("kind", "value"), pairs)],
-        )
-        return {(kind, value): pid for kind, value, pid in cursor.fetchall()}
-
-
-def _fast_path(cleaned, catalog, results, *, source: str, actor: str) -> list[tuple[int, _CleanInput]]:
+def _fast_path(cleaned, catalog, results, *, source: str, actor: str) -> list[tuple[int, CleanInput]]:
     """Simulate the batch item by item in memory, write the outcome set-based; return the items left over."""
     pairs = {(k, v) for _, clean in cleaned for k, v in clean.identifiers.items() if v is not None}
-    owners = _owners(pairs)
-    locked = {
-        p.pk: p for p in Profile.objects.select_for_update().filter(pk__in=sorted(set(owners.values()))).order_by("pk")
-    }
-    if _owners(pairs) != owners or len(locked) != len(set(owners.values())):
-        raise _Retry  # identifiers moved between the read and the lock: read again
+    owners = identifier_owners(pairs)
+    # Read without locks: only the profiles this batch changes are locked, at write time, and only
+    # if they are still the version read here (else the whole batch is resolved again).
+    existing = profiles_versions(owners.values())
+    if len(existing) != len(set(owners.values())):
+        raise Retry  # one was merged or deleted since we read the identifiers
     slots: dict[int, _Slot] = {}  # key: clientId for existing profiles, -n for new ones
-    for pid, profile in locked.items():
-        slots[pid] = _Slot(profile=profile, new=False, was_anonymous=profile.anonymous)
+    for pid, (profile, version) in existing.items():
+        slots[pid] = _Slot(profile=profile, new=False, was_anonymous=profile.anonymous, version=version)
     index_of: dict[tuple[str, str], int] = dict(owners)  # identifier -> slot key
-    for pair, pid in owners.items():
-        slots[pid].owned.add(pair)
+    for pid, held in identifiers_held(existing).items():
+        slots[pid].owned.update((kind, value) for kind, values in held.items() for value in values)
     tainted_slots: set[int] = set()
     tainted_pairs: set[tuple[str, str]] = set()
-    slow: list[tuple[int, _CleanInput]] = []
+    slow: list[tuple[int, CleanInput]] = []
     item_slot: dict[int, tuple[int, bool, bool]] = {}  # item index -> (slot key, created, changed)
     claims: dict[tuple[str, str], int] = {}
     releases: dict[tuple[str, str], int] = {}
@@ -157,12 +141,11 @@ def _fast_path(cleaned, catalog, results, *, source: str, actor: str) -> list[tu
         item_pairs = [(k, v) for k, v in clean.identifiers.items() if v is not None]
         hits = {pair: index_of[pair] for pair in item_pairs if pair in index_of}
         candidates = set(hits.values())
-        profiles_by_key = {key: slots[key].profile for key in candidates}
         needs_single_path = (
             len(candidates) > 1
             or candidates & tainted_slots
             or any(pair in tainted_pairs for pair in item_pairs)
-            or (hits and _uuid_resets(clean, hits, profiles_by_key))
+            or (hits and uuid_resets(clean, hits, {key: _held(slots[key]) for key in candidates}))
         )
         if needs_single_path:
             slow.append((index, clean))
@@ -170,19 +153,19 @@ def _fast_path(cleaned, catalog, results, *, source: str, actor: str) -> list[tu
             tainted_pairs |= set(item_pairs)
             continue
         if not candidates:
-            profile, identifiers = _new_profile(clean)
+            profile, identifiers = profile_new(clean)
             key, next_new = next_new, next_new - 1
             slot = slots[key] = _Slot(profile=profile, new=True)
             for pair in identifiers:
                 index_of[pair] = key
                 slot.owned.add(pair)
                 claims[pair] = key
-            slot.agreements.extend(clean.agreements)
+            slot.agreements.extend((index, a, granted, clean.agreements_decided_at) for a, granted in clean.agreements)
             item_slot[index] = (key, True, True)
             continue
         key = candidates.pop()
         slot = slots[key]
-        diff = _diff(slot.profile, clean, lambda kind, value, slot=slot: (kind, value) in slot.owned)
+        diff = profile_diff(slot.profile, clean, lambda kind, value, slot=slot: (kind, value) in slot.owned)
         for pair in diff.release:
             index_of.pop(pair, None)
             slot.owned.discard(pair)
@@ -198,19 +181,45 @@ def _fast_path(cleaned, catalog, results, *, source: str, actor: str) -> list[tu
         for name, (old, new) in diff.changes.items():
             first_old = slot.changes[name][0] if name in slot.changes else old
             slot.changes[name] = (first_old, new)
-        slot.agreements.extend(clean.agreements)
+        slot.agreements.extend((index, a, granted, clean.agreements_decided_at) for a, granted in clean.agreements)
         item_slot[index] = (key, False, bool(diff.changes))
 
-    _write(slots, claims, releases, catalog, actor=actor)
-    _record_results(item_slot, slots, results)
+    _write(slots, claims, releases, catalog, actor=actor, owners=owners)
     _send_signals(slots, source=source, actor=actor)
-    for slot in slots.values():
-        if slot.agreements:
-            _set_agreements(slot.profile, _agreements_only(slot.agreements), source=source, actor=actor)
+    warnings = _set_consents(slots, source=source, actor=actor)
+    _record_results(item_slot, slots, results, warnings)
     return slow
 
 
-def _record_results(item_slot, slots, results) -> None:
+def _set_consents(slots: dict[int, _Slot], *, source: str, actor: str) -> dict[int, list[dict]]:
+    """Every item's agreements in one ``consents_set_many`` call (per profile in item order); warnings by item."""
+    entries = [
+        (index, ConsentItem(slot.profile.pk, agreement, agreement_state(granted), decided_at=decided_at))
+        for slot in slots.values()
+        for index, agreement, granted, decided_at in slot.agreements
+    ]
+    if not entries:
+        return {}
+    outcome = consents_set_many(items=[item for _, item in entries], source=source, actor=actor)
+    warnings: dict[int, list[dict]] = {}
+    for (index, _), result in zip(entries, outcome, strict=True):
+        if result.error is not None:
+            if result.error.code == "profile.not_found":
+                raise Retry  # merged or deleted since the batch read it (read without locks): resolve again
+            raise result.error  # checked with the item; only a concurrent change of the agreement gets here
+        if result.warning:
+            warnings.setdefault(index, []).append(result.warning)
+    return warnings
+
+
+def _held(slot: _Slot) -> dict[str, set[str]]:
+    held: dict[str, set[str]] = {}
+    for kind, value in slot.owned:
+        held.setdefault(kind, set()).add(value)
+    return held
+
+
+def _record_results(item_slot, slots, results, warnings: dict[int, list[dict]]) -> None:
     """Only the first item of a new profile created it; later items of the same batch updated it."""
     seen: set[int] = set()
     for index in sorted(item_slot):
@@ -218,18 +227,36 @@ def _record_results(item_slot, slots, results) -> None:
         slot = slots[key]
         status = "created" if slot.new and key not in seen else "updated" if changed else "unchanged"
         seen.add(key)
-        results[index] = ItemResult(index, status, client_id=slot.profile.pk)
+        results[index] = ItemResult(index, status, client_id=slot.profile.pk, warnings=warnings.get(index, []))
 
 
-def _agreements_only(agreements) -> _CleanInput:
-    return _CleanInput(identifiers={}, fields={}, attributes={}, agreements=agreements)
-
-
-def _write(slots: dict[int, _Slot], claims, releases, catalog: AttributeCatalog, *, actor: str) -> None:
+def _write(slots: dict[int, _Slot], claims, releases, catalog: AttributeCatalog, *, actor: str, owners) -> None:
     catalog.save_pending(created_by=actor)
     new = [slot for slot in slots.values() if slot.new]
     changed = [slot for slot in slots.values() if not slot.new and slot.changes]
+    changed_ids = {slot.profile.pk for slot in changed}
+    # Profiles whose identifiers change but whose row does not: locked, version-checked, not rewritten.
+    relinked = {key for key in (*claims.values(), *releases.values()) if not slots[key].new} - changed_ids
     with connection.cursor() as cursor:
+        # The changed rows are updated (and so locked) only if they are still the version read; the
+        # relinked ones are locked the same way. Anything else: resolve the batch again.
+        if changed and _update_profiles(cursor, [(slot.profile, slot.version) for slot in changed], slots) != len(
+            changed
+        ):
+            raise Retry
+        if relinked:
+            cursor.execute(
+                """
+                SELECT p.id FROM profiles_profile p
+                JOIN json_to_recordset(%s::json) AS t(id bigint, v text) ON p.id = t.id AND p.xmin = t.v::xid
+                ORDER BY p.id FOR UPDATE OF p
+                """,
+                [_json_rows(("id", "v"), ((key, slots[key].version) for key in sorted(relinked)))],
+            )
+            if len(cursor.fetchall()) != len(relinked):
+                raise Retry
+        if (changed or relinked) and identifier_owners(owners) != owners:
+            raise Retry  # an identifier moved since the read
         if new:
             cursor.execute(
                 "SELECT nextval(pg_get_serial_sequence('profiles_profile', 'id')) FROM generate_series(1, %s)",
@@ -257,9 +284,7 @@ def _write(slots: dict[int, _Slot], claims, releases, catalog: AttributeCatalog,
                 [_json_rows(("p", "k", "v"), ((slots[key].profile.pk, k, v) for (k, v), key in claims.items()))],
             )
             if len(cursor.fetchall()) != len(claims):
-                raise _Retry  # a concurrent write claimed one of them first: resolve the batch again
-        if changed:
-            _update_profiles(cursor, [slot.profile for slot in changed])
+                raise Retry  # a concurrent write claimed one of them first: resolve the batch again
 
 
 def _copy_profiles(cursor, profiles: list[Profile]) -> None:
@@ -270,28 +295,46 @@ def _copy_profiles(cursor, profiles: list[Profile]) -> None:
             copy.write_row(row)
 
 
-def _update_profiles(cursor, profiles: list[Profile]) -> None:
+def _changed_columns(changes: dict[str, tuple]) -> set[str]:
+    """The Profile columns a change set (keys by API name) touches."""
+    columns = set()
+    for name in changes:
+        if name.startswith("attributes."):
+            columns.add("attributes")
+        elif name in IDENTIFIER_COLUMNS:
+            columns.add(IDENTIFIER_COLUMNS[name])
+        else:
+            columns.add(EDITABLE_BY_API_NAME[name])
+    return columns
+
+
+def _update_profiles(cursor, profiles: list[tuple[Profile, str]], slots) -> int:
+    """Write the changed columns of these profiles in one statement, each only if its row is still the
+    version read (``xmin``); returns how many rows were written."""
     now = timezone.now()
-    temporal = {c for c in UPDATABLE if SQL_TYPES.get(c) in ("date", "timestamptz")}
+    changed = set().union(*(_changed_columns(slots[p.pk].changes) for p, _ in profiles))
+    columns = [c for c in UPDATABLE if c in changed or c == "updated_at"]
+    temporal = {c for c in columns if SQL_TYPES.get(c) in ("date", "timestamptz")}
     rows = []
-    for profile in profiles:
-        row: list = [profile.pk]
-        for column in UPDATABLE:
+    for profile, version in sorted(profiles, key=lambda pair: pair[0].pk):
+        row: list = [profile.pk, version]
+        for column in columns:
             value = now if column == "updated_at" else getattr(profile, column)
             row.append(value.isoformat() if value is not None and column in temporal else value)
         rows.append(row)
-    assignments = ", ".join(f"{c} = t.{c}" for c in UPDATABLE)
-    definitions = ", ".join(f"{c} {SQL_TYPES.get(c, 'text')}" for c in UPDATABLE)
+    assignments = ", ".join(f"{c} = t.{c}" for c in columns)
+    definitions = ", ".join(f"{c} {SQL_TYPES.get(c, 'text')}" for c in columns)
     cursor.execute(
         f"""
         UPDATE profiles_profile p SET {assignments}
-        FROM json_to_recordset(%s::json) AS t(id bigint, {definitions})
-        WHERE p.id = t.id
-        """,  # noqa: S608 - column names are constants of this module
-        [_json_rows(("id", *UPDATABLE), rows)],
+        FROM json_to_recordset(%s::json) AS t(id bigint, v text, {definitions})
+        WHERE p.id = t.id AND p.xmin = t.v::xid
+        """,  # noqa: S608 - column names come from the model's registry
+        [_json_rows(("id", "v", *columns), rows)],
     )
-    for profile in profiles:
+    for profile, _ in profiles:
         profile.updated_at = now
+    return cursor.rowcount
 
 
 def _json_rows(names: tuple[str, ...], rows) -> str:
@@ -326,19 +369,26 @@ BATCH_JOB_KIND = "profiles.batch"
 
 
 def _input_to_json(data: ProfileInput) -> dict:
-    return {
+    entry = {
         "identifiers": data.identifiers,
         "fields": {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in data.fields.items()},
         "attributes": data.attributes,
         "agreements": data.agreements,
     }
+    if data.agreements_decided_at is not None:
+        entry["agreements_decided_at"] = data.agreements_decided_at.isoformat()
+    return entry
+
+
+def _input_from_json(entry: dict) -> ProfileInput:
+    entry = dict(entry)
+    decided_at = entry.pop("agreements_decided_at", None)
+    return ProfileInput(**entry, agreements_decided_at=datetime.fromisoformat(decided_at) if decided_at else None)
 
 
 def profiles_batch_submit(*, items: list[ProfileInput | DomainError], source: str, actor: str = "") -> Job:
     """Store a batch as a job and queue it for the worker (after commit). Items that failed the
     surface's shape check are kept as failures at their index, so the job reports them."""
-    from profiles.tasks import run_profile_batch
-
     payload = [{"error": item.as_dict()} if isinstance(item, DomainError) else _input_to_json(item) for item in items]
     job = Job.objects.create(kind=BATCH_JOB_KIND, payload=payload, source=source, actor=actor)
     transaction.on_commit(lambda: run_profile_batch.enqueue(str(job.pk)))
@@ -360,7 +410,8 @@ def profiles_batch_run(*, job_id) -> Job:
         job.status, job.started_at, job.attempts = Job.Status.RUNNING, timezone.now(), job.attempts + 1
         job.message, job.finished_at = "", None
         if job.processed == 0:
-            job.counts, job.errors = dict.fromkeys(("created", "updated", "merged", "unchanged", "failed"), 0), []
+            job.counts = dict.fromkeys(("created", "updated", "merged", "unchanged", "failed"), 0)
+            job.errors, job.warnings = [], []
         job.save(
             update_fields=[
                 "status",
@@ -370,6 +421,7 @@ def profiles_batch_run(*, job_id) -> Job:
                 "finished_at",
                 "counts",
                 "errors",
+                "warnings",
                 "processed",
             ]
         )
@@ -381,7 +433,7 @@ def profiles_batch_run(*, job_id) -> Job:
             with transaction.atomic():
                 _run_chunk(job, chunk)
                 job.processed = start + len(chunk)
-                job.save(update_fields=["processed", "counts", "errors"])
+                job.save(update_fields=["processed", "counts", "errors", "warnings"])
         except Exception as exc:
             logger.exception("batch job %s failed at item %s", job.pk, start)
             _reconnect()
@@ -399,7 +451,7 @@ def profiles_batch_run(*, job_id) -> Job:
 def _run_chunk(job: Job, chunk: list[tuple[int, dict]]) -> None:
     indexed = [(i, entry) for i, entry in chunk if "error" not in entry]
     results = profiles_upsert_many(
-        items=[ProfileInput(**entry) for _, entry in indexed], source=job.source, actor=job.actor
+        items=[_input_from_json(entry) for _, entry in indexed], source=job.source, actor=job.actor
     )
     for i, entry in chunk:
         if "error" in entry:
@@ -409,9 +461,19 @@ def _run_chunk(job: Job, chunk: list[tuple[int, dict]]) -> None:
         job.counts[result.status] += 1
         if result.error:
             job.errors.append({"index": i, **result.error})
+        job.warnings.extend({"index": i, **warning} for warning in result.warnings)
     job.errors.sort(key=lambda e: e["index"])
 
 
 def _reconnect() -> None:
     """After a database error: drop the connection if it is broken, so recording the failure takes a new one."""
     connection.close_if_unusable_or_obsolete()
+
+
+@task
+def run_profile_batch(job_id: str) -> dict:
+    # The job's events carry the id of the request that submitted it.
+    request_id = Job.objects.filter(pk=job_id).values_list("request_id", flat=True).first()
+    with request_id_scope(request_id):
+        job = profiles_batch_run(job_id=job_id)
+    return {"job": str(job.pk), "status": job.status, "counts": job.counts}

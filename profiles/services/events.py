@@ -17,16 +17,16 @@ from typing import Any
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from crm.errors import DomainError, NotFound, ValidationFailed
 from crm.request_id import current_request_id
 from profiles import signals
-from profiles.models import Event, EventAction, Identifier, IdentifierKind, Profile
-from profiles.services.identity import ProfileInput, profile_lookup, profile_update, profile_upsert
-from profiles.services.merge_registry import rows_move, rows_move_back
-from profiles.services.normalize import identifier_normalize
+from profiles.merge_registry import rows_move, rows_move_back
+from profiles.models import Event, EventAction, IdentifierKind, Profile
+from profiles.normalize import identifier_normalize
+from profiles.selectors import identifier_owners, profile_lookup
+from profiles.services.identity import ProfileInput, profile_update, profile_upsert
 
 ACTION_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)+$")
 ACTION_MAX_LENGTH = Event._meta.get_field("action").max_length
@@ -165,11 +165,7 @@ def event_profile_resolve(identifiers: dict[str, Any], *, source: str, actor: st
         if "clientId" in identifiers:
             return profile_lookup(kind="clientId", value=identifiers["clientId"])
         normalized = {kind: identifier_normalize(kind, value) for kind, value in identifiers.items()}
-        query = Q()
-        for kind, value in normalized.items():
-            query |= Q(kind=kind, value=value)
-        rows = Identifier.objects.filter(query).values_list("kind", "value", "profile_id")
-        owners = {(k, v): pid for k, v, pid in rows}
+        owners = identifier_owners(normalized.items())
         profile_ids = set(owners.values())
         if len(owners) == len(normalized) and len(profile_ids) == 1:
             return Profile.objects.get(pk=profile_ids.pop())
@@ -314,7 +310,7 @@ def note_add(*, profile: Profile, text: str, author: str, source: str) -> Event:
     return event
 
 
-# --- merge steps (profiles.services.merge_registry) --------------------------------------------------
+# --- merge steps (profiles.merge_registry) --------------------------------------------------
 
 
 def events_merge_step(ctx) -> dict:

@@ -1,4 +1,4 @@
-"""Merging profiles into a survivor, and undoing a merge from its snapshot (F5).
+"""Merging profiles into a survivor, and undoing a merge from its snapshot.
 
 A merge moves the merged-in profile's identifiers to the survivor, fills the survivor's empty
 fields and attributes from it (the survivor's values win), re-points old clientIds, runs every
@@ -20,20 +20,24 @@ from django.utils import timezone
 
 from crm.errors import NotFound, ValidationFailed
 from profiles import signals
-from profiles.models import ClientIdAlias, Identifier, MergeRecord, Profile, Sex
-from profiles.services.merge_registry import MergeContext, UnmergeContext, registry
+from profiles.fields import DEFAULTS, IDENTIFIER_COLUMNS, SNAPSHOT_COLUMNS, SYSTEM_COLUMNS
+from profiles.merge_registry import MergeContext, UnmergeContext, registry
+from profiles.models import ClientIdAlias, Identifier, MergeRecord, Profile
+from profiles.selectors import client_ids_resolve
 
-MAX_FORCED_MERGE = 20
 # Profile columns kept in a snapshot (and restored on undo).
-STATE_FIELDS = (
-    "email", "phone", "custom_id", "uuid", "first_name", "last_name", "display_name", "company", "address", "city",
-    "province", "zip_code", "country_code", "birth_date", "sex", "avatar_url", "attributes", "correlation_id",
-    "last_activity_date", "created_at",
-)  # fmt: skip
+STATE_FIELDS = SNAPSHOT_COLUMNS
 # Columns a merge may fill on the survivor when it has no value (identifier columns included).
-FILLABLE_FIELDS = tuple(f for f in STATE_FIELDS if f not in {"uuid", "attributes", "correlation_id", "created_at"})
-DEFAULTS = {"sex": Sex.NOT_SPECIFIED}
-IDENTIFIER_COLUMNS = {"email": "email", "phone": "phone", "custom_id": "customId"}
+FILLABLE_FIELDS = tuple(f for f in STATE_FIELDS if f not in {"uuid", *SYSTEM_COLUMNS})
+# Identifier columns a merge may fill (the uuid column always keeps the survivor's), by column.
+IDENTIFIER_KINDS = {column: kind for kind, column in IDENTIFIER_COLUMNS.items() if kind != "uuid"}
+
+
+def write_context(*, source: str, actor: str, forced: bool = False) -> dict:
+    """Which write caused a merge: its source, actor and request id."""
+    from crm.request_id import current_request_id
+
+    return {"source": source, "actor": actor, "requestId": current_request_id() or None, "forced": forced}
 
 
 def _jsonable(value):
@@ -60,13 +64,6 @@ def _is_empty(name: str, value) -> bool:
     return value is None or value == DEFAULTS.get(name)
 
 
-def resolve_client_id(client_id: int) -> int | None:
-    """The clientId of the live profile this id names: itself, or the survivor it was merged into."""
-    if Profile.objects.filter(pk=client_id).exists():
-        return client_id
-    return ClientIdAlias.objects.filter(old_client_id=client_id).values_list("profile_id", flat=True).first()
-
-
 def _lock(ids) -> dict[int, Profile]:
     return {p.pk: p for p in Profile.objects.select_for_update().filter(pk__in=sorted(set(ids))).order_by("pk")}
 
@@ -80,11 +77,11 @@ def _assert_nothing_left(profile: Profile) -> None:
     if leftovers:
         raise RuntimeError(
             f"Merging clientId {profile.pk} would delete rows of {', '.join(sorted(set(leftovers)))}: "
-            "register a merge step for them (profiles.services.merge_registry)."
+            "register a merge step for them (profiles.merge_registry)."
         )
 
 
-def _merge_one(survivor: Profile, merged: Profile, *, source: str, actor: str, forced: bool) -> dict:
+def _merge_one(survivor: Profile, merged: Profile, *, source: str, actor: str, forced: bool, reason: dict) -> dict:
     state = _state(merged)
     identifiers = [
         {"kind": kind, "value": value, "firstSeen": first.isoformat(), "lastSeen": last.isoformat()}
@@ -122,24 +119,37 @@ def _merge_one(survivor: Profile, merged: Profile, *, source: str, actor: str, f
         "filledAttributes": filled_attributes,
         "aliases": repointed,
         "steps": steps,
+        "reason": reason,
     }
     MergeRecord.objects.create(
         survivor_client_id=survivor.pk,
         merged_client_id=merged.pk,
         snapshot=snapshot,
         forced=forced,
+        reason=reason,
         source=source,
         actor=actor,
     )
     return snapshot
 
 
-def profile_merge(*, survivor: Profile, others: list[Profile], source: str, actor: str = "", forced: bool = False):
+def profile_merge(
+    *,
+    survivor: Profile,
+    others: list[Profile],
+    source: str,
+    actor: str = "",
+    forced: bool = False,
+    reason: dict | None = None,
+):
     """Merge ``others`` into ``survivor`` in one transaction; returns the updated survivor.
 
-    Callers decide who may be merged (identity resolution refuses two recognized profiles unless
-    forced); this function only carries the merge out, locking the rows in id order.
+    Callers decide who may be merged (identity resolution keeps to the identifier limits unless
+    forced); this function only carries the merge out, locking the rows in id order. ``reason``
+    says why (the identifiers that linked the profiles, or a forced merge's request) and is kept
+    on the merge record and the ``profile.merged`` event, with the write that caused it.
     """
+    reason = {**(reason or {"links": []}), "write": write_context(source=source, actor=actor, forced=forced)}
     other_ids = sorted({p.pk for p in others} - {survivor.pk})
     if not other_ids:
         raise ValidationFailed("Nothing to merge: name profiles other than the target.", field="fromClientIds")
@@ -149,10 +159,85 @@ def profile_merge(*, survivor: Profile, others: list[Profile], source: str, acto
         if missing:
             raise NotFound(f"No profile with clientId {missing[0]}.", field="clientId", code="profile.not_found")
         target = locked[survivor.pk]
-        snapshots = [_merge_one(target, locked[pid], source=source, actor=actor, forced=forced) for pid in other_ids]
+        snapshots = [
+            _merge_one(target, locked[pid], source=source, actor=actor, forced=forced, reason=reason)
+            for pid in other_ids
+        ]
         target.save()
         signals.profiles_merged.send(sender=Profile, survivor=target, merged=snapshots, source=source, actor=actor)
     return target
+
+
+def profile_merge_preview(*, survivor: Profile, others: list[Profile]) -> dict:
+    """What ``profile_merge`` would do, without writing: the survivor, the identifiers that move, the
+    fields filled from the merged-in profiles, the conflicting values and which one wins (the
+    survivor's), the rows each table would move, and the limited identifier kinds a forced merge
+    would put over their limit."""
+    from profiles.fields import api_name
+    from profiles.services.resolution import identifier_limit, identifiers_held
+
+    other_ids = sorted({p.pk for p in others} - {survivor.pk})
+    if not other_ids:
+        raise ValidationFailed("Nothing to merge: name profiles other than the target.", field="fromClientIds")
+    by_id = {p.pk: p for p in others}
+    state = {name: getattr(survivor, name) for name in FILLABLE_FIELDS}
+    attributes = dict(survivor.attributes)
+    filled: dict[str, dict] = {}
+    conflicts: list[dict] = []
+    for pid in other_ids:
+        merged = by_id[pid]
+        for name in FILLABLE_FIELDS:
+            theirs, ours = getattr(merged, name), state[name]
+            if _is_empty(name, theirs):
+                continue
+            if _is_empty(name, ours):
+                state[name] = theirs
+                filled[api_name(name)] = {"value": _jsonable(theirs), "fromClientId": pid}
+            elif ours != theirs and name not in IDENTIFIER_KINDS:
+                conflicts.append(
+                    {
+                        "field": api_name(name),
+                        "kept": _jsonable(ours),
+                        "dropped": _jsonable(theirs),
+                        "fromClientId": pid,
+                    }
+                )
+        for name, theirs in merged.attributes.items():
+            if name not in attributes:
+                attributes[name] = theirs
+                filled[f"attributes.{name}"] = {"value": theirs, "fromClientId": pid}
+            elif attributes[name] != theirs:
+                conflicts.append(
+                    {"field": f"attributes.{name}", "kept": attributes[name], "dropped": theirs, "fromClientId": pid}
+                )
+    held = identifiers_held([survivor.pk, *other_ids])
+    moved = [
+        {"kind": kind, "value": value, "fromClientId": pid}
+        for pid in other_ids
+        for kind, values in sorted(held[pid].items())
+        for value in sorted(values)
+    ]
+    over = {}
+    for kind in {kind for values in held.values() for kind in values}:
+        limit = identifier_limit(kind)
+        count = sum(len(values.get(kind, ())) for values in held.values())
+        if limit is not None and count > limit:
+            over[kind] = {"limit": limit, "values": count}
+    rows = {}
+    for relation in Profile._meta.related_objects:
+        if relation.one_to_many or relation.one_to_one:
+            model = relation.related_model
+            count = model._default_manager.filter(**{f"{relation.field.name}__in": other_ids}).count()
+            rows[model._meta.label] = count
+    return {
+        "survivor": survivor.pk,
+        "merged": other_ids,
+        "identifiersMoved": moved,
+        "filled": filled,
+        "conflicts": conflicts,
+        "rows": dict(sorted(rows.items())),
+        "overLimits": over,
+    }
 
 
 @dataclass
@@ -173,7 +258,7 @@ def profile_unmerge(*, profile: Profile, previous_client_id: int, source: str, a
             .filter(merged_client_id=previous_client_id, undone_at__isnull=True)
             .first()
         )
-        holder = resolve_client_id(record.survivor_client_id) if record else None
+        holder = client_ids_resolve([record.survivor_client_id]).get(record.survivor_client_id) if record else None
         if record is None or holder != profile.pk:
             raise NotFound(
                 f"clientId {previous_client_id} is not merged into clientId {profile.pk}.",
@@ -200,7 +285,7 @@ def profile_unmerge(*, profile: Profile, previous_client_id: int, source: str, a
                 notes.append(f"{kind} {value} no longer exists; not restored.")
             else:
                 notes.append(f"{kind} {value} now belongs to clientId {owner}; left there.")
-        for column, kind in (*IDENTIFIER_COLUMNS.items(), ("uuid", "uuid")):
+        for column, kind in (*IDENTIFIER_KINDS.items(), ("uuid", "uuid")):
             value = getattr(restored, column)
             if value is not None and (kind, value) not in moved_back:
                 replacement = (
@@ -214,8 +299,8 @@ def profile_unmerge(*, profile: Profile, previous_client_id: int, source: str, a
         for name, value in snapshot["filled"].items():
             current = _jsonable(getattr(survivor, name))
             if current == value:
-                if name in IDENTIFIER_COLUMNS:
-                    kind = IDENTIFIER_COLUMNS[name]
+                if name in IDENTIFIER_KINDS:
+                    kind = IDENTIFIER_KINDS[name]
                     other = (
                         Identifier.objects.filter(profile=survivor, kind=kind).values_list("value", flat=True).first()
                     )

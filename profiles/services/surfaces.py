@@ -5,7 +5,7 @@ Composes the identity, batch and consent services; adds no rule of its own about
   ``Conflict`` (``profile.exists``).
 - ``WriteMode.UPDATE``: the profile named by ``match_kind`` must exist (``NotFound``,
   ``profile.not_found``); other identifiers owned by other profiles are a ``Conflict`` (no merge).
-- ``WriteMode.UPSERT``: ``profile_upsert`` / ``profiles_upsert_many`` (identity resolution, F5).
+- ``WriteMode.UPSERT``: ``profile_upsert`` / ``profiles_upsert_many`` (identity resolution).
 - ``change_identifiers=False``: identifiers that would replace a matched profile's e-mail, phone
   or customId are left out of the write and reported as warnings (Capillary's ``skipChangeIdentifier``).
 - Consent states beyond granted/denied (awaiting confirmation, with ``force``) go to ``consent_set``.
@@ -25,11 +25,13 @@ from consents.context import RequestMeta
 from consents.models import Agreement, ConsentStatus
 from consents.services import consent_set
 from crm.errors import Conflict, DomainError, ValidationFailed
-from profiles.models import Identifier, IdentifierKind, Profile
+from profiles.fields import IDENTIFIER_COLUMNS
+from profiles.models import IdentifierKind, Profile
+from profiles.normalize import identifier_normalize
+from profiles.selectors import identifier_owners, profile_lookup
 from profiles.services.batch import profiles_upsert_many
-from profiles.services.identity import MAIN_COLUMNS, ProfileInput, UpsertResult, profile_lookup, profile_update
+from profiles.services.identity import ProfileInput, UpsertResult, profile_update
 from profiles.services.identity import profile_upsert as _profile_upsert
-from profiles.services.normalize import identifier_normalize
 
 # Kinds a profile holds one main value of; a different value replaces it (a uuid is added instead).
 REPLACEABLE_KINDS = (IdentifierKind.EMAIL, IdentifierKind.PHONE, IdentifierKind.CUSTOM_ID)
@@ -163,12 +165,7 @@ def _keep_identifiers(pending, warnings: dict[int, list[dict]]):
         normalized[index] = clean
     if not pairs:
         return pending
-    owned: dict[tuple[str, str], int] = {}
-    for kind, value, pid in Identifier.objects.filter(
-        kind__in={k for k, _ in pairs}, value__in={v for _, v in pairs}
-    ).values_list("kind", "value", "profile_id"):
-        if (kind, value) in pairs:
-            owned[(kind, value)] = pid
+    owned = identifier_owners(pairs)
     profiles = Profile.objects.in_bulk(set(owned.values()))
     kept = []
     for index, item, asked in pending:
@@ -181,7 +178,7 @@ def _keep_identifiers(pending, warnings: dict[int, list[dict]]):
         identifiers = dict(item.data.identifiers)
         for kind in REPLACEABLE_KINDS:
             value = clean.get(kind)
-            current = getattr(profile, MAIN_COLUMNS[kind])
+            current = getattr(profile, IDENTIFIER_COLUMNS[kind])
             if value is None or current is None or value == current or (kind, value) in owned:
                 continue
             del identifiers[kind]
@@ -210,10 +207,7 @@ def _owned(data: ProfileInput) -> list[tuple[str, str, int]]:
     for kind, value in data.identifiers.items():
         if value is not None:
             pairs[kind] = identifier_normalize(kind, value)
-    rows = Identifier.objects.filter(kind__in=list(pairs), value__in=list(pairs.values())).values_list(
-        "kind", "value", "profile_id"
-    )
-    return [(k, v, pid) for k, v, pid in rows if pairs.get(k) == v]
+    return [(k, v, pid) for (k, v), pid in identifier_owners(pairs.items()).items()]
 
 
 def _exists(kind: str, value: str, client_id: int) -> Conflict:

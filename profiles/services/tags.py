@@ -1,4 +1,4 @@
-"""Tags (F3): definitions, and adding or removing them on any number of profiles set-based.
+"""Tags: definitions, and adding or removing them on any number of profiles set-based.
 
 Adding a tag a profile already has, or removing one it lacks, changes nothing and sends nothing:
 ``tags_changed`` carries only the pairs the database really inserted or deleted.
@@ -143,7 +143,7 @@ def tag_delete(*, tag: Tag, source: str, actor: str = "") -> int:
     return removed
 
 
-# --- merge steps (profiles.services.merge_registry) --------------------------------------------------
+# --- merge steps (profiles.merge_registry) --------------------------------------------------
 
 
 def tags_merge_step(ctx) -> dict:

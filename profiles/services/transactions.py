@@ -1,9 +1,9 @@
-"""Transactions (F10): orders recorded set-based, per-profile commerce figures, and RFM segments.
+"""Transactions: orders recorded set-based, per-profile commerce figures, and RFM segments.
 
 ``transactions_record`` writes one order or a list with one INSERT … ON CONFLICT (a repeated order id
 updates), one events INSERT, one activity UPDATE and one commerce refresh, whatever the list's size.
 Bad input anywhere in a list writes nothing. RFM scores are recomputed over the whole customer base by
-the ``profiles.tasks.rfm_recompute`` background task, enqueued after each write commits.
+the ``rfm_recompute`` background task (below), enqueued after each write commits.
 """
 
 from __future__ import annotations
@@ -17,21 +17,20 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
+from django.tasks import task
 
 from crm.errors import DomainError, NotFound, ValidationFailed
+from profiles.currencies import CODES
+from profiles.merge_registry import rows_move, rows_move_back
 from profiles.models import (
-    ClientIdAlias,
     EventAction,
-    Identifier,
     IdentifierKind,
-    Profile,
     Transaction,
     TransactionStatus,
 )
-from profiles.services.currencies import CODES
+from profiles.normalize import identifier_normalize
+from profiles.selectors import client_ids_resolve, identifier_owners
 from profiles.services.events import NewEvent, events_insert, profiles_touch, time_validate
-from profiles.services.merge_registry import rows_move, rows_move_back
-from profiles.services.normalize import identifier_normalize
 
 logger = logging.getLogger(__name__)
 
@@ -169,20 +168,8 @@ def _resolve_profiles(clients: list[dict[str, Any]]) -> list[int]:
                 exc.details["index"] = index
                 raise
         normalized.append(clean)
-    by_id: dict[int, int] = {}
-    if wanted_ids:
-        by_id = {pid: pid for pid in Profile.objects.filter(pk__in=wanted_ids).values_list("pk", flat=True)}
-        missing = wanted_ids - set(by_id)
-        if missing:
-            by_id.update(
-                ClientIdAlias.objects.filter(old_client_id__in=missing).values_list("old_client_id", "profile")
-            )
-    owners: dict[tuple[str, str], int] = {}
-    if pairs:
-        rows = Identifier.objects.filter(kind__in={k for k, _ in pairs}, value__in={v for _, v in pairs}).values_list(
-            "kind", "value", "profile_id"
-        )
-        owners = {(k, v): pid for k, v, pid in rows if (k, v) in pairs}
+    by_id = client_ids_resolve(wanted_ids)
+    owners = identifier_owners(pairs)
     result = []
     for index, clean in enumerate(normalized):
         found = None
@@ -417,15 +404,13 @@ def rfm_recompute_all() -> int:
 
 def rfm_enqueue() -> None:
     """Queue an RFM recompute; a failing queue must not fail the write that asked for it."""
-    from profiles.tasks import rfm_recompute
-
     try:
         rfm_recompute.enqueue()
     except Exception:
         logger.exception("could not enqueue rfm_recompute")
 
 
-# --- merge steps (profiles.services.merge_registry) --------------------------------------------------
+# --- merge steps (profiles.merge_registry) --------------------------------------------------
 
 
 def transactions_merge_step(ctx) -> dict:
@@ -443,3 +428,9 @@ def transactions_unmerge_step(ctx) -> list[str]:
     if ids:
         transaction.on_commit(rfm_enqueue)
     return notes
+
+
+@task
+def rfm_recompute() -> int:
+    """Re-score RFM for the whole customer base (enqueued after transaction writes; idempotent)."""
+    return rfm_recompute_all()

@@ -221,6 +221,11 @@ def test_undo_merge_from_the_card(admin_client, make_profile):
     record = MergeRecord.objects.get(survivor_client_id=survivor.pk)
     html = admin_client.get(card_url(survivor)).text
     assert f'value="{record.merged_client_id}"' in html and "Undo merge" in html
+    # The merge history says why, in a sentence: which identifier named which profile, and the write.
+    assert (
+        f"One write named both profiles: email kim@example.com named #{survivor.pk}; "
+        f"uuid 00000000-0000-4000-8000-000000000001 named #{record.merged_client_id} (tests)."
+    ) in html
     admin_client.post(action_url(survivor, "unmerge"), {"merged_client_id": record.merged_client_id})
     assert Profile.objects.filter(pk=record.merged_client_id).exists()
     record.refresh_from_db()
@@ -364,3 +369,58 @@ def test_consent_states_are_listed_for_every_active_agreement(admin_client, ewa)
     states = {row["agreement"].key: row["status"] for row in rows}
     assert states["sms"] == "denied" and states["email"] == ""
     assert len(rows) == Agreement.objects.filter(is_active=True).count()
+
+
+def test_a_consent_control_without_a_chosen_state_changes_nothing(admin_client, ewa):
+    email = Agreement.objects.get(key="email")
+    response = admin_client.get(card_url(ewa))
+    # No decision yet: the selector offers an empty "choose" entry, selected, instead of a preset state.
+    html = response.text
+    select = html[html.index(f'form="card-consent-form-{email.pk}"') :]
+    select = select[: select.index("</select>")]
+    assert '<option value="" selected>' in select and "selected" not in select.split('<option value="" selected>')[1]
+    records = ConsentRecord.objects.count()
+    response = admin_client.post(action_url(ewa, "consent"), {"agreement": email.pk, "state": ""}, follow=True)
+    assert response.status_code == 200
+    assert ConsentRecord.objects.count() == records
+    assert not ewa.consents.exists()
+    assert "nothing changed" in response.text
+
+
+def test_hidden_initial_inputs_render_as_django_renders_them(admin_client, definitions, make_profile):
+    from django.forms import BoundField
+
+    from profiles.admin.forms import ProfileForm
+
+    attributes = {
+        "loyaltyPoints": 12.5,
+        "vip": True,
+        "favouriteCategory": "<shoes> & 'socks'",
+        "lastOrderDate": "2026-11-02",
+        "lastSeenAt": "2026-11-02T10:20:30+00:00",
+        "badges": ["gold", 2],
+    }
+    profile = make_profile(
+        email="tom@example.com", first_name='Tom "the <b>"', city="Łódź", birth_date="1990-02-03", attributes=attributes
+    )
+    form = admin_client.get(card_url(profile)).context["adminform"].form
+    assert type(form["first_name"]).__name__ == "TemplatelessHiddenBoundField"
+    fast = "".join(form[name].as_hidden(only_initial=True) for name in form.fields)
+    ProfileForm.bound_field_class = None
+    try:
+        plain_form = type(form)(instance=profile)
+        assert type(plain_form["first_name"]) is BoundField
+        plain = "".join(plain_form[name].as_hidden(only_initial=True) for name in plain_form.fields)
+    finally:
+        from profiles.admin.forms import TemplatelessHiddenBoundField
+
+        ProfileForm.bound_field_class = TemplatelessHiddenBoundField
+    assert fast == plain
+    assert 'value="Tom &quot;the &lt;b&gt;&quot;"' in fast
+
+
+def test_the_avatar_shows_initials_without_a_missing_last_name(admin_client, make_profile):
+    only_first = make_profile(email="cee@example.com", first_name="Cee")
+    both = make_profile(email="ann@example.com", first_name="Ann", last_name="Nowak")
+    assert '<div class="card-avatar" aria-hidden="true">C</div>' in admin_client.get(card_url(only_first)).text
+    assert '<div class="card-avatar" aria-hidden="true">AN</div>' in admin_client.get(card_url(both)).text

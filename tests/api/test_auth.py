@@ -1,4 +1,4 @@
-"""F11 authentication: API keys (hashed, scoped) as Bearer, x-api-key or Basic; JWTs from the login endpoint."""
+"""Authentication: API keys (hashed, scoped) as Bearer, x-api-key or Basic; JWTs from the login endpoint."""
 
 import base64
 import time
@@ -167,3 +167,24 @@ def test_jwt_of_a_deactivated_key_is_401(client, ann, read_key):
     ).json()["token"]
     ApiKey.objects.filter(pk=key.pk).update(is_active=False)
     assert_401(client.get(PATH, HTTP_AUTHORIZATION=f"Bearer {token}"))
+
+
+def test_a_key_deactivated_elsewhere_stops_working_within_the_cache_time(client, ann, read_key, settings):
+    """Keys are cached per process for API_KEY_CACHE_SECONDS: a revocation by another process (a plain
+    UPDATE here) is seen within that time; a revocation through the service clears the cache at once."""
+    from crm.services import api_key_cache, api_keys_deactivate
+
+    settings.API_KEY_CACHE_SECONDS = 1
+    api_key_cache.clear()
+    key, secret = read_key
+    assert client.get(PATH, HTTP_AUTHORIZATION=f"Bearer {secret}").status_code == 200
+    ApiKey.objects.filter(pk=key.pk).update(is_active=False)
+    assert client.get(PATH, HTTP_AUTHORIZATION=f"Bearer {secret}").status_code == 200  # still cached
+    time.sleep(1.1)
+    assert_401(client.get(PATH, HTTP_AUTHORIZATION=f"Bearer {secret}"))
+
+    other, other_secret = api_key_create(name="other", scopes=["read"])
+    assert client.get(PATH, HTTP_AUTHORIZATION=f"Bearer {other_secret}").status_code == 200
+    assert api_keys_deactivate(ids=[other.pk]) == 1
+    assert_401(client.get(PATH, HTTP_AUTHORIZATION=f"Bearer {other_secret}"))
+    api_key_cache.clear()

@@ -1,8 +1,11 @@
-"""F5 under concurrency: 16 threads of overlapping single and batch writes against the real database.
+"""Identity resolution under concurrency: 16 threads of overlapping single and batch writes against the real database.
 
-Every write names one person by a subset of their identifiers and adds attributes no other write
-sets, so the correct end state does not depend on the order the writes commit in: one profile per
-person holding every identifier sent for them, with the union of the attributes. The concurrent
+Forty people, each with an e-mail, a phone, a customId and two uuids, are sent as random fragments
+(subsets of their identifiers) in random order: a profile made from a customId alone and another
+from an e-mail alone must merge when a later write names both, since nothing contradicts. Every
+write adds an attribute no other write sets, so the correct end state does not depend on the order
+the writes commit in: one profile per person holding every identifier sent for them, with the union
+of the attributes. The concurrent
 run is compared with the same writes run one after another (the sequential oracle).
 """
 
@@ -18,69 +21,75 @@ from profiles.models import ClientIdAlias, Identifier, MergeRecord, Profile
 from profiles.services import ProfileInput
 from profiles.services.batch import profiles_upsert_many
 
-PEOPLE = 12
+PEOPLE = 40
 THREADS = 16
-WRITES_PER_THREAD = 12
+FRAGMENTS_PER_PERSON = 6
 
 
-def person_identifiers(k: int) -> dict[str, list[str]]:
+def person_identifiers(k: int) -> dict[str, str]:
     return {
-        "email": [f"person{k}@example.com"],
-        "phone": [f"+48 501 000 {k:03d}"],
-        "customId": [f"P-{k}"],
-        "uuid": [f"00000000-0000-4000-8000-{k:06d}{j:06d}" for j in range(3)],
+        "email": f"c-{k}@example.com",
+        "phone": f"+48 501 000 {k:03d}",
+        "customId": f"cid-{k}",
+        "uuid1": f"00000000-0000-4000-8000-{k:06d}000001",
+        "uuid2": f"00000000-0000-4000-8000-{k:06d}000002",
     }
 
 
-def make_writes(seed: int) -> list[tuple[str, list[dict]]]:
-    """A fixed list of writes: ("single", [body]) or ("batch", [body, …]), bodies in the API's shape."""
-    rng = random.Random(seed)
-    writes = []
-    counter = 0
-
-    def body(k: int) -> dict:
-        nonlocal counter
-        counter += 1
-        ids = person_identifiers(k)
-        choice = rng.random()
-        if choice < 0.35:  # weak identifiers only: an anonymous profile, merged later
-            sent = {"uuid": rng.choice(ids["uuid"])} if rng.random() < 0.5 else {"phone": ids["phone"][0]}
-            if rng.random() < 0.3:
-                sent["phone"] = ids["phone"][0]
-        else:  # the e-mail, with some of the others (customId only next to the e-mail: no two recognized)
-            sent = {"email": ids["email"][0]}
-            for kind in ("phone", "customId"):
-                if rng.random() < 0.5:
-                    sent[kind] = ids[kind][0]
-            for uuid in ids["uuid"]:
-                if rng.random() < 0.3:
-                    sent["uuid"] = uuid
-        sent["attributes"] = {f"w{counter}": counter}
-        return sent
-
-    for _ in range(THREADS * WRITES_PER_THREAD):
-        if rng.random() < 0.25:
-            writes.append(("batch", [body(rng.randrange(PEOPLE)) for _ in range(rng.randint(2, 8))]))
+def _fragments(rng: random.Random, k: int) -> list[dict[str, str]]:
+    """Random subsets of one person's identifiers, made to connect them all (so they are one person)."""
+    ids = person_identifiers(k)
+    names = list(ids)
+    fragments = []
+    for _ in range(FRAGMENTS_PER_PERSON):
+        fragment = set(rng.sample(names, rng.randint(1, 3)))
+        if {"uuid1", "uuid2"} <= fragment:  # a body holds one uuid
+            fragment.discard(rng.choice(["uuid1", "uuid2"]))
+        fragments.append(fragment)
+    # Link the components the random subsets left apart with one more two-identifier fragment each.
+    while True:
+        components: list[set[str]] = []
+        for fragment in fragments:
+            touching = [c for c in components if c & fragment]
+            merged = set(fragment).union(*touching)
+            components = [c for c in components if not c & fragment] + [merged]
+        left = [name for name in names if not any(name in c for c in components)]
+        components += [{name} for name in left]
+        if len(components) == 1:
+            break
+        a, b = rng.choice(sorted(components[0])), rng.choice(sorted(components[1]))
+        if {a, b} == {"uuid1", "uuid2"}:
+            fragments += [{a, "email"}, {b, "email"}]
         else:
-            writes.append(("single", [body(rng.randrange(PEOPLE))]))
-    # Make sure every identifier is sent next to the e-mail at least once, so each person ends as one profile.
+            fragments.append({a, b})
+    rng.shuffle(fragments)
+    return [{("uuid" if n.startswith("uuid") else n): ids[n] for n in sorted(f)} for f in fragments]
+
+
+def make_writes(seed: int) -> list[tuple[str, list[dict]]]:
+    """A fixed list of writes: ("single", [body]) or ("batch", [body, …]), bodies in the API's shape.
+
+    Every fragment carries an attribute no other write sets, so the correct end state does not
+    depend on the order the writes commit in. A fragment never holds both uuids (one key per body).
+    """
+    rng = random.Random(seed)
+    bodies = []
     for k in range(PEOPLE):
-        ids = person_identifiers(k)
-        for uuid in ids["uuid"]:
-            counter += 1
-            writes.append(
-                (
-                    "single",
-                    [
-                        {
-                            "email": ids["email"][0],
-                            "phone": ids["phone"][0],
-                            "uuid": uuid,
-                            "attributes": {f"w{counter}": 0},
-                        }
-                    ],
-                )
-            )
+        for fragment in _fragments(rng, k):
+            bodies.append(fragment)
+    rng.shuffle(bodies)
+    for counter, body in enumerate(bodies):
+        body["attributes"] = {f"w{counter}": counter}
+    writes: list[tuple[str, list[dict]]] = []
+    i = 0
+    while i < len(bodies):
+        if rng.random() < 0.25:
+            size = rng.randint(2, 8)
+            writes.append(("batch", bodies[i : i + size]))
+            i += size
+        else:
+            writes.append(("single", [bodies[i]]))
+            i += 1
     return writes
 
 
@@ -155,6 +164,10 @@ def test_concurrent_overlapping_writes_match_the_sequential_oracle():
     # No identifier on two profiles (the constraint), and each person is exactly one profile.
     assert Identifier.objects.values("kind", "value").distinct().count() == Identifier.objects.count()
     assert Profile.objects.count() == PEOPLE
+    for k in range(PEOPLE):
+        mine = set(person_identifiers(k).values())
+        owners = set(Identifier.objects.filter(value__in=mine).values_list("profile_id", flat=True))
+        assert len(owners) == 1, f"person {k} is split over {sorted(owners)}"
 
     wipe()
     sequential_outcomes: list = []

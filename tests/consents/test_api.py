@@ -1,4 +1,4 @@
-"""Agreements in the Synerise profile API: `agreements` (seed 000), custom agreements as attributes (seed 002)."""
+"""Agreements in the Synerise profile API: `agreements`, and custom agreements as attributes."""
 
 import pytest
 

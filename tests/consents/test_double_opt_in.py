@@ -8,6 +8,8 @@ from consents.models import ConsentRecord, ConsentState, ConsentStatus
 from consents.services import consent_set
 from consents.tokens import confirmation_token
 
+pytestmark = pytest.mark.usefixtures("immediate_tasks")  # the e-mails are queued; run the task at once
+
 A, G, D = ConsentStatus.AWAITING, ConsentStatus.GRANTED, ConsentStatus.DENIED
 
 

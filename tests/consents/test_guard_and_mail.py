@@ -1,7 +1,8 @@
 import pytest
 
 from consents.mail import marketing_email_send
-from consents.services import can_contact, consent_set
+from consents.selectors import can_contact
+from consents.services import consent_set
 
 
 def test_can_contact_needs_the_channel_granted(make_profile, email_agreement):

@@ -6,8 +6,8 @@ from consents.ledger import verify_chains
 from consents.merge import consents_merge, consents_unmerge
 from consents.models import ConsentRecord, ConsentState, ConsentStatus
 from consents.services import consent_set
+from profiles.merge_registry import MergeContext, UnmergeContext, registry
 from profiles.models import Profile
-from profiles.services.merge_registry import MergeContext, UnmergeContext, registry
 
 G, D = ConsentStatus.GRANTED, ConsentStatus.DENIED
 

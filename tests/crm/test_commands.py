@@ -1,11 +1,14 @@
 """The management commands the README names."""
 
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.db.models import Count
 from django.test import RequestFactory
+from django.utils import timezone
 
 from crm.models import ApiKey
 from profiles.models import AttributeDefinition, Profile
@@ -40,6 +43,36 @@ def test_load_demo_data_creates_realistic_profiles_through_the_services():
     assert set(AttributeDefinition.objects.values_list("name", flat=True)) >= {"loyaltyPoints", "clubMember"}
     call_command("load_demo_data", "--profiles", "40", "--if-empty", stdout=StringIO())
     assert Profile.objects.count() == 40
+
+
+def test_demo_data_is_a_shop_with_activity_orders_tags_consents_notes_and_merges():
+    from consents.models import ConsentRecord
+    from profiles.models import Event, MergeRecord, ProfileTag, Transaction
+
+    out = StringIO()
+    call_command("load_demo_data", "--profiles", "60", stdout=out)
+    assert "Showcase profile: clientId" in out.getvalue()
+    now = timezone.now()
+    custom = Event.objects.filter(is_system=False)
+    assert set(custom.values_list("action", flat=True)) >= {"page.visit", "product.view", "transaction.charge"}
+    oldest, newest = custom.order_by("time").first().time, custom.order_by("-time").first().time
+    assert now - oldest > timedelta(weeks=16) and now - newest < timedelta(weeks=4) and newest <= now
+    statuses = set(Transaction.objects.values_list("status", flat=True))
+    assert statuses == {"completed", "returned"}
+    assert ProfileTag.objects.values("tag").distinct().count() >= 4
+    # Consent history: some agreement has more than one ledger record for a profile.
+    assert ConsentRecord.objects.values("client_id", "agreement").annotate(n=Count("id")).filter(n__gt=1).exists()
+    assert Event.objects.filter(action="note.added").exists()
+    assert MergeRecord.objects.exists()
+    # No attribute contradicts the commerce figures (they come from the orders).
+    assert not AttributeDefinition.objects.filter(name="lastOrderDate").exists()
+
+    showcase = Profile.objects.order_by("pk").first()
+    assert showcase.email and showcase.tags.exists() and showcase.consents.count() >= 2
+    assert showcase.events.filter(is_system=False).count() >= 20
+    assert Transaction.objects.filter(profile=showcase).count() >= 3
+    assert MergeRecord.objects.filter(survivor_client_id=showcase.pk).exists()
+    assert showcase.last_activity_date and now - showcase.last_activity_date < timedelta(days=30)
 
 
 def test_ensure_admin_prints_a_working_login(client, settings, tmp_path):

@@ -68,6 +68,35 @@ def test_docs_are_served_from_local_files(client, path):
 
 
 @pytest.mark.django_db
+def test_the_schema_offers_the_three_auth_methods_as_alternatives(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    schemes = set(schema["components"]["securitySchemes"])
+    assert schemes == {"bearer", "apiKeyHeader", "basic"}
+    operation = schema["paths"]["/v4/clients"]["post"]
+    # A list of requirements is "any one of": each one names a single scheme, together they name all three.
+    assert all(len(requirement) == 1 for requirement in operation["security"])
+    assert {name for requirement in operation["security"] for name in requirement} == schemes
+
+
+@pytest.mark.django_db
+def test_redoc_bundle_is_local_and_shows_no_remote_logo(client):
+    page = client.get("/api/redoc/").content.decode()
+    assert "fonts.googleapis.com" not in page and "<script>" not in page
+    bundle = client.get("/api/redoc/redoc.standalone.js")
+    assert bundle.status_code == 200
+    text = b"".join(bundle.streaming_content if bundle.streaming else [bundle.content]).decode()
+    assert "cdn.redoc.ly" not in text and "Redoc" in text
+
+
+@pytest.mark.django_db
+def test_favicon(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/x-icon"
+    assert b"".join(response.streaming_content)[:4] == b"\x00\x00\x01\x00"  # an ICO header
+
+
+@pytest.mark.django_db
 def test_health(client):
     response = client.get("/health")
     assert response.status_code == 200

@@ -1,4 +1,4 @@
-"""F2: custom attributes and their definitions."""
+"""Custom attributes and their definitions."""
 
 import pytest
 

@@ -38,7 +38,7 @@ def test_seed_batch_creates_two_and_updates_one():
     new = Profile.objects.get(email="newclient@synerise.com")
     assert new.first_name == "Newclient"
     assert Identifier.objects.filter(profile=new).count() == 2  # e-mail and a generated uuid
-    assert Profile.objects.get(custom_id="newClientCustomId").anonymous is False
+    assert Profile.objects.get(custom_id="newClientCustomId").anonymous is True  # only an e-mail recognizes
 
 
 def test_bad_items_fail_alone():
@@ -86,11 +86,11 @@ def test_email_change_releases_the_old_identifier():
 def test_merges_and_conflicts_take_the_single_path_in_order():
     visitor = profile_upsert(data=item(uuid=U1, fields={"city": "Gdańsk"}), source="tests").profile
     ann = profile_upsert(data=item(email="ann@example.com"), source="tests").profile
-    profile_upsert(data=item(customId="BOB"), source="tests")
+    profile_upsert(data=item(customId="BOB", email="bob@example.com"), source="tests")
     results = run(
         item(email="ann@example.com", uuid=U1),  # merge
         item(uuid=U1, fields={"last_name": "Nowak"}),  # builds on the merge
-        item(email="ann@example.com", customId="BOB"),  # two recognized: conflict
+        item(email="ann@example.com", customId="BOB"),  # two e-mails on one profile: conflict
         item(email="zed@example.com"),
     )
     assert statuses(results) == ["merged", "updated", "failed", "created"]
@@ -121,6 +121,71 @@ def test_a_thousand_profiles_cost_a_fixed_number_of_queries(django_assert_max_nu
         results = run(*updates)
     assert statuses(results).count("updated") == 1000
     assert Profile.objects.get(email="p7@example.com").attributes == {"n": 8}
+
+
+def agreements_batch(n, *, granted=True, decided_at=None):
+    return [
+        ProfileInput(
+            identifiers={"email": f"c{i}@example.com"},
+            agreements={"email": granted, "sms": not granted, "push": True},
+            agreements_decided_at=decided_at,
+        )
+        for i in range(n)
+    ]
+
+
+def test_agreements_of_a_thousand_profiles_cost_the_same_statements_as_of_ten():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from consents.ledger import verify_chains
+    from consents.models import ConsentRecord, ConsentState
+    from profiles.models import Event
+
+    counts = {}
+    for n in (10, 1000):
+        before = ConsentRecord.objects.count()
+        with CaptureQueriesContext(connection) as queries:
+            results = profiles_upsert_many(items=agreements_batch(n)[-n:], source="tests")
+        counts[n] = len(queries)
+        assert set(statuses(results)) == {"created"}
+        assert ConsentRecord.objects.count() - before == 3 * n
+        Profile.objects.all().delete()
+    assert counts[10] == counts[1000], counts
+
+    results = run(*agreements_batch(1000))
+    ids = [r.client_id for r in results]
+    assert ConsentState.objects.filter(profile_id__in=ids).count() == 3000
+    assert list(verify_chains(client_ids=ids)) == []
+    records, events = ConsentRecord.objects.count(), Event.objects.count()
+    assert set(statuses(run(*agreements_batch(1000)))) == {"unchanged"}
+    assert (ConsentRecord.objects.count(), Event.objects.count()) == (
+        records,
+        events,
+    )  # nothing changed: nothing written
+
+
+def test_an_older_decision_in_a_batch_is_a_warning_and_a_newer_one_applies():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from consents.models import ConsentState
+
+    withdrawn_at = timezone.now() - timedelta(days=1)
+    run(*agreements_batch(2, granted=False, decided_at=withdrawn_at))
+    results = run(
+        *agreements_batch(1, granted=True, decided_at=withdrawn_at - timedelta(days=5)),  # a late file
+        ProfileInput(
+            identifiers={"email": "c1@example.com"}, agreements={"email": True}, agreements_decided_at=timezone.now()
+        ),
+    )
+    # email and sms would change and are older than the decisions in force; push is granted already: no warning
+    assert [w["code"] for w in results[0].warnings] == ["consent.stale", "consent.stale"]
+    assert {w["field"] for w in results[0].warnings} == {"agreements.email", "agreements.sms"}
+    assert results[1].warnings == []
+    states = dict(ConsentState.objects.filter(agreement__key="email").values_list("profile__email", "status"))
+    assert states == {"c0@example.com": "denied", "c1@example.com": "granted"}
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,4 +1,4 @@
-"""Custom events, eventSalt, form.submit identification, notes, the timeline and aggregates (F4, F9)."""
+"""Custom events, eventSalt, form.submit identification, notes, the timeline and aggregates."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from crm.errors import Conflict, NotFound, ValidationFailed
+from profiles.merge_registry import MergeContext, UnmergeContext
 from profiles.models import Event, Profile
 from profiles.selectors import profile_event_aggregates, profile_timeline
 from profiles.services.events import (
@@ -18,7 +19,6 @@ from profiles.services.events import (
     events_unmerge_step,
     note_add,
 )
-from profiles.services.merge_registry import MergeContext, UnmergeContext
 
 pytestmark = pytest.mark.django_db
 
@@ -98,7 +98,7 @@ def test_form_submit_with_an_email_identifies_the_profile():
 
 def test_form_submit_colliding_with_another_recognized_profile_writes_nothing(make_profile):
     make_profile(email="ann@example.com")
-    make_profile(customId="C-BOB")  # recognized by its customId
+    make_profile(customId="C-BOB", email="bob@example.com")  # another person
     before = (Profile.objects.count(), Event.objects.count())
     with pytest.raises(Conflict):
         record(action="form.submit", client={"customId": "C-BOB"}, params={"email": "ann@example.com"})

@@ -1,4 +1,4 @@
-"""Profiles and identifiers through the services (F1)."""
+"""Profiles and identifiers through the services."""
 
 import threading
 
@@ -27,10 +27,13 @@ def test_every_profile_gets_a_uuid_and_its_identifiers_are_claimed():
     }
 
 
-def test_anonymous_is_derived_from_email_or_custom_id():
+def test_anonymous_is_derived_from_the_email_and_by_setting_the_custom_id(settings):
     anonymous = upsert(uuid="24f539a0-d257-11ea-92f0-23c0f0aec77f").profile
     assert anonymous.anonymous is True
-    assert upsert(customId="C-1").profile.anonymous is False
+    by_custom_id = upsert(customId="C-1").profile
+    assert by_custom_id.anonymous is True  # the e-mail is the main identifier by default
+    settings.CUSTOM_ID_IS_MAIN_IDENTIFIER = True
+    assert by_custom_id.anonymous is False
     assert Profile.objects.anonymous().get() == anonymous
     result = upsert(uuid="24f539a0-d257-11ea-92f0-23c0f0aec77f", email="ann@example.com")
     assert result.profile.pk == anonymous.pk
@@ -67,7 +70,7 @@ def test_changing_the_email_releases_the_old_one():
 
 def test_identifiers_of_two_profiles_are_a_conflict_naming_both():
     ann = upsert(email="ann@example.com").profile
-    bob = upsert(customId="BOB").profile
+    bob = upsert(customId="BOB", email="bob@example.com").profile
     with pytest.raises(Conflict) as error:
         upsert(email="ann@example.com", customId="BOB", fields={"city": "Paris"})
     assert error.value.details["clientIds"] == sorted([ann.pk, bob.pk])
@@ -146,3 +149,20 @@ def test_concurrent_creates_of_one_email_make_one_profile():
     assert errors == []
     assert Profile.objects.count() == 1
     assert Identifier.objects.filter(kind="uuid").count() == 8
+
+
+def test_profile_build_makes_the_same_instance_as_the_constructor():
+    from profiles.fields import profile_build
+
+    values = {"email": "ann@example.com", "uuid": "00000000-0000-4000-8000-000000000001", "city": "Kraków"}
+    built, constructed = profile_build(**values), Profile(**values)
+    assert {f.attname: getattr(built, f.attname) for f in Profile._meta.concrete_fields} == {
+        f.attname: getattr(constructed, f.attname) for f in Profile._meta.concrete_fields
+    }
+    assert built.attributes == {} and built.attributes is not profile_build(**values).attributes
+    assert built._state.adding and built._state.db is None
+    built.correlation_id = "x"
+    built.save(force_insert=True)
+    assert Profile.objects.get(pk=built.pk).city == "Kraków"
+    with pytest.raises(TypeError):
+        profile_build(nonsense=1)

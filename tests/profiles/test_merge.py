@@ -1,12 +1,12 @@
-"""F5: identity resolution merges, the UUID reset, forced merges and undo."""
+"""Identity resolution merges, the UUID reset, forced merges and undo."""
 
 import pytest
 
 from crm.errors import Conflict, NotFound
+from profiles.merge_registry import register_merge_step, registry
 from profiles.models import ClientIdAlias, Event, Identifier, MergeRecord, Profile
 from profiles.services import ProfileInput, profile_lookup, profile_update, profile_upsert
 from profiles.services.merge import profile_merge, profile_unmerge
-from profiles.services.merge_registry import register_merge_step, registry
 
 pytestmark = pytest.mark.django_db
 
@@ -60,15 +60,74 @@ def test_all_anonymous_survivor_is_chosen_by_identifier_priority_then_age():
     assert first.pk == second.pk  # merged
 
 
-def test_two_recognized_profiles_are_never_merged_automatically():
+def test_profiles_whose_emails_differ_are_never_merged_automatically():
     ann = upsert(email="ann@example.com").profile
-    bob = upsert(customId="BOB", uuid=U1).profile
+    bob = upsert(email="bob@example.com", customId="BOB", uuid=U1).profile
     with pytest.raises(Conflict) as error:
         upsert(email="ann@example.com", customId="BOB")
     assert error.value.details["clientIds"] == sorted([ann.pk, bob.pk])
-    assert "email 'ann@example.com'" in error.value.message and "customId 'BOB'" in error.value.message
+    assert error.value.details["kind"] == "email"
+    assert error.value.details["values"] == {str(ann.pk): ["ann@example.com"], str(bob.pk): ["bob@example.com"]}
+    assert "'ann@example.com'" in error.value.message and "'bob@example.com'" in error.value.message
     assert Profile.objects.count() == 2
     assert not MergeRecord.objects.exists()
+
+
+def test_recognized_profiles_that_do_not_contradict_are_merged():
+    """A profile known by its customId and another known by its e-mail are one person when a write says so."""
+    by_email = upsert(email="c-4@example.com").profile
+    by_custom_id = upsert(customId="cid-4").profile
+    result = upsert(email="c-4@example.com", customId="cid-4", phone="+48501000004")
+    # Only the e-mail makes a profile recognized by default: that profile survives.
+    assert (result.profile.pk, result.merged_client_ids) == (by_email.pk, [by_custom_id.pk])
+    survivor = Profile.objects.get()
+    assert (survivor.email, survivor.custom_id, survivor.phone) == ("c-4@example.com", "cid-4", "+48501000004")
+    record = MergeRecord.objects.get()
+    assert {(link["kind"], link["value"], link["clientId"]) for link in record.reason["links"]} == {
+        ("email", "c-4@example.com", by_email.pk),
+        ("customId", "cid-4", by_custom_id.pk),
+    }
+    assert record.reason["write"] == {"source": "tests", "actor": "tests", "requestId": None, "forced": False}
+
+
+def test_a_profile_over_the_limit_after_a_forced_merge_keeps_its_values_and_still_merges():
+    ann = upsert(email="ann@example.com").profile
+    other = upsert(email="ann@work.example").profile
+    profile_merge(survivor=ann, others=[other], source="tests", actor="tests", forced=True)
+    visitor = upsert(uuid=U1).profile
+    # The visitor adds no e-mail, so merging it into the two-e-mail profile breaks no limit.
+    result = upsert(email="ann@work.example", uuid=U1)
+    assert result.profile.pk == ann.pk and result.merged_client_ids == [visitor.pk]
+    assert set(Identifier.objects.filter(profile=ann, kind="email").values_list("value", flat=True)) == {
+        "ann@example.com",
+        "ann@work.example",
+    }
+
+
+def test_phones_are_unlimited_and_the_newest_is_the_main_one():
+    profile = upsert(email="ann@example.com", phone="+48501000001").profile
+    upsert(email="ann@example.com", phone="+48501000002")
+    profile.refresh_from_db()
+    assert profile.phone == "+48501000002"
+    assert set(Identifier.objects.filter(profile=profile, kind="phone").values_list("value", flat=True)) == {
+        "+48501000001",
+        "+48501000002",
+    }
+    # Two profiles with a phone each merge: phones are not limited.
+    other = upsert(phone="+48501000003", customId="C-9").profile
+    assert upsert(email="ann@example.com", customId="C-9").merged_client_ids == [other.pk]
+
+
+def test_a_limit_above_one_lets_profiles_with_that_many_values_merge(settings):
+    settings.IDENTIFIER_LIMITS = {**settings.IDENTIFIER_LIMITS, "email": 2}
+    ann = upsert(email="ann@example.com", customId="A").profile
+    upsert(email="ann@work.example")
+    result = upsert(email="ann@work.example", customId="A")
+    assert result.profile.pk == ann.pk and len(result.merged_client_ids) == 1
+    third = upsert(email="ann@third.example").profile
+    with pytest.raises(Conflict):
+        upsert(email="ann@third.example", customId="A")
+    assert Profile.objects.filter(pk=third.pk).exists()
 
 
 def test_uuid_reset_moves_a_shared_device_to_the_new_person():

@@ -1,4 +1,4 @@
-"""System events written by the receivers of the services' signals (F4): exactly the expected ones, in bulk."""
+"""System events written by the receivers of the services' signals: exactly the expected ones, in bulk."""
 
 from datetime import UTC, datetime
 
@@ -104,6 +104,7 @@ def test_merge_and_unmerge_signals_write_events(make_profile):
     [merged] = system_events(survivor, action="profile.merged")
     assert merged.params == {
         "mergedClientId": restored.pk,
+        "reason": None,
         "snapshot": {"clientId": restored.pk, "profile": {"email": "bob@example.com"}},
     }
     signals.profile_unmerged.send(

@@ -1,12 +1,12 @@
-"""Tags (F3): definitions, adding and removing set-based with system events, filters, merge steps."""
+"""Tags: definitions, adding and removing set-based with system events, filters, merge steps."""
 
 import pytest
 
 from crm.errors import Conflict, ValidationFailed
 from profiles.filters import ProfileFilterSet
+from profiles.merge_registry import MergeContext, UnmergeContext
 from profiles.models import Event, Profile, ProfileTag, Tag
 from profiles.selectors import tags_for
-from profiles.services.merge_registry import MergeContext, UnmergeContext
 from profiles.services.tags import (
     tag_create,
     tag_delete,

@@ -1,4 +1,4 @@
-"""Transactions, commerce figures and RFM (F10) on a known data set."""
+"""Transactions, commerce figures and RFM on a known data set."""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -7,19 +7,19 @@ import pytest
 from django.utils import timezone
 
 from crm.errors import NotFound, ValidationFailed
+from profiles.merge_registry import MergeContext, UnmergeContext
 from profiles.models import Event, ProfileCommerce, Transaction
 from profiles.selectors import profile_commerce
-from profiles.services.merge_registry import MergeContext, UnmergeContext
 from profiles.services.transactions import (
     RFM_SEGMENTS,
     TransactionInput,
+    rfm_recompute,
     rfm_recompute_all,
     rfm_segment,
     transactions_merge_step,
     transactions_record,
     transactions_unmerge_step,
 )
-from profiles.tasks import rfm_recompute
 
 pytestmark = pytest.mark.django_db
 

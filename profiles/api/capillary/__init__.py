@@ -1,1 +1,1 @@
-"""Capillary-compatible customer upsert API (seed 003)."""
+"""Capillary-compatible customer upsert API (Capillary's documentation)."""

@@ -1,4 +1,4 @@
-"""Capillary's customer documents (seed 003's ``result``) for the upsert answer."""
+"""Capillary's customer documents (Capillary's ``result``) for the upsert answer."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def _by(key) -> dict | None:
 
 
 def documents_for(profile_ids: list[int], *, commerce: dict, key, created: set[int]) -> dict[int, dict]:
-    """Per profile, seed 003's ``result``: ``profiles[]`` (identifiers, commChannels, source, accountId,
+    """Per profile, Capillary's ``result``: ``profiles[]`` (identifiers, commChannels, source, accountId,
     attribution), ``loyaltyInfo``, ``extendedFields``, ``cardDetails``; plus ``subscriptionInfo``."""
     profiles = Profile.objects.in_bulk(profile_ids)
     owned: dict[int, list[tuple[str, str]]] = {pid: [] for pid in profile_ids}

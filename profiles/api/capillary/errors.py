@@ -1,4 +1,4 @@
-"""Capillary's error shape (seed 003): ``errors[{status, code, message}]`` and ``warnings[]``.
+"""Capillary's error shape (Capillary's documentation): ``errors[{status, code, message}]`` and ``warnings[]``.
 
 Capillary's codes are numbers; ours are stable strings. ``CODES`` maps one onto the other (each
 entry also carries our string code as ``reason``), so an integration can switch on either.
@@ -18,7 +18,7 @@ CODES = {
     "identifier.kept": 8020,  # warning: skipChangeIdentifier=true left an identifier as it was
     "field.ignored": 8021,  # warning: a field this API does not store
     "subscription.ignored": 8022,  # warning: a transactional subscription (not a marketing consent)
-    "status_label.invalid": 3017,  # seed 003's own example
+    "status_label.invalid": 3017,  # Capillary's own example
     "email": 8005,
     "phone": 8006,
     "identifier": 8007,

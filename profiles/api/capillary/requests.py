@@ -1,6 +1,6 @@
-"""Capillary's upsert body (seed 003) as DRF serializers that validate each customer's shape and document it.
+"""Capillary's upsert body as DRF serializers that validate each customer's shape and document it.
 
-Keys the API does not store are not errors here: the translation answers them with a warning (seed 003's
+Keys the API does not store are not errors here: the translation answers them with a warning (Capillary's
 ``warnings[]``). Each customer is validated on its own, so one malformed customer fails alone.
 """
 

@@ -1,4 +1,4 @@
-"""Translation of Capillary's customer JSON (seed 003, its shape checked by ``requests.py``) into the services'
+"""Translation of Capillary's customer JSON (its shape checked by ``requests.py``) into the services'
 terms, with the warnings the answer carries.
 
 Where Capillary's fields have no native home here they are custom attributes, under these names

@@ -1,4 +1,4 @@
-"""Capillary-compatible customer upsert (seed 003): ``POST /v2/integrations/customer/upsert/bulk``."""
+"""Capillary-compatible customer upsert (Capillary's documentation): ``POST /v2/integrations/customer/upsert/bulk``."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""ExpertSender ECDP-compatible customer API (seed 004)."""
+"""ExpertSender ECDP-compatible customer API (ExpertSender's documentation)."""

@@ -1,5 +1,5 @@
 """ExpertSender's error shape: RFC 7807 problem details (``type``, ``title``, ``status``, ``detail``,
-``instance``), with ``errors`` (a list of strings) on 400 (seed 004)."""
+``instance``), with ``errors`` (a list of strings) on 400 (ExpertSender's documentation)."""
 
 from __future__ import annotations
 

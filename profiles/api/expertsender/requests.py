@@ -1,4 +1,4 @@
-"""ExpertSender's ``POST /customers`` body (seed 004) as DRF serializers that validate its shape and document it.
+"""ExpertSender's ``POST /customers`` body as DRF serializers that validate its shape and document it.
 
 Each ``data[]`` item is validated on its own (``PerItemList``): its errors, all of them, become that item's
 entry in the 400's ``errors``. ``null`` and ``""`` mean "not sent"; the fields of the GET document are

@@ -1,4 +1,4 @@
-"""Translation between ExpertSender's customer JSON (seed 004) and the services' terms: a validated item
+"""Translation between ExpertSender's customer JSON and the services' terms: a validated item
 (``requests.CustomerWriteSerializer``) → WriteItem, a profile → the GET document, errors → ``errors`` lines."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import re
 from datetime import UTC, date, datetime
 
 from consents.models import ConsentState, ConsentStatus
+from profiles.attribute_names import attribute_key
 from profiles.models import AttributeType, Profile, Sex
 from profiles.services import ProfileInput
-from profiles.services.attributes import attribute_key
 from profiles.services.surfaces import ConsentInput, WriteItem, WriteMode
 
 MODES = {"add": WriteMode.ADD, "update": WriteMode.UPDATE, "addorupdate": WriteMode.UPSERT}

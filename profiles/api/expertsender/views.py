@@ -1,4 +1,4 @@
-"""ExpertSender ECDP-compatible customer endpoints (seed 004): ``POST /customers`` and four GETs."""
+"""ExpertSender ECDP-compatible customer endpoints (ExpertSender's documentation): ``POST /customers`` and four GETs."""
 
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ class CustomersView(ExpertSenderView):
             "Seed 004's `POST /customers`. Authenticate with `x-api-key`. `mode`: `Add` creates and fails for a "
             "customer any of whose identifiers is already known; `Update` changes the customer that `matchBy` "
             "names and fails when there is none (and when another identifier belongs to someone else); "
-            "`AddOrUpdate` upserts through identity resolution (F5). `matchBy` names the field every item must "
+            "`AddOrUpdate` upserts through identity resolution. `matchBy` names the field every item must "
             "carry (`GUID` and `VisitorId` both mean `visitorId`). `crmId` is our customId, `visitorId` a uuid, "
             "`customAttributes` our custom attributes, `consentsData.consents[].id` an agreement id "
             "(`AwaitingConfirmation` e-mails a double opt-in link; `force` sends it again). Each item is saved "
@@ -138,7 +138,7 @@ class CustomersView(ExpertSenderView):
                 items.append(write_item(outcome, types=types))
             except ValidationFailed as error:
                 items.append(error)
-        # "400: The request was not processed" (seed 004): one bad customer and none is saved.
+        # "400: The request was not processed" (ExpertSender's documentation): one bad customer and none is saved.
         with transaction.atomic():
             results = profiles_write_many(
                 items=items,

@@ -1,1 +1,1 @@
-"""The Synerise-compatible surface (seeds 000–002): request and error shapes in, services, JSON out."""
+"""The Synerise-compatible surface (Synerise's documentation): request and error shapes in, services, JSON out."""

@@ -27,6 +27,10 @@ JobJson = inline_serializer(
         ),
         "counts": serializers.DictField(child=serializers.IntegerField()),
         "errors": serializers.ListField(child=serializers.DictField()),
+        "warnings": serializers.ListField(
+            child=serializers.DictField(),
+            help_text="Items applied in part: index, code, message, field (e.g. an older consent decision).",
+        ),
         "message": serializers.CharField(),
         "createdAt": serializers.DateTimeField(),
         "startedAt": serializers.DateTimeField(allow_null=True),
@@ -47,6 +51,7 @@ def job_document(job: Job) -> dict:
         "processed": job.processed,
         "counts": job.counts,
         "errors": job.errors,
+        "warnings": job.warnings,
         "message": job.message,
         "createdAt": iso(job.created_at),
         "startedAt": iso(job.started_at),
@@ -97,7 +102,7 @@ class BatchJobView(SyneriseView):
     @extend_schema(
         operation_id="clients_batch_status",
         tags=["Profiles"],
-        summary="A batch job's status, counts and per-item errors",
+        summary="A batch job's status, counts, per-item errors and warnings",
         parameters=[API_VERSION],
         responses={200: JobJson, **ERRORS},
     )

@@ -1,4 +1,4 @@
-"""Synerise's profile documents (seed 000's JSON) as the GET endpoints answer them."""
+"""Synerise's profile documents (the Synerise documentation's JSON) as the GET endpoints answer them."""
 
 from __future__ import annotations
 
@@ -6,8 +6,20 @@ from collections.abc import Iterable
 
 from rest_framework import serializers
 
+from profiles.fields import EDITABLE_API_NAMES
 from profiles.models import Profile
 from profiles.selectors import ProfileExtras, profile_with_extras, profiles_with_extras
+
+DOCUMENT_ORDER = {
+    name: i
+    for i, name in enumerate(
+        (
+            "previousClients", "clientId", "email", "phone", "customId", "uuid", "firstName", "lastName",
+            "displayName", "company", "address", "city", "province", "zipCode", "countryCode", "birthDate",
+            "lastActivityDate", "sex", "avatarUrl", "anonymous", "agreements", "attributes", "tags",
+        )
+    )
+}  # fmt: skip
 
 
 class ProfileDocumentSerializer(serializers.Serializer):
@@ -47,6 +59,13 @@ def _iso(value) -> str | None:
     return value.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _native(profile: Profile, column: str):
+    if column == "avatar_url":
+        return profile.gravatar_url
+    value = getattr(profile, column)
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
 def profile_document(
     profile: Profile,
     *,
@@ -55,37 +74,28 @@ def profile_document(
     previous: list[int] | None = None,
     custom_agreements: dict[str, bool] | None = None,
 ) -> dict:
-    """One profile as seed 000's JSON: every field, same names and types."""
-    return {
+    """One profile as the Synerise documentation's JSON: every field, same names and types."""
+    document = {
         "previousClients": previous or [],
         "clientId": profile.pk,
         "email": profile.email,
         "phone": profile.phone,
         "customId": profile.custom_id,
         "uuid": profile.uuid,
-        "firstName": profile.first_name,
-        "lastName": profile.last_name,
-        "displayName": profile.display_name,
-        "company": profile.company,
-        "address": profile.address,
-        "city": profile.city,
-        "province": profile.province,
-        "zipCode": profile.zip_code,
-        "countryCode": profile.country_code,
-        "birthDate": profile.birth_date.isoformat() if profile.birth_date else None,
+        **{name: _native(profile, column) for column, name in EDITABLE_API_NAMES.items()},
         "lastActivityDate": _iso(profile.last_activity_date),
-        "sex": profile.sex,
-        "avatarUrl": profile.gravatar_url,
         "anonymous": profile.anonymous,
         "agreements": agreements,
         "attributes": {
             **profile.attributes,
-            **(custom_agreements or {}),  # custom agreements are attributes in Synerise (seed 002)
+            **(custom_agreements or {}),  # custom agreements are attributes in Synerise (Synerise's documentation)
             "eventCreateTime": profile.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "correlationId": profile.correlation_id,
         },
         "tags": tags or [],
     }
+    # The seed's key order (native fields added to the model later come after avatarUrl).
+    return dict(sorted(document.items(), key=lambda item: DOCUMENT_ORDER.get(item[0], DOCUMENT_ORDER["avatarUrl"])))
 
 
 def _document(profile: Profile, extras: ProfileExtras) -> dict:

@@ -1,9 +1,10 @@
-"""Events on the Synerise surface (F4): ``POST /v4/events/custom``, a profile's timeline, notes and aggregates."""
+"""Events on the Synerise surface: ``POST /v4/events/custom``, a profile's timeline, notes and aggregates."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -11,9 +12,9 @@ from rest_framework.response import Response
 
 from crm.errors import ValidationFailed
 from profiles.api.synerise.requests import CustomEventSerializer, NoteSerializer, validated
-from profiles.api.synerise.views import API_VERSION, ERRORS, SOURCE, SyneriseView, _int_param
+from profiles.api.synerise.views import API_VERSION, ERRORS, SOURCE, SyneriseView, int_param
 from profiles.models import Event
-from profiles.selectors import TIMELINE_MAX_PAGE, profile_aggregates, profile_timeline
+from profiles.selectors import profile_aggregates, profile_timeline
 from profiles.services import profile_lookup
 from profiles.services.events import EventInput, event_record, note_add
 
@@ -83,7 +84,7 @@ class ClientEventsView(SyneriseView):
                 "action", str, many=True, description="only these actions (repeatable or comma-separated)"
             ),
             OpenApiParameter("type", str, enum=["system", "custom"], description="only system or only custom events"),
-            OpenApiParameter("limit", int, description=f"1–{TIMELINE_MAX_PAGE}, default {DEFAULT_PAGE}"),
+            OpenApiParameter("limit", int, description=f"1–{settings.TIMELINE_MAX_PAGE_SIZE}, default {DEFAULT_PAGE}"),
             OpenApiParameter("cursor", str, description="nextCursor of the previous page"),
         ],
         responses={
@@ -106,7 +107,7 @@ class ClientEventsView(SyneriseView):
             actions=actions or None,
             system=None if not kind else kind == "system",
             cursor=params.get("cursor") or None,
-            limit=_int_param(params, "limit", DEFAULT_PAGE, low=1, high=TIMELINE_MAX_PAGE),
+            limit=int_param(params, "limit", DEFAULT_PAGE, low=1, high=settings.TIMELINE_MAX_PAGE_SIZE),
         )
         return Response({"data": [event_document(e) for e in page.events], "nextCursor": page.next_cursor})
 

@@ -1,6 +1,7 @@
-"""Forced merge and undo (F5): ``/v4/clients/merge/from/ids/…/to/id/…`` and ``/v4/clients/{id}/unmerge/{prev}``."""
+"""Forced merge (with its dry run) and undo: the merge and unmerge paths under /v4/clients."""
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -8,16 +9,17 @@ from crm.errors import ValidationFailed
 from profiles.api.synerise.documents import profile_documents
 from profiles.api.synerise.views import API_VERSION, ERRORS, SOURCE, ProfileJson, SyneriseView
 from profiles.services import profile_lookup
-from profiles.services.merge import MAX_FORCED_MERGE, profile_merge, profile_unmerge
+from profiles.services.merge import profile_merge, profile_merge_preview, profile_unmerge
 
 
 def _client_ids(raw: str) -> list[int]:
     parts = [part.strip() for part in raw.split(",") if part.strip()]
     if not parts:
         raise ValidationFailed("Name at least one clientId to merge.", field="fromClientIds")
-    if len(parts) > MAX_FORCED_MERGE:
+    if len(parts) > settings.MERGE_MAX_PROFILES:
         raise ValidationFailed(
-            f"At most {MAX_FORCED_MERGE} profiles can be merged at once; got {len(parts)}.", field="fromClientIds"
+            f"At most {settings.MERGE_MAX_PROFILES} profiles can be merged at once; got {len(parts)}.",
+            field="fromClientIds",
         )
     try:
         return [int(part) for part in parts]
@@ -25,14 +27,60 @@ def _client_ids(raw: str) -> list[int]:
         raise ValidationFailed(f"clientIds must be numbers; got '{raw}'.", field="fromClientIds") from None
 
 
+MergePreview = inline_serializer(
+    "MergePreview",
+    {
+        "survivor": serializers.IntegerField(),
+        "merged": serializers.ListField(child=serializers.IntegerField()),
+        "identifiersMoved": serializers.ListField(
+            child=inline_serializer(
+                "MergePreviewIdentifier",
+                {
+                    "kind": serializers.CharField(),
+                    "value": serializers.CharField(),
+                    "fromClientId": serializers.IntegerField(),
+                },
+            )
+        ),
+        "filled": serializers.DictField(child=serializers.DictField(), help_text="field → {value, fromClientId}"),
+        "conflicts": serializers.ListField(
+            child=inline_serializer(
+                "MergePreviewConflict",
+                {
+                    "field": serializers.CharField(),
+                    "kept": serializers.JSONField(),
+                    "dropped": serializers.JSONField(),
+                    "fromClientId": serializers.IntegerField(),
+                },
+            )
+        ),
+        "rows": serializers.DictField(child=serializers.IntegerField(), help_text="table → rows that would move"),
+        "overLimits": serializers.DictField(child=serializers.DictField(), help_text="kind → {limit, values}"),
+    },
+)
+
+
 class ForcedMergeView(SyneriseView):
     @extend_schema(
         operation_id="clients_merge",
         tags=["Identity"],
-        summary="Merge profiles into one (forced: recognized profiles too), at most 20 at once",
-        parameters=[API_VERSION],
+        summary="Merge profiles into one (forced: over the identifier limits too), at most MERGE_MAX_PROFILES at once",
+        description="With `dryRun=true` nothing is written: the answer says what the merge would do (the "
+        "survivor, the identifiers that move, fields filled, conflicting values and which one wins, rows per "
+        "table, limited identifier kinds the merge would put over their limit).",
+        parameters=[
+            API_VERSION,
+            OpenApiParameter("dryRun", bool, description="Answer what the merge would do and write nothing."),
+        ],
         request=None,
-        responses={200: ProfileJson, **ERRORS},
+        responses={
+            200: PolymorphicProxySerializer(
+                component_name="MergeOutcome",
+                serializers=[ProfileJson, MergePreview],
+                resource_type_field_name=None,
+            ),
+            **ERRORS,
+        },
     )
     def post(self, request, from_ids: str, to_id: int):
         target = profile_lookup(kind="clientId", value=to_id)
@@ -42,6 +90,11 @@ class ForcedMergeView(SyneriseView):
                 f"clientId {sources[target.pk]} is the target (or already merged into it).", field="fromClientIds"
             )
         others = [profile_lookup(kind="clientId", value=pid) for pid in sources]
+        dry_run = request.query_params.get("dryRun", "false").lower()
+        if dry_run not in ("true", "false"):
+            raise ValidationFailed("dryRun must be true or false.", field="dryRun")
+        if dry_run == "true":
+            return Response(profile_merge_preview(survivor=target, others=others))
         survivor = profile_merge(survivor=target, others=others, source=SOURCE, actor=self.actor, forced=True)
         return Response(profile_documents([survivor])[0])
 

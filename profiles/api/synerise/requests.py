@@ -13,23 +13,11 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from crm.serializers import AnyObject, Scalar, StrictBoolean, StrictSerializer, Text, TextOrInteger
+from profiles.fields import EDITABLE_BY_API_NAME
 from profiles.services import ProfileInput
 
 IDENTIFIER_KEYS = {"email": "email", "phone": "phone", "customId": "customId", "uuid": "uuid"}
-FIELD_KEYS = {
-    "firstName": "first_name",
-    "lastName": "last_name",
-    "displayName": "display_name",
-    "company": "company",
-    "address": "address",
-    "city": "city",
-    "province": "province",
-    "zipCode": "zip_code",
-    "countryCode": "country_code",
-    "birthDate": "birth_date",
-    "sex": "sex",
-    "avatarUrl": "avatar_url",
-}
+FIELD_KEYS = EDITABLE_BY_API_NAME  # API name → column, every editable native field of the model
 SEXES = ["FEMALE", "MALE", "NOT_SPECIFIED", "OTHER"]
 
 
@@ -75,6 +63,11 @@ class ProfileWriteSerializer(StrictSerializer):
             elif key == "agreements" and value is not None:
                 data.agreements = dict(value)
         return data
+
+
+# A native field added to the model is accepted (and documented) without a declaration here.
+for _name in FIELD_KEYS:
+    ProfileWriteSerializer._declared_fields.setdefault(_name, _text())
 
 
 def profile_input(body) -> ProfileInput:

@@ -1,4 +1,4 @@
-"""Tags on the Synerise surface (F3): ``/v4/clients/tags`` and ``/v4/clients/{clientId}/tags/{tagId}``."""
+"""Tags on the Synerise surface: ``/v4/clients/tags`` and ``/v4/clients/{clientId}/tags/{tagId}``."""
 
 from django.db.models.functions import Lower
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer

@@ -1,4 +1,4 @@
-"""Transactions on the Synerise surface (F10): ``POST /v4/transactions`` with one order or a list."""
+"""Transactions on the Synerise surface: ``POST /v4/transactions`` with one order or a list."""
 
 from __future__ import annotations
 

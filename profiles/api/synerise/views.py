@@ -1,4 +1,4 @@
-"""Synerise-compatible profile endpoints (seed 000)."""
+"""Synerise-compatible profile endpoints (Synerise's documentation)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ SORT_FIELDS = {
     "lastActivityDate": "last_activity_date",
 }
 DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 1000
+MAX_PAGE_SIZE = settings.LIST_MAX_PAGE_SIZE
 
 ProfileJson = ProfileDocumentSerializer
 ProfileListJson = ProfileDocumentSerializer(many=True)
@@ -114,7 +114,7 @@ def _synerise_query(params: QueryDict) -> QueryDict:
     return data
 
 
-def _int_param(params, name: str, default: int, *, low: int, high: int) -> int:
+def int_param(params, name: str, default: int, *, low: int, high: int) -> int:
     raw = params.get(name)
     if raw in (None, ""):
         return default
@@ -161,8 +161,8 @@ class ClientListCreateView(SyneriseView):
             field, errors = next(iter(filterset.errors.items()))
             raise ValidationFailed(f"{field}: {' '.join(errors)}", field=field)
         queryset = filterset.qs.order_by(*self._ordering(params.get("sortBy")))
-        page_size = _int_param(params, "pageSize", DEFAULT_PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
-        page_index = _int_param(params, "pageIndex", 0, low=0, high=settings.LIST_MAX_RESULTS)
+        page_size = int_param(params, "pageSize", DEFAULT_PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
+        page_index = int_param(params, "pageIndex", 0, low=0, high=settings.LIST_MAX_RESULTS)
         start = page_index * page_size
         limit = settings.LIST_MAX_RESULTS
         if start >= limit:

@@ -25,7 +25,7 @@ def clients(write_key):
 
 
 def cap_read(cap, email):
-    """Capillary has no GET in seed 003: an upsert naming only the e-mail changes nothing and returns the customer."""
+    """Capillary documents no GET: an upsert naming only the e-mail changes nothing and returns the customer."""
     response = cap.post(CAP, [{"profiles": [{"identifiers": [{"type": "email", "value": email}]}]}], format="json")
     assert response.status_code == 200
     [item] = response.json()["response"]

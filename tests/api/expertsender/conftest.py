@@ -13,7 +13,7 @@ def es(write_key):
 
 
 def assert_problem(response, status, *, errors_mention=None):
-    """An RFC 7807 body as seed 004 shows it: errors (a list of strings) on 400 only."""
+    """An RFC 7807 body as ExpertSender's documentation shows it: errors (a list of strings) on 400 only."""
     assert response.status_code == status, response.content
     assert response["Content-Type"].startswith("application/problem+json")
     body = response.json()

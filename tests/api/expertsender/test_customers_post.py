@@ -257,7 +257,7 @@ def test_item_is_all_or_nothing(es, newsletter):
 
 
 def test_awaiting_confirmation_sends_the_double_opt_in_email(
-    es, newsletter, mailoutbox, django_capture_on_commit_callbacks
+    es, newsletter, mailoutbox, django_capture_on_commit_callbacks, immediate_tasks
 ):
     consents = {"consents": [{"id": newsletter.pk, "value": "AwaitingConfirmation"}], "confirmationMessageId": 3}
     with django_capture_on_commit_callbacks(execute=True):

@@ -120,3 +120,50 @@ def test_unknown_job_is_404(api):
     response = api.get("/v4/clients/batch/00000000-0000-4000-8000-000000000000")
     assert response.status_code == 404
     assert response.json()["field"] == "jobId"
+
+
+@pytest.mark.django_db
+def test_a_job_reports_older_consent_decisions_as_warnings(api, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from consents.models import ConsentState
+    from profiles.services import ProfileInput
+    from profiles.services.batch import profiles_batch_submit
+
+    withdrawn = timezone.now() - timedelta(hours=1)
+    newer = ProfileInput(
+        identifiers={"email": "ann@example.com"}, agreements={"email": False}, agreements_decided_at=withdrawn
+    )
+    late = ProfileInput(
+        identifiers={"email": "ann@example.com"},
+        agreements={"email": True},
+        agreements_decided_at=withdrawn - timedelta(days=2),
+    )
+    with django_capture_on_commit_callbacks(execute=False):
+        first = profiles_batch_submit(items=[newer], source="import", actor="import:1")
+        second = profiles_batch_submit(items=[late], source="import", actor="import:2")
+    assert profiles_batch_run(job_id=first.pk).warnings == []
+    profiles_batch_run(job_id=second.pk)
+
+    status = api.get(f"/v4/clients/batch/{second.pk}").json()
+    assert status["status"] == "done" and status["errors"] == []
+    assert status["counts"]["unchanged"] == 1
+    assert [(w["index"], w["code"], w["field"]) for w in status["warnings"]] == [
+        (0, "consent.stale", "agreements.email")
+    ]
+    assert ConsentState.objects.get(profile__email="ann@example.com").status == "denied"  # the newer withdrawal stays
+    assert api.get(f"/v4/clients/batch/{first.pk}").json()["warnings"] == []
+
+
+@pytest.mark.django_db
+def test_the_schema_documents_the_job_warnings(api):
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/json", format="json")
+    assert schema.status_code == 200
+    text = schema.content.decode()
+    assert "BatchJob" in text
+    import yaml
+
+    document = yaml.safe_load(text)
+    assert "warnings" in document["components"]["schemas"]["BatchJob"]["properties"]

@@ -57,7 +57,7 @@ def test_form_submit_identifies(api):
 
 def test_form_submit_collision_is_409_and_writes_nothing(api, make_profile):
     make_profile(email="ann@example.com")
-    make_profile(customId="C-BOB")
+    make_profile(customId="C-BOB", email="bob@example.com")
     before = Event.objects.count()
     response = send(api, action="form.submit", client={"customId": "C-BOB"}, params={"email": "ann@example.com"})
     assert response.status_code == 409, response.content

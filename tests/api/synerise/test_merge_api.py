@@ -45,12 +45,24 @@ def test_unmerge_of_something_not_merged_is_404(api, make_profile):
     assert response.json()["field"] == "previousClientId"
 
 
-def test_write_naming_two_recognized_profiles_is_409(api, make_profile):
+def test_write_naming_two_profiles_with_different_emails_is_409(api, make_profile):
     ann = make_profile(email="ann@example.com")
-    bob = make_profile(customId="BOB")
+    bob = make_profile(customId="BOB", email="bob@example.com")
     response = api.post("/v4/clients", {"email": "ann@example.com", "customId": "BOB"}, format="json")
     assert response.status_code == 409
-    assert response.json()["clientIds"] == sorted([ann.pk, bob.pk])
+    body = response.json()
+    assert body["clientIds"] == sorted([ann.pk, bob.pk])
+    assert (body["field"], body["kind"]) == ("email", "email")
+    assert body["values"] == {str(ann.pk): ["ann@example.com"], str(bob.pk): ["bob@example.com"]}
+
+
+def test_write_naming_a_customid_profile_and_an_email_profile_merges_them(api, make_profile):
+    ann = make_profile(email="ann@example.com")
+    by_custom_id = make_profile(customId="BOB")
+    response = api.post("/v4/clients", {"email": "ann@example.com", "customId": "BOB"}, format="json")
+    assert response.status_code == 202
+    assert Profile.objects.get().pk == ann.pk
+    assert api.get(f"/v4/clients/{by_custom_id.pk}").json()["clientId"] == ann.pk
 
 
 def test_write_naming_an_anonymous_profile_merges_it(api, make_profile):
@@ -63,3 +75,34 @@ def test_write_naming_an_anonymous_profile_merges_it(api, make_profile):
     body = api.get(f"/v4/clients/{ann.pk}").json()
     assert body["previousClients"] == [visitor.pk]
     assert body["city"] == "Gdańsk"
+
+
+def test_merge_dry_run_answers_what_would_happen_and_writes_nothing(api, make_profile):
+    from profiles.models import Event, Identifier, MergeRecord
+
+    ann = make_profile(email="ann@example.com", city="Warsaw", attributes={"points": 5})
+    bob = make_profile(email="bob@example.com", city="Gdańsk", last_name="Nowak", attributes={"points": 7, "vip": True})
+    before = (
+        Profile.objects.count(),
+        Identifier.objects.count(),
+        MergeRecord.objects.count(),
+        Event.objects.count(),
+    )
+    response = api.post(f"/v4/clients/merge/from/ids/{bob.pk}/to/id/{ann.pk}?dryRun=true")
+    assert response.status_code == 200, response.content
+    preview = response.json()
+    assert (preview["survivor"], preview["merged"]) == (ann.pk, [bob.pk])
+    moved = {(i["kind"], i["value"]) for i in preview["identifiersMoved"]}
+    assert ("email", "bob@example.com") in moved
+    assert all(i["fromClientId"] == bob.pk for i in preview["identifiersMoved"])
+    assert preview["filled"]["lastName"] == {"value": "Nowak", "fromClientId": bob.pk}
+    assert preview["filled"]["attributes.vip"] == {"value": True, "fromClientId": bob.pk}
+    conflicts = {c["field"]: (c["kept"], c["dropped"]) for c in preview["conflicts"]}
+    assert conflicts["city"] == ("Warsaw", "Gdańsk")
+    assert conflicts["attributes.points"] == (5, 7)
+    assert preview["rows"]["profiles.Identifier"] == 2
+    assert preview["rows"]["profiles.Event"] == Event.objects.filter(profile=bob).count() > 0
+    assert preview["overLimits"] == {"email": {"limit": 1, "values": 2}}
+    after = (Profile.objects.count(), Identifier.objects.count(), MergeRecord.objects.count(), Event.objects.count())
+    assert after == before
+    assert api.post(f"/v4/clients/merge/from/ids/{bob.pk}/to/id/{ann.pk}?dryRun=maybe").status_code == 400

@@ -1,4 +1,4 @@
-"""Every curl example of seed 000, replayed with the same body and headers (host and credentials changed)."""
+"""Every curl example of Synerise's profile API documentation, replayed (host and credentials changed)."""
 
 import re
 

@@ -7,7 +7,7 @@ import crm.request_id
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("profiles", "0003_tags_events_transactions"),
+        ("profiles", "0005_search_trigram_indexes"),
     ]
 
     operations = [

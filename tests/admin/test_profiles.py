@@ -150,7 +150,8 @@ def test_a_large_table_is_counted_from_statistics_and_filter_counts_wait_to_be_a
 
 
 def test_a_large_filtered_list_is_counted_from_the_planners_estimate(admin_client, people, monkeypatch):
-    monkeypatch.setattr(EstimatedCountPaginator, "large_table", 1)  # every table and result is "large"
+    monkeypatch.setattr(EstimatedCountPaginator, "large_table", 1)  # every table is "large"
+    monkeypatch.setattr(EstimatedCountPaginator, "exact_count_limit", 1)  # and every filtered result
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE profiles_profile")
     with CaptureQueriesContext(connection) as captured:
@@ -159,6 +160,13 @@ def test_a_large_filtered_list_is_counted_from_the_planners_estimate(admin_clien
     assert any(q.startswith("EXPLAIN (FORMAT JSON)") for q in sql)
     assert not any("COUNT(*)" in q and "profiles_profile" in q and "GROUP BY" not in q for q in sql)
     assert response.context["cl"].result_count >= 1
+
+    # A result the planner puts under the limit is counted exactly.
+    monkeypatch.setattr(EstimatedCountPaginator, "exact_count_limit", 1_000_000)
+    with CaptureQueriesContext(connection) as captured:
+        response = admin_client.get(LIST_URL, {"recognized": "yes"})
+    assert any("COUNT(*)" in q["sql"] and "GROUP BY" not in q["sql"] for q in captured)
+    assert response.context["cl"].result_count == 21
 
 
 # --- change form ------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from consents.models import Agreement, ConsentSource, ConsentState
-from consents.services import _write
+from consents.services import consent_state_write
 from profiles.merge_registry import MergeContext, UnmergeContext
 
 STEP_NAME = "consents"
@@ -31,7 +31,7 @@ def consents_merge(ctx: MergeContext) -> dict:
         ours = survivor_states.get(theirs.agreement_id)
         if ours is not None and (ours.changed_at >= theirs.changed_at or ours.status == theirs.status):
             continue
-        record = _write(
+        record = consent_state_write(
             client_id=ctx.survivor.pk,
             agreement=theirs.agreement,
             new_status=theirs.status,
@@ -49,7 +49,7 @@ def consents_merge(ctx: MergeContext) -> dict:
             }
         )
     for theirs in merged_states:
-        _write(
+        consent_state_write(
             client_id=ctx.merged.pk,
             agreement=theirs.agreement,
             new_status="",
@@ -72,7 +72,7 @@ def consents_unmerge(ctx: UnmergeContext) -> list[str]:
         if agreement is None:
             notes.append(f"Agreement {item['agreement']} no longer exists; its state was not restored.")
             continue
-        _write(
+        consent_state_write(
             client_id=ctx.restored.pk,
             agreement=agreement,
             new_status=item["status"],
@@ -92,7 +92,7 @@ def consents_unmerge(ctx: UnmergeContext) -> list[str]:
             notes.append(f"The survivor's consent '{agreement.key}' changed since the merge; kept.")
             continue
         before = item["before"]
-        _write(
+        consent_state_write(
             client_id=ctx.survivor.pk,
             agreement=agreement,
             new_status=before["status"] if before else "",

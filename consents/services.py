@@ -467,7 +467,7 @@ def _last_record(client_id: int, agreement: Agreement) -> ConsentRecord:
     return ConsentRecord.objects.filter(client_id=client_id, agreement=agreement).order_by("-seq").first()
 
 
-def _write(
+def consent_state_write(
     *,
     client_id: int,
     agreement: Agreement,
@@ -544,7 +544,7 @@ def consent_confirm(*, token: str, request_meta: RequestMeta | None = None) -> C
         last = _last_record(profile.pk, agreement)
         if state is None or state.status != ConsentStatus.AWAITING or last is None or last.pk != data["r"]:
             return ConfirmResult("not_pending", agreement, profile)
-        _write(
+        consent_state_write(
             client_id=profile.pk,
             agreement=agreement,
             new_status=ConsentStatus.GRANTED,

@@ -78,7 +78,7 @@ class UpsertBulkView(CapillaryView):
         tags=TAGS,
         summary="Upsert customers in bulk (Capillary)",
         description=(
-            "Seed 003. Authenticate with HTTP Basic (the API key as user name or password). The body is a list "
+            "Authenticate with HTTP Basic (the API key as user name or password). The body is a list "
             "of customers (a single object is accepted too); each is upserted through identity resolution on "
             "its `email`, `mobile` (our phone; digits with the country code) and `externalId` (our customId) "
             "identifiers, on its own: one failed customer never affects the others. "

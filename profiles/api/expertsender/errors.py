@@ -31,7 +31,7 @@ def problem_body(*, status: int, detail: str, instance: str, errors: list[str] |
 
 
 def render_error(*, status, code, message, field, request, extra=None) -> Response:
-    # Seed 004 answers a key without the needed permission with 401 too ("… information that you do
+    # ExpertSender's documentation answers a key without the needed permission with 401 too ("… information that you do
     # not have permission to access"); there is no 403 in its vocabulary.
     if status == 403:
         status = 401

@@ -140,7 +140,7 @@ def consents_of(profile_id: int) -> list[dict]:
 
 
 def customer_document(profile: Profile, *, commerce: dict, consents: list[dict]) -> dict:
-    """Seed 004's GET body: ``{status, data}`` with the commerce figures; ``id`` and ``visitorId`` added."""
+    """ExpertSender's GET body: ``{status, data}`` with the commerce figures; ``id`` and ``visitorId`` added."""
     return {
         "status": 0,
         "data": {

@@ -102,7 +102,7 @@ class CustomersView(ExpertSenderView):
         tags=TAGS,
         summary="Add, update or upsert customers (ExpertSender ECDP)",
         description=(
-            "Seed 004's `POST /customers`. Authenticate with `x-api-key`. `mode`: `Add` creates and fails for a "
+            "ExpertSender's `POST /customers`. Authenticate with `x-api-key`. `mode`: `Add` creates and fails for a "
             "customer any of whose identifiers is already known; `Update` changes the customer that `matchBy` "
             "names and fails when there is none (and when another identifier belongs to someone else); "
             "`AddOrUpdate` upserts through identity resolution. `matchBy` names the field every item must "
@@ -178,7 +178,7 @@ class CustomerView(ExpertSenderView):
         tags=TAGS,
         summary="Get a customer by id (our clientId), email, phone or crmId (ExpertSender ECDP)",
         description=(
-            "Seed 004's GET methods. The body carries the commerce figures and RFM segment of the transactions "
+            "ExpertSender's GET methods. The body carries the commerce figures and RFM segment of the transactions "
             "work; `customAttributes` are all custom attributes (non-strings as JSON text); `consentsData` every "
             "decision on an active agreement. `{value}` written with the braces of the seed's examples works too. "
             "An unknown or malformed value is a 404."

@@ -217,7 +217,7 @@ def test_new_attributes_get_definitions(es):
 
 
 def test_mixed_batch_names_the_bad_items_and_saves_nothing(es):
-    """Seed 004: "400: The request was not processed" — one bad customer and no customer is saved."""
+    """ "400: The request was not processed" — one bad customer and no customer is saved."""
     response = post(
         es,
         {"email": "one@example.com", "firstName": "One"},

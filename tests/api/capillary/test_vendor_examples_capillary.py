@@ -1,4 +1,4 @@
-"""Seed 003 replayed: both example bodies verbatim, the documented response, skipChangeIdentifier,
+"""Capillary's documented examples: both example bodies verbatim, the documented response, skipChangeIdentifier,
 conflicts and bad input per item, Basic auth and the Capillary error shape."""
 
 import base64

@@ -1,4 +1,4 @@
-"""Seed 004 replayed: the POST example body verbatim, then with real values, and the four GET methods."""
+"""ExpertSender's documented examples: the POST example body verbatim, then real values, and the four GETs."""
 
 import copy
 from datetime import UTC, date, datetime

@@ -236,6 +236,9 @@ API_RATE_LIMIT = os.environ.get("API_RATE_LIMIT", "1200/min")
 LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "30/min")
 CONSENT_PAGE_RATE_LIMIT = os.environ.get("CONSENT_PAGE_RATE_LIMIT", "60/min")
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Requests are counted in the process and sent to the shared counter in batches (at most 1 % of a limit, and at
+# most this many seconds old); limits under 200 requests per window are counted request by request.
+RATE_LIMIT_FLUSH_SECONDS = float(os.environ.get("RATE_LIMIT_FLUSH_SECONDS", "0.25"))
 # Deepest nesting of objects and arrays a JSON body may have.
 API_MAX_JSON_DEPTH = env_int("API_MAX_JSON_DEPTH", 32)
 JWT_LIFETIME_SECONDS = env_int("JWT_LIFETIME_SECONDS", 3600)

@@ -188,3 +188,23 @@ def test_an_empty_default_leaves_keys_without_their_own_limit_unlimited(settings
     response = client.get("/v4/clients/tags")
     assert response.status_code == 200 and not response.has_header("RateLimit")
     assert not RateLimitCounter.objects.exists()
+
+
+@pytest.mark.django_db
+def test_large_limits_are_counted_in_batches_and_small_ones_request_by_request(settings):
+    """A process sends its count to the shared counter at most every 1 % of a limit (50 at most), so most
+    requests do not wait for a round trip; limits under 200 per window are counted one request at a time."""
+    from crm.models import RateLimitCounter
+    from crm.ratelimit import rate_limit_hit
+
+    settings.RATE_LIMIT_FLUSH_SECONDS = 3600  # only the batch size flushes here
+    bucket = f"batched:{uuid.uuid4()}"
+    counts = [rate_limit_hit(bucket=bucket, rate=Rate.parse("10000/day"), policy="key").remaining for _ in range(120)]
+    assert counts[-1] == 10000 - 120  # the process's own view is exact
+    # The window's first request is sent at once, then a batch of 50 twice; 19 are not sent yet.
+    assert RateLimitCounter.objects.get(bucket=bucket).count == 101
+
+    small = f"exact:{uuid.uuid4()}"
+    decisions = [rate_limit_hit(bucket=small, rate=Rate.parse("150/day"), policy="key") for _ in range(151)]
+    assert RateLimitCounter.objects.get(bucket=small).count == 151
+    assert decisions[149].allowed and not decisions[150].allowed

@@ -8,11 +8,10 @@ variable that ``consent_set`` falls back to.
 
 from __future__ import annotations
 
-import ipaddress
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from django.conf import settings
+from crm.ratelimit import client_address
 
 
 @dataclass(frozen=True)
@@ -22,18 +21,7 @@ class RequestMeta:
 
     @classmethod
     def from_request(cls, request) -> RequestMeta:
-        return cls(ip_address=_client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT", "")[:512])
-
-
-def _client_ip(request) -> str | None:
-    candidate = request.META.get("REMOTE_ADDR", "")
-    if settings.SECURE_PROXY_SSL_HEADER and (forwarded := request.META.get("HTTP_X_FORWARDED_FOR")):
-        # Behind our own proxy: the last hop it appended is the address it saw; earlier ones are client-supplied.
-        candidate = forwarded.split(",")[-1].strip()
-    try:
-        return str(ipaddress.ip_address(candidate))
-    except ValueError:
-        return None
+        return cls(ip_address=client_address(request), user_agent=request.META.get("HTTP_USER_AGENT", "")[:512])
 
 
 _current: ContextVar[RequestMeta | None] = ContextVar("consents_request_meta", default=None)

@@ -151,21 +151,26 @@ def _backend():
     return _counter(settings.REDIS_URL or "")
 
 
-def client_ip(request) -> str:
-    """The client's address: REMOTE_ADDR, or behind our own proxy (``BEHIND_PROXY``) the last hop it appended."""
+def client_address(request) -> str | None:
+    """The client's address: REMOTE_ADDR, or behind our own proxy (``BEHIND_PROXY``) the last hop it appended
+    (earlier hops are client-supplied); None when it is not an IP address."""
     candidate = request.META.get("REMOTE_ADDR", "")
     if settings.SECURE_PROXY_SSL_HEADER and (forwarded := request.META.get("HTTP_X_FORWARDED_FOR")):
         candidate = forwarded.split(",")[-1].strip()
     try:
         return str(ipaddress.ip_address(candidate))
     except ValueError:
-        return "unknown"
+        return None
+
+
+def client_ip(request) -> str:
+    """The client's address as a rate-limit bucket name (``unknown`` when there is none)."""
+    return client_address(request) or "unknown"
 
 
 def login_client_ip(request) -> str | None:
     """The client's address for django-axes (None when there is none, as in a request built by hand)."""
-    ip = client_ip(request)
-    return None if ip == "unknown" else ip
+    return client_address(request)
 
 
 def ip_rate_limit_hit(request, *, setting: str, policy: str) -> Decision | None:

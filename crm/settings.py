@@ -9,6 +9,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 from psycopg_pool import ConnectionPool
 
+from crm.queues import ALL as TASK_QUEUES
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("CRM_DATA_DIR", BASE_DIR / ".data"))
 
@@ -136,7 +138,32 @@ DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 0 if DB_PREPARED_STATEMEN
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Background tasks (django.tasks) -----------------------------------------------------------
-TASKS = {"default": {"BACKEND": os.environ.get("TASKS_BACKEND", "django_tasks_db.DatabaseBackend")}}
+REDIS_URL = os.environ.get("REDIS_URL", "")
+# The same tasks run on the database worker (manage.py db_worker) or on Celery workers
+# (TASKS_BACKEND=django_tasks_celery.CeleryBackend, broker CELERY_BROKER_URL); queues in crm/queues.py.
+TASKS_BACKEND = os.environ.get("TASKS_BACKEND", "django_tasks_db.DatabaseBackend")
+TASKS = {"default": {"BACKEND": TASKS_BACKEND, "QUEUES": TASK_QUEUES}}
+if TASKS_BACKEND.startswith("django_tasks_celery"):
+    TASKS["default"]["OPTIONS"] = {"CELERY_APP": "crm.celery.app"}
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL or "redis://127.0.0.1:6379/0"
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or CELERY_BROKER_URL
+CELERY_RESULT_EXTENDED = True  # task results name their task (django.tasks' get_result needs it)
+CELERY_RESULT_EXPIRES = timedelta(days=env_int("JOB_RETENTION_DAYS", 30))
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+# A task is acknowledged when it finishes, so one a worker died in is delivered again (our tasks are safe to
+# repeat: batch jobs resume, recurring runs are idempotent); one task at a time per worker process.
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis hands an unacknowledged message to another worker after this long: longer than the longest interval
+# of a recurring task (its next run waits in a worker as a message with an ETA) and than any batch job.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 2 * 24 * 3600)}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers (database or Celery) record that they are alive this often; /health calls one silent for
+# WORKER_HEARTBEAT_STALE_SECONDS gone.
+WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 15)
+WORKER_HEARTBEAT_STALE_SECONDS = env_int("WORKER_HEARTBEAT_STALE_SECONDS", 60)
 # Retention, applied by the recurring purge task every PURGE_INTERVAL_SECONDS: Idempotency-Key answers
 # (replayed for this long; they can hold login JWTs), and finished jobs and task results.
 IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
@@ -235,7 +262,6 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, 2_621_440)
 API_RATE_LIMIT = os.environ.get("API_RATE_LIMIT", "1200/min")
 LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "30/min")
 CONSENT_PAGE_RATE_LIMIT = os.environ.get("CONSENT_PAGE_RATE_LIMIT", "60/min")
-REDIS_URL = os.environ.get("REDIS_URL", "")
 # Requests are counted in the process and sent to the shared counter in batches (at most 1 % of a limit, and at
 # most this many seconds old); limits under 200 requests per window are counted request by request.
 RATE_LIMIT_FLUSH_SECONDS = float(os.environ.get("RATE_LIMIT_FLUSH_SECONDS", "0.25"))
@@ -290,6 +316,9 @@ LIST_MAX_PAGE_SIZE = env_int("LIST_MAX_PAGE_SIZE", 1000)
 # the system events the signal receivers write (off only to measure their cost, benchmark B8).
 EVENT_FUTURE_TOLERANCE_SECONDS = env_int("EVENT_FUTURE_TOLERANCE_SECONDS", 300)
 SYSTEM_EVENTS_ENABLED = env_bool("SYSTEM_EVENTS_ENABLED", True)
+# The events table has one partition per month; the recurring task keeps this many months ready ahead.
+EVENT_PARTITIONS_AHEAD = env_int("EVENT_PARTITIONS_AHEAD", 3)
+EVENT_PARTITIONS_INTERVAL_SECONDS = env_int("EVENT_PARTITIONS_INTERVAL_SECONDS", 24 * 3600)
 
 # --- E-mail and consents --------------------------------------------------------------------------
 # Django 6.1's MAILERS (the EMAIL_* settings are deprecated). The console backend prints messages; set

@@ -72,4 +72,6 @@ def newsletter(db):
 @pytest.fixture
 def immediate_tasks(settings):
     """Run queued background tasks at once (as the worker would later), e.g. the double opt-in e-mails."""
-    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+    settings.TASKS = {
+        "default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend", "QUEUES": settings.TASK_QUEUES}
+    }

@@ -26,6 +26,7 @@ from consents.models import Agreement
 from consents.services import ConsentItem, consents_set_many
 from crm.errors import DomainError
 from crm.models import Job
+from crm.queues import BATCHES
 from crm.request_id import request_id_scope
 from profiles import signals
 from profiles.fields import ALL_COLUMNS, EDITABLE_BY_API_NAME, IDENTIFIER_COLUMNS, TEMPORAL_COLUMNS
@@ -470,7 +471,7 @@ def _reconnect() -> None:
     connection.close_if_unusable_or_obsolete()
 
 
-@task
+@task(queue_name=BATCHES)
 def run_profile_batch(job_id: str) -> dict:
     # The job's events carry the id of the request that submitted it.
     request_id = Job.objects.filter(pk=job_id).values_list("request_id", flat=True).first()

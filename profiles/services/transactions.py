@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from django.tasks import task
 
 from crm.errors import DomainError, NotFound, ValidationFailed
+from crm.queues import BATCHES
 from profiles.currencies import CODES
 from profiles.merge_registry import rows_move, rows_move_back
 from profiles.models import (
@@ -430,7 +431,7 @@ def transactions_unmerge_step(ctx) -> list[str]:
     return notes
 
 
-@task
+@task(queue_name=BATCHES)
 def rfm_recompute() -> int:
     """Re-score RFM for the whole customer base (enqueued after transaction writes; idempotent)."""
     return rfm_recompute_all()

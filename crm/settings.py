@@ -130,11 +130,27 @@ DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
     "timeout": env_int("DB_POOL_TIMEOUT", 5),
     **({"check": ConnectionPool.check_connection} if env_bool("DB_POOL_CHECK", True) else {}),
 }
+# A streaming read replica: lookups, lists, exports and counts read from it (crm/replica.py); writes, and reads
+# inside a write's transaction, stay on the primary. Same pool settings; tests mirror it to the primary.
+if replica_url := os.environ.get("DATABASE_REPLICA_URL"):
+    import dj_database_url
+
+    DATABASES["replica"] = {
+        **dj_database_url.parse(replica_url),
+        "CONN_MAX_AGE": 0,
+        "OPTIONS": {**DATABASES["default"]["OPTIONS"], "pool": dict(DATABASES["default"]["OPTIONS"]["pool"])},
+        "TEST": {"MIRROR": "default"},
+    }
+DATABASE_ROUTERS = ["crm.replica.ReplicaRouter"]
+# /health calls a replica further behind than this "lagging" (and the whole answer 503 only if it is down).
+REPLICA_MAX_LAG_SECONDS = env_int("REPLICA_MAX_LAG_SECONDS", 30)
 # The few hot reads (a profile with its extras) run as prepared statements, planned once per connection
 # (planning cost more than running them). Django's own queries stay client-side bound and unprepared. Turn
 # off (0) behind a pooler in transaction mode that cannot keep prepared statements (PgBouncer before 1.21).
 DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
 DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 0 if DB_PREPARED_STATEMENTS else None
+if "replica" in DATABASES:
+    DATABASES["replica"]["OPTIONS"]["prepare_threshold"] = DATABASES["default"]["OPTIONS"]["prepare_threshold"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Background tasks (django.tasks) -----------------------------------------------------------

@@ -30,6 +30,7 @@ from django.utils.translation import gettext
 from crm.actors import actor_of
 from crm.admin import ServiceAdminMixin
 from crm.errors import DomainError
+from crm.replica import read_alias, replica_reads
 from profiles import selectors
 from profiles.admin.card import card_context, card_permissions
 from profiles.admin.card_actions import CardActions
@@ -572,7 +573,10 @@ class ProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
     def export_csv(self, request, queryset):
         """The selection as CSV, streamed in chunks; cells that look like formulas are neutralised."""
         columns = [attr for _, attr in EXPORT_COLUMNS]
-        rows = queryset.order_by("pk").values_list(*columns).iterator(chunk_size=EXPORT_CHUNK)
+        # Streamed after the view returns: the alias is fixed here (the replica when one is configured).
+        with replica_reads():
+            alias = read_alias()
+        rows = queryset.using(alias).order_by("pk").values_list(*columns).iterator(chunk_size=EXPORT_CHUNK)
         writer = csv.writer(_Echo())
 
         def lines():

@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from crm.actors import actor_of
 from crm.api import ApiView
 from crm.errors import ValidationFailed
+from crm.replica import replica_reads
 from crm.services import api_key_token_issue
 from profiles.api.synerise.documents import (
     ProfileDocumentSerializer,
@@ -154,6 +155,7 @@ class ClientListCreateView(SyneriseView):
         ],
         responses={200: ProfileListJson, **ERRORS},
     )
+    @replica_reads()
     def get(self, request):
         params = _synerise_query(request.query_params)
         filterset = ProfileFilterSet(params, queryset=Profile.objects.all())
@@ -221,6 +223,7 @@ class ClientDetailView(SyneriseView):
     @extend_schema(
         tags=["Profiles"], summary="Get a profile", parameters=[API_VERSION], responses={200: ProfileJson, **ERRORS}
     )
+    @replica_reads()
     def get(self, request, **kwargs):
         if "client_id" in self.kwargs:
             return Response(profile_document_by_identifier(kind="clientId", value=self.kwargs["client_id"]))

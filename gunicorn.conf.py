@@ -28,11 +28,12 @@ worker_tmp_dir = _SHM if os.path.isdir(_SHM) else None
 # The proxy in front sets X-Forwarded-*; trust it only from these addresses (see BEHIND_PROXY for Django).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
-# Logs on stderr/stdout for the supervisor to collect; the access log as one JSON object a line, with the
-# request id the app sets on every answer (X-Request-ID), like the application's own log lines.
+# Logs on stderr/stdout for the supervisor to collect. The access log (GUNICORN_ACCESS_LOG=1; the reverse proxy
+# usually keeps one already) is one JSON object a line, with the request id the app sets on every answer
+# (X-Request-ID), like the application's own log lines.
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-accesslog = None if os.environ.get("GUNICORN_ACCESS_LOG", "1") == "0" else "-"
+accesslog = "-" if os.environ.get("GUNICORN_ACCESS_LOG", "0") == "1" else None
 access_log_format = json.dumps(
     {
         "time": "%(t)s",

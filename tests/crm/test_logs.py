@@ -55,4 +55,4 @@ def test_the_gunicorn_configuration_loads():
         k.strip(): v.strip() for k, v in (line.split(" = ", 1) for line in done.stdout.splitlines() if " = " in line)
     }
     assert config["workers"].strip() == "3" and "127.0.0.1:8123" in config["bind"]
-    assert "x-request-id" in config["access_log_format"]
+    assert "x-request-id" in config["access_log_format"] and config["accesslog"] == "None"

@@ -4,7 +4,8 @@
 ``profiles_event_pYYYYMM``, plus a default partition for events outside every created month (a back-filled
 event from years ago, say). The recurring task ``event_partitions_maintain`` keeps
 ``EVENT_PARTITIONS_AHEAD`` months ready beyond the current one, so new events never land in the default
-partition; when it creates a month whose events sit in the default partition, it moves them in first.
+partition, and gives the months of any events waiting there (history loaded later) partitions of their own,
+moving the rows.
 
 Old months leave with ``manage.py event_partitions detach --before YYYY-MM``: a detached partition is an
 ordinary table again (dump it, archive it, ``--drop`` it), and the timeline and aggregates stop seeing its
@@ -109,10 +110,18 @@ def event_partition_create(start: datetime) -> bool:
 
 
 def event_partitions_ensure(*, months_ahead: int | None = None, now: datetime | None = None) -> list[str]:
-    """Create the current month's partition and ``months_ahead`` more (default ``EVENT_PARTITIONS_AHEAD``)."""
+    """Create the current month's partition and ``months_ahead`` more (default ``EVENT_PARTITIONS_AHEAD``), and
+    one for each month whose events wait in the default partition (history loaded after the migration, e.g.
+    an import or the demo data), moving them there."""
     months_ahead = settings.EVENT_PARTITIONS_AHEAD if months_ahead is None else months_ahead
-    start = month_start(now or timezone.now())
     created = []
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT DISTINCT date_trunc('month', time, 'UTC') FROM {DEFAULT} ORDER BY 1")  # noqa: S608
+        waiting = [row[0] for row in cursor.fetchall()]
+    for start in waiting:
+        if event_partition_create(start):
+            created.append(partition_name(month_start(start.astimezone(UTC))))
+    start = month_start(now or timezone.now())
     for _ in range(months_ahead + 1):
         if event_partition_create(start):
             created.append(partition_name(start))

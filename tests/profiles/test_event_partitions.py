@@ -90,6 +90,19 @@ def test_ensure_creates_the_coming_months_once_and_the_recurring_task_runs_it(se
 
 
 @pytest.mark.django_db
+def test_ensure_gives_history_in_the_default_partition_months_of_its_own(make_profile):
+    ann = make_profile(email="ann@example.com")
+    march = Event.objects.create(profile=ann, action="page.visit", time=datetime(2016, 3, 31, 23, 59, tzinfo=UTC))
+    april = Event.objects.create(profile=ann, action="page.visit", time=datetime(2016, 4, 1, tzinfo=UTC))
+    created = event_partitions_ensure(months_ahead=0)
+    assert created[:2] == ["profiles_event_p201603", "profiles_event_p201604"]
+    assert (_partition_of(march.pk), _partition_of(april.pk)) == ("profiles_event_p201603", "profiles_event_p201604")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM profiles_event_default")
+        assert cursor.fetchone()[0] == 0
+
+
+@pytest.mark.django_db
 def test_detaching_old_months_keeps_their_salts(make_profile):
     ann = make_profile(email="ann@example.com")
     old = datetime(2018, 3, 2, tzinfo=UTC)

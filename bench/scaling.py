@@ -51,10 +51,10 @@ def parse_args(argv=None):
 
 
 def part_lookup(args) -> list[str]:
+    common.setup_django(args.db)
     from bench import b4_lookup as b4
     from crm.services import api_key_create
 
-    common.setup_django(args.db)
     data = common.load_profiles(args.profiles)
     _, secret = api_key_create(name="scaling", scopes=["read"], rate_limit="")
     from django.conf import settings
@@ -178,11 +178,11 @@ def _batch_run(args, backend: str, workers: int, run: int) -> float:
 
 
 def part_batch(args) -> list[str]:
+    common.setup_django(args.db)
     import redis
 
     from crm.celery import app
 
-    common.setup_django(args.db)
     common.load_profiles(1000)  # attribute definitions and a populated table
     app.conf.broker_url = app.conf.result_backend = REDIS_URL
     redis.Redis.from_url(REDIS_URL).flushdb()

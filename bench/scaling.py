@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -40,6 +41,7 @@ def parse_args(argv=None):
     parser.add_argument("--profiles", type=int, default=10_000)
     parser.add_argument("--rows", type=int, default=10_000, help="batch rows per run (batch part)")
     parser.add_argument("--job-items", type=int, default=500, help="items per batch job (batch part)")
+    parser.add_argument("--batch-rounds", type=int, default=3, help="runs of each configuration (batch part)")
     parser.add_argument("--threads", type=int, default=8, help="load generator threads (lookup part)")
     parser.add_argument("--seconds", type=float, default=20.0, help="seconds per gunicorn run (lookup part)")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved count rounds (replica part)")
@@ -188,20 +190,20 @@ def part_batch(args) -> list[str]:
     redis.Redis.from_url(REDIS_URL).flushdb()
     results: dict[tuple[str, int], list[float]] = {}
     run = 0
-    for _ in range(2):  # two rounds, every configuration once per round
+    for _ in range(args.batch_rounds):  # every configuration once per round, alternating
         for backend in ("db", "celery"):
             for workers in (1, 2):
                 run += 1
                 results.setdefault((backend, workers), []).append(_batch_run(args, backend, workers, run))
     redis.Redis.from_url(REDIS_URL).flushdb()
-    lines = [common.machine(), f"{args.rows} new profiles per run in jobs of {args.job_items} (2 runs each)"]
-    base = max(results[("db", 1)])
+    lines = [common.machine(), f"{args.rows} new profiles per run in jobs of {args.job_items}"]
+    base = statistics.median(results[("db", 1)])
     for (backend, workers), values in results.items():
-        best = max(values)
+        middle = statistics.median(values)
         name = "database" if backend == "db" else "Celery/Redis"
         lines.append(
-            f"batch rows/s, {name:<12} {workers} worker(s) = {best:7.0f} (runs: "
-            f"{', '.join(f'{v:.0f}' for v in values)}); ratio to 1 database worker {best / base:5.2f}x"
+            f"batch rows/s, {name:<12} {workers} worker(s) = {middle:7.0f} median (runs: "
+            f"{', '.join(f'{v:.0f}' for v in values)}); ratio to 1 database worker {middle / base:5.2f}x"
         )
     common.drop_database(args.db)
     return lines

@@ -144,3 +144,12 @@ def test_a_batch_job_and_the_recurring_tasks_run_on_a_celery_worker(celery_worke
     process.terminate()
     process.wait(timeout=15)
     assert not WorkerHeartbeat.objects.filter(worker_id=beat.worker_id).exists()
+
+
+def test_health_counts_the_messages_waiting_in_redis(celery_settings, client):
+    purge_expired.enqueue()
+    purge_expired.enqueue()
+    queue = client.get("/health").json()["queue"]
+    assert queue["backend"] == "celery"
+    assert queue["queues"]["recurring"] == {"waiting": 2}
+    assert queue["queues"]["batches"] == {"waiting": 0}

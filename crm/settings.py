@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "axes",
     "profiles",
     "consents",
+    "privacy",
 ]
 
 MIDDLEWARE = [
@@ -249,6 +250,14 @@ API_KEY_LAST_USED_RESOLUTION_SECONDS = env_int("API_KEY_LAST_USED_RESOLUTION_SEC
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 5)
 # Fernet keys for secrets stored encrypted (crm.crypto); empty: one derived from SECRET_KEY.
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", [])
+
+# --- Erasure: the tombstone log outside the database, replayed after a restore (privacy app) -------------
+# One JSON line per erasure: ids and keyed digests (HMAC-SHA256) of the erased identifiers, nothing else.
+ERASURE_LOG_PATH = Path(os.environ.get("ERASURE_LOG_PATH", DATA_DIR / "erasure-log.jsonl"))
+# The digests' key lives outside the database (the environment, or derived from SECRET_KEY, itself outside it), so
+# a copy of the database alone cannot test guesses against the tombstones. Keep it stable: a new key stops old
+# uuid tombstones from matching.
+ERASURE_LOG_KEY = os.environ.get("ERASURE_LOG_KEY", "")
 
 # --- Profiles -----------------------------------------------------------------------------------
 PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "PL")

@@ -147,3 +147,13 @@ def models_holding_profile_data() -> list[str]:
             continue
         labels.append(model._meta.label)
     return sorted(labels)
+
+
+def uncovered_models() -> dict[str, list[str]]:
+    """Models holding profile data that no erasure step (``erasure``) or no export step (``export``) covers."""
+    holding = models_holding_profile_data()
+    erasure, export = registry.erasure_covered(), registry.export_covered()
+    return {
+        "erasure": [label for label in holding if label not in erasure],
+        "export": [label for label in holding if label not in export],
+    }

@@ -23,7 +23,7 @@ from django.utils import timezone
 from crm.errors import DomainError, NotFound
 from privacy.digests import erasure_key, identifier_digest
 from privacy.models import Erasure, Tombstone, TombstoneKind
-from privacy.registry import ErasureContext, registry
+from privacy.registry import ErasureContext, ExportContext, registry
 from privacy.tombstones import tombstone_check
 
 logger = logging.getLogger(__name__)
@@ -132,6 +132,28 @@ def erasure_preview(*, profile) -> dict[str, int]:
         ).count(),
         "merged-in profiles": len(merged),
     }
+
+
+# --- portability ------------------------------------------------------------------------------------------
+
+EXPORT_FORMAT = "profile-export/1"
+
+
+def profile_export(*, profile) -> dict[str, Any]:
+    """Everything held about one person as one JSON-able document: each registered export step's part under
+    its name (profile, identifiers, attributes, tags, consents, events, notes, orders, merges, …)."""
+    from profiles.models import ClientIdAlias
+
+    merged = sorted(ClientIdAlias.objects.filter(profile_id=profile.pk).values_list("old_client_id", flat=True))
+    ctx = ExportContext(profile=profile, client_ids=[profile.pk, *merged])
+    document: dict[str, Any] = {
+        "format": EXPORT_FORMAT,
+        "exportedAt": timezone.now().isoformat(),
+        "clientId": profile.pk,
+    }
+    for step in registry.export_steps():
+        document[step.name] = step.export(ctx)
+    return document
 
 
 # --- the tombstone log ------------------------------------------------------------------------------------

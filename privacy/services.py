@@ -334,7 +334,22 @@ def _identifiers_match(digests: dict[tuple[str, str], int], report: ReplayReport
         else:
             report.review.append(f"clientId {profile_id} holds a {kind} of erased clientId {erased}")
     if release:
+        values = set(Identifier.objects.filter(pk__in=release).values_list("value", flat=True))
         Identifier.objects.filter(pk__in=release).delete()
+        _uuid_columns_repair(values)
+
+
+def _uuid_columns_repair(released: set[str]) -> None:
+    """A profile whose main uuid was taken back gets another it holds, or a new one: every profile has a uuid."""
+    import uuid as uuid_lib
+
+    from profiles.models import Identifier, Profile
+
+    for profile in Profile.objects.filter(uuid__in=released):
+        other = Identifier.objects.filter(profile=profile, kind=TombstoneKind.UUID).order_by("-last_seen").first()
+        if other is None:
+            other = Identifier.objects.create(profile=profile, kind=TombstoneKind.UUID, value=str(uuid_lib.uuid4()))
+        Profile.objects.filter(pk=profile.pk).update(uuid=other.value)
 
 
 def _sequence_past(highest: int) -> int | None:

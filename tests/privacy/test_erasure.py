@@ -101,19 +101,39 @@ def test_erased_ids_answer_410_and_never_resolve_again(api, person):
     assert api.get(f"/v4/clients/by-phone/{PHONE}").status_code == 404
 
 
-def test_other_surfaces_answer_their_own_not_found(api, person, write_key):
+def test_other_surfaces_answer_their_own_not_found(api, person, write_key, rf):
+    from profiles.api.capillary.errors import render_error as capillary_error
+
     _, secret = write_key
     assert api.delete(f"/v4/clients/{person.profile.pk}").status_code == 202
     response = api.get(f"/customers/id/{person.profile.pk}", HTTP_X_API_KEY=secret)
     assert response.status_code == 404
     assert response["Content-Type"] == "application/problem+json"
-    assert response.json()["title"] == "Not Found"
+    assert response.json()["title"] == "Not Found" and response.json()["code"] == "profile.not_found"
     response = api.post(
-        "/v2/integrations/customer/upsert/bulk",
-        {"profiles": [{"identifiers": [{"type": "email", "value": "x@example.com"}, {"type": "id", "value": UUID}]}]},
+        "/customers",
+        {"mode": "Update", "matchBy": "GUID", "data": [{"visitorId": UUID, "firstName": "Ghost"}]},
         format="json",
+        HTTP_X_API_KEY=secret,
     )
-    assert response.status_code in (200, 207), response.content
+    assert response.status_code in (400, 404), response.content
+    assert not Profile.objects.filter(first_name="Ghost").exists()
+    # Capillary names profiles only by e-mail, mobile and externalId (never tombstoned); should an erased id reach
+    # it, its renderer answers Capillary's not-found.
+    body = capillary_error(status=410, code="profile.erased", message="erased", field=None, request=rf.get("/v2/"))
+    assert body.status_code == 404 and body.data["errors"][0]["code"] == 8015
+
+
+def test_an_order_naming_an_erased_id_is_gone(api, person):
+    assert api.delete(f"/v4/clients/{person.profile.pk}").status_code == 202
+    for client in ({"id": person.visitor_id}, {"uuid": UUID}):
+        response = api.post(
+            "/v4/transactions",
+            {"orderId": "ORD-AFTER", "client": client, "value": {"amount": 5, "currency": "PLN"}},
+            format="json",
+        )
+        assert response.status_code == 410, response.content
+        assert response.json()["code"] == "profile.erased"
 
 
 def test_a_new_sign_up_after_erasure_is_a_new_profile(api, person):

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from privacy.models import Erasure, Tombstone
-from privacy.services import profile_erase
+from privacy.services import erasure_replay, profile_erase
 from profiles.models import Identifier, Profile
 from profiles.services import ProfileInput, profile_upsert
 
@@ -113,3 +113,25 @@ def test_replay_erases_again_what_a_restore_brought_back(tmp_path, erasure_log, 
     call_command("erasure_replay")
     assert f"Already erased in this database: clientId {ann.pk}, {late.pk}." in capsys.readouterr().out
     assert len(erasure_log.read_text().splitlines()) == 2  # replaying appends nothing
+
+
+@pytest.mark.django_db
+def test_replay_takes_tombstoned_uuids_back_and_names_reused_identifiers(erasure_log):
+    """A database that lost the erasure (as a restore does) and where the erased uuid and e-mail turn up elsewhere."""
+    gone_uuid = "55555555-5555-4555-8555-555555555555"
+    ann = make("ann@example.com", gone_uuid)
+    profile_erase(profile=ann, source="api", actor="api-key:shop")
+    Erasure.objects.all().delete()  # the restore's loss: no erasure, no tombstones
+    assert not Tombstone.objects.exists()
+    holder = make("holder@example.com", gone_uuid)  # the old uuid came back on someone
+    again = make("ann@example.com", "66666666-6666-4666-8666-666666666666")  # Ann signed up again
+
+    report = erasure_replay()
+    assert report.recorded == [ann.pk]
+    assert report.released == [f"a uuid of erased clientId {ann.pk}, held by clientId {holder.pk}"]
+    assert report.review == [f"clientId {again.pk} holds a email of erased clientId {ann.pk}"]
+    assert not Identifier.objects.filter(value=gone_uuid).exists()
+    holder.refresh_from_db()
+    assert holder.uuid != gone_uuid
+    assert Identifier.objects.filter(profile=holder, kind="uuid", value=holder.uuid).exists()
+    assert Profile.objects.filter(pk=again.pk).exists()  # signing up again is their right: named, not erased

@@ -96,6 +96,13 @@ def test_staff_download_the_data_then_erase_the_profile(page, live_server, staff
     erasure = Erasure.objects.get(client_id=profile.pk)
     assert (erasure.actor, erasure.source, erasure.merged_client_ids) == ("user:ada@example.com", "admin", [visitor_id])
 
+    # Who asked and when: the read-only list of erasures.
+    page.goto(f"{live_server.url}/admin/privacy/erasure/")
+    row = page.locator("#result_list tbody tr").first
+    assert str(profile.pk) in row.inner_text() and "user:ada@example.com" in row.inner_text()
+    row.locator("a").first.click()
+    assert "events:" in page.locator(".field-rows").inner_text()
+
 
 def test_marketers_neither_erase_nor_download(page, live_server, marketer, piotr):
     profile, _ = piotr

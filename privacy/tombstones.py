@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from crm.errors import Gone
+from crm.errors import Gone, NotFound
 from privacy.digests import identifier_digest
 from privacy.models import Tombstone, TombstoneKind
 
@@ -60,3 +60,13 @@ def pairs_check(pairs: Iterable[tuple[str, str]], *, owned: Iterable[tuple[str, 
     uuids = sorted(v for k, v in pairs if k == TombstoneKind.UUID and (k, v) not in owned)
     if uuids and (erased := erased_uuids(uuids)):
         raise erased_error("uuid", sorted(erased)[0])
+
+
+def profile_missing(client_id: int, *, field: str = "clientId") -> NotFound:
+    """The error for a profile that was there a moment ago and is not any more: Gone when it was erased (a write
+    that raced the erasure), else NotFound. Asks the tombstones only on this miss."""
+    try:
+        tombstone_check(TombstoneKind.CLIENT_ID, client_id, field=field)
+    except Gone as gone:
+        return gone
+    return NotFound(f"Profile {client_id} does not exist.", field=field, code="profile.not_found")

@@ -13,8 +13,8 @@ from typing import Any
 
 from consents.models import ConsentStatus
 from consents.services import ConsentItem, consents_set_many
-from crm.errors import Conflict, NotFound
-from privacy.tombstones import pairs_check
+from crm.errors import Conflict
+from privacy.tombstones import pairs_check, profile_missing
 from profiles import signals
 from profiles.models import Identifier, IdentifierKind, Profile
 from profiles.selectors import identifier_owners
@@ -179,7 +179,7 @@ def profile_update(*, profile: Profile, data: ProfileInput, source: str, actor: 
         try:
             locked = _lock(profile.pk)
         except Profile.DoesNotExist:
-            raise NotFound(f"Profile {profile.pk} does not exist.", field="clientId") from None
+            raise profile_missing(profile.pk) from None  # Gone when an erasure won the race
         return _apply(locked, clean, catalog, source=source, actor=actor)
 
     return with_retries(attempt)

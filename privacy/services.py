@@ -365,7 +365,3 @@ def _sequence_past(highest: int) -> int | None:
             f"SELECT setval(pg_get_serial_sequence(%s, 'id'), GREATEST(%s, {highest_live}))", [table, highest]
         )
         return cursor.fetchone()[0]
-
-
-def erasure_entry(erasure: Erasure) -> dict[str, Any]:
-    return {"clientId": erasure.client_id, "mergedClientIds": erasure.merged_client_ids, "counts": erasure.counts}

@@ -90,8 +90,10 @@ class ApiView(APIView):
         return settings.API_MAX_BODY_BYTES
 
     # Requests counted per API key (the default), or per client IP under this policy's setting (views
-    # without a key, such as login, set ``ip_rate_limit = "SETTING_NAME"``).
+    # without a key, such as login, set ``ip_rate_limit = "SETTING_NAME"``; ``ip_rate_policy`` names the counter,
+    # so a view with a limit of its own does not share its count with the others).
     ip_rate_limit: str | None = None
+    ip_rate_policy: str = "ip"
 
     def initial(self, request, *args, **kwargs):
         self._rate_limit = None
@@ -133,7 +135,7 @@ class ApiView(APIView):
 
     def check_throttles(self, request):
         if self.ip_rate_limit:
-            decision = ip_rate_limit_hit(request, setting=self.ip_rate_limit, policy="ip")
+            decision = ip_rate_limit_hit(request, setting=self.ip_rate_limit, policy=self.ip_rate_policy)
         elif isinstance(key := request.auth, ApiKey) and (text := key.rate_limit or settings.API_RATE_LIMIT):
             decision = rate_limit_hit(bucket=f"key:{key.prefix}", rate=Rate.parse(text), policy="key")
         else:

@@ -73,7 +73,18 @@ class SiteAdmin(admin.ModelAdmin):
         base = settings.PUBLIC_BASE_URL.rstrip("/")
         consent = " data-require-consent" if obj.consent_required else ""
         tag = f'<script async src="{base}/tracker.js" data-site-key="{obj.key}"{consent}></script>'
-        return format_html('<pre class="tracker-snippet">{}</pre>', tag)
+        if not obj.consent_required:
+            return format_html('<pre class="tracker-snippet">{}</pre>', tag)
+        # The page's consent banner calls crm('consent', true|false); this queue keeps calls made before the script
+        # has loaded (in the site's own script file, or an inline script its CSP allows).
+        queue = "window.crm = window.crm || function () { (crm.q = crm.q || []).push(arguments); };"
+        return format_html(
+            '<pre class="tracker-snippet">{}</pre><p>Before it, in the page\'s own script:</p>'
+            "<pre class=\"tracker-queue\">{}</pre><p>and, from its consent banner, <code>crm('consent', true)</code> "
+            "or <code>crm('consent', false)</code>.</p>",
+            tag,
+            queue,
+        )
 
     @admin.display(description="demo page")
     def demo_link(self, obj: Site) -> str:

@@ -305,3 +305,20 @@ def test_the_script_is_small_cacheable_and_revalidated(client):
     assert again.status_code == 304
     zipped = client.get("/tracker.js", HTTP_ACCEPT_ENCODING="gzip")
     assert zipped["Content-Encoding"] == "gzip" and len(zipped.content) < 5 * 1024
+
+
+def test_a_nul_in_a_form_field_is_refused_naming_it(site, browser):
+    body = json.dumps({"siteKey": site.key, "type": "form.submit", "url": "https://shop.example/", "form": "f"})
+    body = body[:-1] + ', "fields": {"email": "ann\\u0000@example.com"}}'
+    response = collect(browser, body)
+    assert response.status_code == 400
+    assert response.json()["field"] == "fields.email" and response.json()["code"] == "field.invalid_text"
+    assert not Profile.objects.exists()
+
+
+def test_other_methods_and_paths_answer_as_problems(browser):
+    response = browser.get("/t/collect")
+    assert response.status_code == 405 and response["Content-Type"] == "application/problem+json"
+    missing = browser.get("/t/nothing-here")
+    assert missing.status_code == 404 and missing["Content-Type"] == "application/problem+json"
+    assert missing.json()["instance"] == "/t/nothing-here"

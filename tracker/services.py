@@ -14,6 +14,7 @@ its history, untouched. The caller sets the returned uuid as the browser's new c
 from __future__ import annotations
 
 import operator
+import re
 import uuid as uuidlib
 from dataclasses import dataclass, field
 from functools import reduce
@@ -22,9 +23,9 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 
-from crm.errors import Forbidden, ValidationFailed
+from crm.errors import DomainError, Forbidden, ValidationFailed
 from profiles.attribute_names import attribute_key
-from profiles.models import AttributeDefinition, IdentifierKind, Profile, Tag
+from profiles.models import AttributeDefinition, AttributeType, IdentifierKind, Profile, Tag
 from profiles.normalize import identifier_normalize
 from profiles.services import ProfileInput, profile_update
 from profiles.services.events import FORM_SUBMIT, EventInput, event_record
@@ -161,21 +162,42 @@ def _text(value, name: str, *, max_length: int = FIELD_MAX_LENGTH) -> str | None
     return value or None
 
 
-def _known_attributes(attributes: dict[str, str]) -> dict[str, str]:
-    """Only attributes already defined: a public form may fill them, not invent new ones."""
+def _known_attributes(attributes: dict[str, str]) -> dict[str, Any]:
+    """Only attributes already defined: a public form may fill them, not invent new ones. A form's values are
+    text: a number, a yes/no or a comma-separated list is read as the definition's type asks (the attribute rules
+    then check it as they check any write)."""
     if not attributes:
         return {}
-    defined = set(
-        AttributeDefinition.objects.filter(key__in=[attribute_key(n) for n in attributes]).values_list("key", flat=True)
-    )
-    for name in attributes:
-        if attribute_key(name) not in defined:
+    defined = {d.key: d for d in AttributeDefinition.objects.filter(key__in=[attribute_key(n) for n in attributes])}
+    typed: dict[str, Any] = {}
+    for name, value in attributes.items():
+        definition = defined.get(attribute_key(name))
+        if definition is None:
             raise ValidationFailed(
                 f"Attribute '{name}' is not defined; define it in the admin before a form may send it.",
                 field=f"fields.attributes.{name}",
                 code="attribute.unknown",
             )
-    return attributes
+        typed[name] = _typed(value, definition.type)
+    return typed
+
+
+def _typed(value: str, type_: str):
+    """A form's text as the attribute's type, when it reads as one; else the text, for the rules to refuse."""
+    if type_ == AttributeType.NUMBER:
+        if re.fullmatch(r"[+-]?\d+", value):
+            return int(value)
+        if re.fullmatch(r"[+-]?\d+[.,]\d+", value):
+            return float(value.replace(",", "."))
+    elif type_ == AttributeType.BOOLEAN:
+        lowered = value.lower()
+        if lowered in ("true", "yes", "on", "1"):
+            return True
+        if lowered in ("false", "no", "off", "0"):
+            return False
+    elif type_ == AttributeType.LIST:
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
 
 
 def _known_tags(names: list[str]) -> list[Tag]:
@@ -214,11 +236,14 @@ def form_submit_record(*, site: Site, uuid: str | None, page: Page, form: str, f
         if (value := _text(raw, f"fields.attributes.{name}")) is not None
     }
     tag_names = [t for raw in fields.tags if (t := _text(raw, "fields.tags", max_length=100)) is not None]
+    # The e-mail identifies (as in Synerise's form integration); the phone is only attached to the profile the
+    # e-mail and the browser name: a public form must not reach, or rewrite, a profile by a phone number it knows.
     identifiers: dict[str, str] = {}
     if email is not None:
         identifiers[IdentifierKind.EMAIL] = _normalized(IdentifierKind.EMAIL, email, "fields.email")
+    extra: dict[str, str] = {}
     if phone is not None:
-        identifiers[IdentifierKind.PHONE] = _normalized(IdentifierKind.PHONE, phone, "fields.phone")
+        extra[IdentifierKind.PHONE] = _normalized(IdentifierKind.PHONE, phone, "fields.phone")
     params: dict[str, Any] = {**page.params(), "form": form}
     if email is not None:
         params["email"] = email
@@ -230,27 +255,51 @@ def form_submit_record(*, site: Site, uuid: str | None, page: Page, form: str, f
     if tag_names:
         params["tags"] = tag_names
 
-    with transaction.atomic():
-        attributes = _known_attributes(attributes)
-        tags = _known_tags(tag_names)
-        uuid = uuid or str(uuidlib.uuid4())
-        if identifiers:
-            uuid = _uuid_for_identity(uuid, identifiers)
-        result = event_record(
-            data=EventInput(
-                action=FORM_SUBMIT, client={IdentifierKind.UUID: uuid, **identifiers}, label=form[:200], params=params
-            ),
-            source=SOURCE,
-            actor=site.actor,
-        )
-        profile = result.profile
-        if names or attributes:
-            profile = profile_update(
-                profile=profile, data=ProfileInput(fields=names, attributes=attributes), source=SOURCE, actor=site.actor
-            ).profile
-        if tags:
-            tags_add(profiles=[profile], tags=tags, source=SOURCE, actor=site.actor)
+    try:
+        with transaction.atomic():
+            attributes = _known_attributes(attributes)
+            tags = _known_tags(tag_names)
+            uuid = uuid or str(uuidlib.uuid4())
+            if identifiers:
+                uuid = _uuid_for_identity(uuid, identifiers)
+            result = event_record(
+                data=EventInput(
+                    action=FORM_SUBMIT,
+                    client={IdentifierKind.UUID: uuid, **identifiers},
+                    label=form[:200],
+                    params=params,
+                ),
+                source=SOURCE,
+                actor=site.actor,
+            )
+            profile = result.profile
+            if names or attributes or extra:
+                # A phone another profile owns is a Conflict here, and the whole submission is undone.
+                data = ProfileInput(identifiers=extra, fields=names, attributes=attributes)
+                profile = profile_update(profile=profile, data=data, source=SOURCE, actor=site.actor).profile
+            if tags:
+                tags_add(profiles=[profile], tags=tags, source=SOURCE, actor=site.actor)
+    except DomainError as exc:
+        exc.field = _form_field(exc.field)
+        raise
     return Tracked(uuid=uuid, profile=profile)
+
+
+# What the services name → the collect body's field, so an error points at the form's input.
+_FORM_FIELDS = {
+    "email": "fields.email",
+    "client.email": "fields.email",
+    "params.email": "fields.email",
+    "phone": "fields.phone",
+    "firstName": "fields.firstName",
+    "lastName": "fields.lastName",
+}
+
+
+def _form_field(name: str | None) -> str | None:
+    if name and name.startswith("attributes."):
+        return f"fields.{name}"
+    return _FORM_FIELDS.get(name, name) if name else name
 
 
 def _normalized(kind: str, value: str, name: str) -> str:

@@ -322,3 +322,39 @@ def test_other_methods_and_paths_answer_as_problems(browser):
     missing = browser.get("/t/nothing-here")
     assert missing.status_code == 404 and missing["Content-Type"] == "application/problem+json"
     assert missing.json()["instance"] == "/t/nothing-here"
+
+
+def test_a_form_whose_phone_belongs_to_someone_else_is_a_conflict_and_writes_nothing(site, browser, make_profile):
+    make_profile(email="owner@example.com", phone="+48 600 100 200")
+    visit(browser, site)
+    events = Event.objects.count()
+    response = submit(browser, site, email="new@example.com", phone="+48 600 100 200", firstName="New")
+    assert response.status_code == 409, response.content
+    assert response["Content-Type"] == "application/problem+json" and response.json()["code"] == "identity.conflict"
+    assert not Profile.objects.filter(email="new@example.com").exists()
+    assert Event.objects.count() == events
+    assert COOKIE not in response.cookies
+
+
+def test_a_value_of_the_wrong_type_for_a_defined_attribute_names_the_form_field(site, browser):
+    AttributeDefinition.objects.create(name="loyaltyPoints", key="loyaltypoints", type="number")
+    response = submit(browser, site, email="eve@example.com", attributes={"loyaltyPoints": "many"})
+    assert response.status_code == 400, response.content
+    assert response.json()["field"] == "fields.attributes.loyaltyPoints"
+    assert not Profile.objects.exists()
+    assert submit(browser, site, email="eve@example.com", attributes={"loyaltyPoints": "120"}).status_code == 204
+    assert Profile.objects.get().attributes == {"loyaltyPoints": 120}
+
+
+def test_form_text_is_read_as_the_attributes_type(site, browser):
+    for name, type_ in [("points", "number"), ("vip", "boolean"), ("sports", "list"), ("born", "date")]:
+        AttributeDefinition.objects.create(name=name, key=name, type=type_)
+    attributes = {"points": "1.5", "vip": "yes", "sports": "running, tennis", "born": "1990-05-01"}
+    assert submit(browser, site, email="fay@example.com", attributes=attributes).status_code == 204
+    assert Profile.objects.get().attributes == {
+        "points": 1.5,
+        "vip": True,
+        "sports": ["running", "tennis"],
+        "born": "1990-05-01",
+    }
+    assert submit(browser, site, email="fay@example.com", attributes={"vip": "perhaps"}).status_code == 400

@@ -176,3 +176,35 @@ def test_admin_staff_add_a_site_and_marketers_do_not_see_sites(page, live_server
     assert page.get_by_role("link", name="Sites").count() == 0
     response = page.goto(f"{live_server.url}/admin/tracker/site/")
     assert response.status == 403
+
+
+def test_a_page_on_another_origin_sends_through_cors(page, live_server):
+    """The shop's page on its own origin loads the script from the platform's host: the preflight and the POST pass
+    CORS for the site's origin (a page on an origin the site does not list gets nothing through)."""
+    # Other origins on the loopback address (Chromium keeps pages on public addresses from reaching it): the
+    # pages are made up by the test, the script and the endpoint are the live server's.
+    shop = live_server.url.replace("localhost", "127.0.0.1")
+    evil = live_server.url.replace("localhost", "127.0.0.2")
+    site = Site.objects.create(name="Shop", allowed_origins=[shop])
+    html = (
+        "<!doctype html><title>Shop</title>"
+        f'<script async src="{live_server.url}/tracker.js" data-site-key="{site.key}"></script>'
+    )
+    page.route(f"{shop}/**", lambda route: route.fulfill(status=200, content_type="text/html", body=html))
+    page.route(f"{evil}/**", lambda route: route.fulfill(status=200, content_type="text/html", body=html))
+
+    page.context.grant_permissions(["local-network-access"])  # Chromium asks before a page reaches the loopback
+    with page.expect_response(is_collect("page.visit")) as sent:
+        page.goto(f"{shop}/shoes")
+    assert sent.value.status == 204
+    assert sent.value.headers["access-control-allow-origin"] == shop
+    event = Event.objects.get(action="page.visit")
+    assert event.params["url"] == f"{shop}/shoes"
+
+    failed = []
+    page.on("requestfailed", lambda request: failed.append(request.url))
+    page.goto(f"{evil}/")
+    page.wait_for_load_state("load")
+    page.wait_for_timeout(500)
+    assert Event.objects.filter(action="page.visit").count() == 1
+    assert any(url.endswith("/t/collect") for url in failed), failed

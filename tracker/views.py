@@ -251,24 +251,17 @@ class CollectView(ApiView):
 # --- the demo page -----------------------------------------------------------------------------------------
 
 
-def _demo_site(request) -> Site | None:
+def _demo_site(request, own_origin: str) -> Site | None:
     if key := request.GET.get("site"):
         return Site.objects.filter(key=key, active=True).first()
-    own = f"{request.scheme}://{request.get_host()}"
-    return Site.objects.filter(active=True, allowed_origins__contains=[own.lower()]).order_by("pk").first()
+    return Site.objects.filter(active=True, allowed_origins__contains=[own_origin]).order_by("pk").first()
 
 
 @require_safe
 def demo(request):
     """A sign-up page that includes the tracker like any website would (``?site=KEY``, else the first active site
     whose allowed origins hold this server's own)."""
-    site = _demo_site(request)
-    return render(
-        request,
-        "tracker/demo.html",
-        {
-            "site": site,
-            "origin": f"{request.scheme}://{request.get_host()}",
-            "allowed": site and origin_allowed(site, f"{request.scheme}://{request.get_host()}"),
-        },
-    )
+    origin = f"{request.scheme}://{request.get_host()}".lower()
+    site = _demo_site(request, origin)
+    allowed = site is not None and origin_allowed(site, origin)
+    return render(request, "tracker/demo.html", {"site": site, "origin": origin, "allowed": allowed})

@@ -51,3 +51,17 @@ def test_marketers_get_no_sites_and_admin_staff_do(client):
     client.force_login(staff)
     assert client.get(reverse("admin:tracker_site_changelist")).status_code == 200
     assert client.post(ADD_URL, {"name": "New", "allowed_origins": "https://new.example"}).status_code == 302
+
+
+@pytest.mark.django_db
+def test_the_demo_page_finds_its_site_or_says_how_to_add_one(client):
+    page = client.get("/tracker/demo/")
+    assert page.status_code == 200 and 'id="demo-missing"' in page.text and "http://testserver" in page.text
+    assert "tracker.js" not in page.text
+    own = Site.objects.create(name="Own", allowed_origins=["http://testserver"])
+    page = client.get("/tracker/demo/").text
+    assert f'data-site-key="{own.key}"' in page and "data-require-consent" not in page
+    careful = Site.objects.create(name="Careful", allowed_origins=["https://shop.example"], consent_required=True)
+    page = client.get(f"/tracker/demo/?site={careful.key}").text
+    assert f'data-site-key="{careful.key}" data-require-consent' in page
+    assert "is not among its allowed origins" in page

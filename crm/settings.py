@@ -217,7 +217,8 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Customer profile platform API",
     "DESCRIPTION": "Customer profile API in three vendors' shapes on one service layer: Synerise (/v4/..., "
-    "/crm/v1/list), ExpertSender ECDP (/customers) and Capillary (/v2/integrations/customer/upsert/bulk). "
+    "/crm/v1/list), ExpertSender ECDP (/customers) and Capillary (/v2/integrations/customer/upsert/bulk); "
+    "the website tracker's collect endpoint (/t/collect, called by /tracker.js with a public site key). "
     "Authenticate with an API key (Bearer, x-api-key or HTTP Basic) or a JWT from POST /uauth/v2/auth/login/profile.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -94,6 +94,8 @@ class ApiView(APIView):
     # so a view with a limit of its own does not share its count with the others).
     ip_rate_limit: str | None = None
     ip_rate_policy: str = "ip"
+    # POSTs honour ``Idempotency-Key``; a view called by anonymous browsers (who would share one key scope) sets False.
+    idempotency_keys: bool = True
 
     def initial(self, request, *args, **kwargs):
         self._rate_limit = None
@@ -111,7 +113,8 @@ class ApiView(APIView):
                 raise ValidationFailed(f"{name} {reason}.", field=name, code="field.invalid_text")
         super().initial(request, *args, **kwargs)
         self._idempotency = None
-        if request.method == "POST" and (key := request.headers.get("Idempotency-Key")) is not None:
+        key = request.headers.get("Idempotency-Key") if self.idempotency_keys else None
+        if request.method == "POST" and key is not None:
             fingerprint = request_hash(method=request.method, path=request.get_full_path(), body=request.body)
             scope = getattr(request.auth, "prefix", None) or "anonymous"
             self._idempotency = idempotency_begin(key=key.strip(), scope=scope, fingerprint=fingerprint)

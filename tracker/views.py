@@ -125,6 +125,7 @@ class CollectView(ApiView):
     error_renderer = staticmethod(render_problem)
     ip_rate_limit = "TRACKER_RATE_LIMIT"
     ip_rate_policy = "tracker"
+    idempotency_keys = False  # visitors have no key scope of their own: a key would be shared by all of them
 
     def max_body_bytes(self) -> int:
         return settings.TRACKER_MAX_BODY_BYTES

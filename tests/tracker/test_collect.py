@@ -358,3 +358,13 @@ def test_form_text_is_read_as_the_attributes_type(site, browser):
         "born": "1990-05-01",
     }
     assert submit(browser, site, email="fay@example.com", attributes={"vip": "perhaps"}).status_code == 400
+
+
+def test_an_idempotency_key_is_ignored_visitors_share_no_scope(site, browser):
+    body = {"siteKey": site.key, "type": "page.visit", "url": "https://shop.example/"}
+    first = collect(browser, body, HTTP_IDEMPOTENCY_KEY="same")
+    second = collect(Client(HTTP_ORIGIN=ORIGIN), body, HTTP_IDEMPOTENCY_KEY="same")
+    assert first.status_code == second.status_code == 204
+    assert "Idempotent-Replayed" not in second
+    assert first.cookies[COOKIE].value != second.cookies[COOKIE].value
+    assert Event.objects.filter(action="page.visit").count() == 2

@@ -23,7 +23,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 
-from crm.errors import DomainError, Forbidden, ValidationFailed
+from crm.errors import DomainError, Forbidden, Gone, ValidationFailed
 from profiles.attribute_names import attribute_key
 from profiles.models import AttributeDefinition, AttributeType, IdentifierKind, Profile, Tag
 from profiles.normalize import identifier_normalize
@@ -136,7 +136,17 @@ def _uuid_for_identity(current: str, identifiers: dict[str, str]) -> str:
 
 
 def page_visit_record(*, site: Site, uuid: str | None, page: Page) -> Tracked:
-    """A ``page.visit`` for the browser's uuid (a new uuid when it has none)."""
+    """A ``page.visit`` for the browser's uuid (a new uuid when it has none, or when its profile was erased)."""
+    try:
+        return _page_visit_record(site=site, uuid=uuid, page=page)
+    except Gone:
+        if uuid is None:
+            raise
+        # The cookie's uuid named a profile that was erased: it names nobody again, so the browser starts afresh.
+        return _page_visit_record(site=site, uuid=None, page=page)
+
+
+def _page_visit_record(*, site: Site, uuid: str | None, page: Page) -> Tracked:
     uuid = uuid or str(uuidlib.uuid4())
     result = event_record(
         data=EventInput(
@@ -219,7 +229,16 @@ def _known_tags(names: list[str]) -> list[Tag]:
 
 def form_submit_record(*, site: Site, uuid: str | None, page: Page, form: str, fields: FormFields) -> Tracked:
     """A ``form.submit`` for the browser: identified by its e-mail, with the form's names, phone, attributes and
-    tags written to the profile; all of it or nothing."""
+    tags written to the profile; all of it or nothing. A browser whose uuid was erased signs up with a new one."""
+    try:
+        return _form_submit_record(site=site, uuid=uuid, page=page, form=form, fields=fields)
+    except Gone:
+        if uuid is None:
+            raise
+        return _form_submit_record(site=site, uuid=None, page=page, form=form, fields=fields)
+
+
+def _form_submit_record(*, site: Site, uuid: str | None, page: Page, form: str, fields: FormFields) -> Tracked:
     email = _text(fields.email, "fields.email")
     phone = _text(fields.phone, "fields.phone")
     names = {

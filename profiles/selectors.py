@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from crm.errors import NotFound, ValidationFailed
 from crm.replica import read_connection
+from privacy.tombstones import tombstone_check
 from profiles.currencies import currency_symbol
 from profiles.fields import profile_from_row
 from profiles.models import Event, MergeRecord, Profile, ProfileCommerce, ProfileTag
@@ -87,6 +88,8 @@ def profile_lookup(*, kind: str, value) -> Profile:
         pid = identifier_owners([(kind, normalized)]).get((kind, normalized))
     profile = Profile.objects.filter(pk=pid).first() if pid is not None else None
     if profile is None:
+        # Only a miss asks the tombstones: an erased clientId or uuid answers Gone, never someone else.
+        tombstone_check(kind, _client_id(value) if kind == "clientId" else normalized)
         raise NotFound(f"No profile with {kind} '{value}'.", field=kind, code="profile.not_found")
     return profile
 
@@ -429,5 +432,6 @@ def profile_with_extras(*, kind: str, value) -> tuple[Profile, ProfileExtras]:
         where = _BY_IDENTIFIER
     rows = _profiles_with_extras(where, params)
     if not rows:
+        tombstone_check(kind, params["value"])
         raise NotFound(f"No profile with {kind} '{value}'.", field=kind, code="profile.not_found")
     return rows[0]

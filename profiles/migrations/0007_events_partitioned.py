@@ -1,8 +1,10 @@
 """The events table becomes partitioned by month, and eventSalt's uniqueness moves to a small dedup table.
 
 PostgreSQL cannot hold a unique index on a partitioned table unless it contains the partition key, so the
-table's primary key becomes ``(id, time)`` (ids still come from one sequence) and a trigger records every
-salted event in ``profiles_eventsalt``, whose primary key refuses a second one. Existing events move into
+table's key becomes a unique index on ``(id, time)`` (ids still come from one sequence) and a trigger records
+every salted event in ``profiles_eventsalt``, whose primary key refuses a second one. A unique index, not a
+PRIMARY KEY constraint: ``pg_restore --clean`` cannot drop the constraint a partition inherits, and a backup
+restored over a live database is an operation this product supports (the erasure replay). Existing events move into
 one partition per month they fall in; months ahead are created too, and a default partition catches
 anything outside the created months (``profiles.partitions`` moves such rows out when it creates their
 month). Index definitions are copied from the old table, so indexes other migrations added come along.
@@ -12,6 +14,7 @@ import django.db.models.functions.datetime
 from django.db import migrations, models
 
 MONTHS_AHEAD = 3
+KEY_INDEX = "profiles_event_id_time_key"
 
 SALT_TRIGGER = """
 CREATE FUNCTION profiles_event_salt_claim() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -63,7 +66,6 @@ def partition(apps, schema_editor):
         cursor.execute("CREATE SEQUENCE profiles_event_id_seq AS bigint OWNED BY profiles_event.id")
         cursor.execute("SELECT setval('profiles_event_id_seq', %s + 1, false)", [max_id])
         cursor.execute("ALTER TABLE profiles_event ALTER COLUMN id SET DEFAULT nextval('profiles_event_id_seq')")
-        cursor.execute("ALTER TABLE profiles_event ADD CONSTRAINT profiles_event_pkey PRIMARY KEY (id, time)")
         cursor.execute(
             """
             SELECT DISTINCT date_trunc('month', time) FROM profiles_event_unpartitioned
@@ -85,6 +87,7 @@ def partition(apps, schema_editor):
             SELECT salt, id, time, created_at FROM profiles_event_unpartitioned WHERE salt IS NOT NULL
             """
         )
+        cursor.execute(f"CREATE UNIQUE INDEX {KEY_INDEX} ON profiles_event (id, time)")
         for name, definition in indexes:
             if name == "event_salt_unique":
                 continue
@@ -118,9 +121,6 @@ def unpartition(apps, schema_editor):
         cursor.execute("SELECT coalesce(max(id), 0) FROM profiles_event")
         (max_id,) = cursor.fetchone()
         cursor.execute("ALTER TABLE profiles_event RENAME TO profiles_event_partitioned")
-        cursor.execute(
-            "ALTER TABLE profiles_event_partitioned RENAME CONSTRAINT profiles_event_pkey TO profiles_event_partitioned_pkey"
-        )
         cursor.execute("ALTER SEQUENCE profiles_event_id_seq RENAME TO profiles_event_partitioned_id_seq")
         for name, _ in indexes:
             cursor.execute(f'DROP INDEX "{name}"')
@@ -134,8 +134,9 @@ def unpartition(apps, schema_editor):
         )
         for name, definition in foreign_keys:
             cursor.execute(f'ALTER TABLE profiles_event ADD CONSTRAINT "{name}" {definition}')
-        for _, definition in indexes:
-            cursor.execute(definition)
+        for name, definition in indexes:
+            if name != KEY_INDEX:
+                cursor.execute(definition)
         cursor.execute('CREATE UNIQUE INDEX "event_salt_unique" ON profiles_event (salt) WHERE salt IS NOT NULL')
         cursor.execute("DROP TABLE profiles_event_partitioned CASCADE")
         cursor.execute("DROP FUNCTION profiles_event_salt_claim()")

@@ -46,8 +46,8 @@ class Event(models.Model):
     null only for ``profile.deleted``, the tombstone of an erased profile (no personal data in it).
 
     The table is partitioned by month on ``time`` (``profiles.partitions``). PostgreSQL wants the partition
-    key in a partitioned table's primary key, so the database's key is ``(id, time)``; ``id`` still comes
-    from one sequence and stays unique, and Django keeps treating it as the primary key. ``eventSalt``'s
+    key in any unique index of a partitioned table, so the database's key is a unique index on ``(id, time)``;
+    ``id`` still comes from one sequence and stays unique, and Django keeps treating it as the primary key. ``eventSalt``'s
     uniqueness lives in :class:`EventSalt` (a unique index on a partitioned table must contain ``time``).
     """
 

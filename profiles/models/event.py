@@ -47,8 +47,8 @@ class Event(models.Model):
 
     The table is partitioned by month on ``time`` (``profiles.partitions``). PostgreSQL wants the partition
     key in any unique index of a partitioned table, so the database's key is a unique index on ``(id, time)``;
-    ``id`` still comes from one sequence and stays unique, and Django keeps treating it as the primary key. ``eventSalt``'s
-    uniqueness lives in :class:`EventSalt` (a unique index on a partitioned table must contain ``time``).
+    ``id`` still comes from one sequence and stays unique, and Django keeps treating it as the primary key.
+    ``eventSalt``'s uniqueness lives in :class:`EventSalt` (a unique index here would have to contain ``time``).
     """
 
     profile = models.ForeignKey(

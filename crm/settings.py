@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "axes",
     "profiles",
     "consents",
+    "exports",
 ]
 
 MIDDLEWARE = [

@@ -99,6 +99,13 @@ def export_queryset(
 # --- CSV --------------------------------------------------------------------------------------------------------
 
 
+@dataclass
+class ExportCounter:
+    """Filled in as an export is written: how many profiles it held."""
+
+    rows: int = 0
+
+
 @dataclass(frozen=True)
 class Column:
     header: str
@@ -185,7 +192,7 @@ def header_line(columns: list[Column]) -> bytes:
     return buffer.getvalue().encode()
 
 
-def _csv_chunks(queryset: QuerySet) -> Iterator[bytes]:
+def _csv_chunks(queryset: QuerySet, counter: ExportCounter) -> Iterator[bytes]:
     columns = export_columns()
     sql, params = export_csv_sql(queryset, columns)
     yield header_line(columns)
@@ -193,13 +200,15 @@ def _csv_chunks(queryset: QuerySet) -> Iterator[bytes]:
     # One statement, one snapshot; PostgreSQL quotes the cells (CSV format) and psycopg hands the rows on as
     # they arrive.
     statement = f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)"
-    with connection.connection.cursor() as cursor, cursor.copy(statement, params or None) as copy:
+    with connection.connection.cursor() as cursor:
         buffer = bytearray()
-        for data in copy:
-            buffer += data
-            if len(buffer) >= CHUNK_BYTES:
-                yield bytes(buffer)
-                buffer.clear()
+        with cursor.copy(statement, params or None) as copy:
+            for data in copy:
+                buffer += data
+                if len(buffer) >= CHUNK_BYTES:
+                    yield bytes(buffer)
+                    buffer.clear()
+        counter.rows = cursor.rowcount
         if buffer:
             yield bytes(buffer)
 
@@ -209,7 +218,7 @@ def _csv_chunks(queryset: QuerySet) -> Iterator[bytes]:
 JSONL_CHUNK = 1000
 
 
-def _jsonl_chunks(queryset: QuerySet) -> Iterator[bytes]:
+def _jsonl_chunks(queryset: QuerySet, counter: ExportCounter) -> Iterator[bytes]:
     from profiles.api.synerise.documents import profile_documents_by_ids
 
     ids_query = queryset.order_by("pk").values_list("pk", flat=True)
@@ -219,18 +228,24 @@ def _jsonl_chunks(queryset: QuerySet) -> Iterator[bytes]:
         ids = list(ids_query.filter(pk__gt=last)[:JSONL_CHUNK])
         if not ids:
             return
-        yield "".join(encode(document) + "\n" for document in profile_documents_by_ids(ids)).encode()
+        documents = profile_documents_by_ids(ids)
+        counter.rows += len(documents)
+        yield "".join(encode(document) + "\n" for document in documents).encode()
         last = ids[-1]
 
 
-def export_chunks(*, queryset: QuerySet, fmt: str, bom: bool = False) -> Iterator[bytes]:
+def export_chunks(
+    *, queryset: QuerySet, fmt: str, bom: bool = False, counter: ExportCounter | None = None
+) -> Iterator[bytes]:
     """The export of these profiles in ``fmt`` (csv or jsonl) as pieces of bytes, UTF-8 (with a BOM for
     spreadsheets when asked; CSV only, JSON Lines never carries one)."""
     if fmt not in FORMATS:
         raise ValidationFailed(f"format must be one of {', '.join(FORMATS)}.", field="format")
+    counter = counter if counter is not None else ExportCounter()
     if fmt == "jsonl":
-        return _jsonl_chunks(queryset)
-    return _with_bom(_csv_chunks(queryset)) if bom else _csv_chunks(queryset)
+        return _jsonl_chunks(queryset, counter)
+    chunks = _csv_chunks(queryset, counter)
+    return _with_bom(chunks) if bom else chunks
 
 
 def _with_bom(chunks: Iterator[bytes]) -> Iterator[bytes]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import ActionLocation
+from django.forms.models import construct_instance
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
@@ -36,6 +37,10 @@ class ScheduledExportForm(ServiceModelForm):
 
     class Meta:
         model = ScheduledExport
+        widgets = {
+            "sftp_host_key": forms.Textarea(attrs={"rows": 2, "cols": 80}),
+            "filters": forms.TextInput(attrs={"size": 80}),
+        }
         fields = [
             "name", "is_active", "filters", "segment_id", "format", "bom", "incremental", "schedule", "daily_at",
             "target", "http_url", "http_secret", "sftp_host", "sftp_port", "sftp_user", "sftp_password",
@@ -48,7 +53,7 @@ class ScheduledExportForm(ServiceModelForm):
             self.initial[name] = ""  # stored secrets are never sent back to the browser
 
     def call_service(self):
-        export = self.instance
+        export = construct_instance(self, self.instance, self._meta.fields, self._meta.exclude)
         stored = ScheduledExport.objects.filter(pk=export.pk).first() if export.pk else None
         for name in SECRET_FIELDS:
             value = (self.cleaned_data.get(name) or "").strip()
@@ -127,7 +132,7 @@ class ScheduledExportAdmin(ServiceAdminMixin, admin.ModelAdmin):
             _when(run.started_at),
         )
 
-    @admin.display(description="signing secret")
+    @admin.display(description="secret in use")
     def signing_secret(self, obj):
         if obj.target != "http" or not obj.http_secret:
             return "–"

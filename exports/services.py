@@ -120,7 +120,7 @@ def scheduled_export_run_now(*, export: ScheduledExport) -> None:
     """Queue a run at once (the admin's "Run now"); the worker runs it."""
     from exports.tasks import scheduled_export_run_task
 
-    transaction.on_commit(lambda: scheduled_export_run_task.enqueue(export.pk, "manual"))
+    scheduled_export_run_task.enqueue(export.pk, "manual")
 
 
 # --- one run ----------------------------------------------------------------------------------------------------

@@ -420,7 +420,7 @@ def _record(
                 cursor.execute(STATES_UPSERT_SQL, [source, json.dumps(upserts, separators=(",", ":"))])
             if deletes:
                 cursor.execute(STATES_DELETE_SQL, [json.dumps(deletes, separators=(",", ":"))])
-            profiles_touch(cursor, (record.client_id for _, record in written))
+            profiles_touch(cursor, (record.client_id for _, record in written), locked=True)  # locked above
         for change, record in written:
             results[change.index].changed, results[change.index].record_id = True, record.id
         consent_changed.send(

@@ -67,11 +67,14 @@ def changed_since_parse(value: str | None, *, field: str = "changedSince") -> da
         return None
     try:
         parsed = parse_datetime(value.strip())
-    except ValueError:
+        if parsed is not None:
+            parsed = parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, timezone.UTC)
+            parsed.astimezone(timezone.UTC)  # a time at the calendar's edge that UTC cannot hold is refused here
+    except (ValueError, OverflowError):
         parsed = None
     if parsed is None:
         raise ValidationFailed(f"{field} must be an ISO 8601 date and time, e.g. 2026-01-31T12:00:00Z.", field=field)
-    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, timezone.UTC)
+    return parsed
 
 
 def export_queryset(

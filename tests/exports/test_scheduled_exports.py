@@ -223,3 +223,24 @@ def test_two_runs_of_one_export_never_overlap(crowd, receiver, local_targets):
         assert run.outcome == RunOutcome.SKIPPED and receiver.requests == []
     finally:
         other.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_runs_a_due_export_through_the_recurring_dispatcher(receiver, local_targets, make_profile):
+    from django.core.management import call_command
+    from django_tasks_db.models import DBTaskResult
+
+    from crm.recurring import recurring_tasks
+    from exports.tasks import scheduled_exports_dispatch
+
+    assert scheduled_exports_dispatch.module_path in {r.task.module_path for r in recurring_tasks()}
+    make_profile(email="w@example.com")
+    export = http_export(receiver.url)
+    ScheduledExport.objects.filter(pk=export.pk).update(next_run_at=timezone.now() - timedelta(seconds=1))
+    scheduled_exports_dispatch.enqueue()
+    call_command("db_worker", "--batch", "--no-startup-delay", "--queue-name", "default")
+    run = ExportRun.objects.get()
+    assert run.trigger == "schedule" and run.outcome == RunOutcome.SUCCEEDED and run.rows == 1
+    assert len(receiver.requests) == 1
+    # The dispatcher planned its own next run.
+    assert DBTaskResult.objects.filter(task_path=scheduled_exports_dispatch.module_path, status="READY").exists()

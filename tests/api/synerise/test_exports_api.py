@@ -204,3 +204,8 @@ def test_accept_header_does_not_matter(export_api, people):
     assert len(csv_rows(response)) == 3
     response = export_api.get(CSV_URL, {"city": "x", "createdFrom": "nonsense"}, HTTP_ACCEPT="text/csv")
     assert response.status_code == 400 and response["Content-Type"].startswith("application/json")
+
+
+@pytest.mark.parametrize("value", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "2026-13-01T00:00"])
+def test_changed_since_at_the_calendars_edge_is_a_400_or_an_answer_never_a_500(export_api, people, value):
+    assert export_api.get(CSV_URL, {"changedSince": value}).status_code in (200, 400)

@@ -140,7 +140,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the database of the last size")
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = sorted(int(s) for s in args.sizes.split(","))
     kinds = ["raw", "csv", "jsonl"]
     results: dict[int, dict[str, list[dict]]] = {}
     lines = [common.load_average()]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import ActionLocation
+from django.db.models import OuterRef, Subquery
 from django.forms.models import construct_instance
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -120,16 +121,36 @@ class ScheduledExportAdmin(ServiceAdminMixin, admin.ModelAdmin):
             return f"daily at {obj.daily_at:%H:%M}"
         return obj.get_schedule_display()
 
-    @admin.display(description="last run")
+    def get_queryset(self, request):
+        last = ExportRun.objects.filter(export=OuterRef("pk")).order_by("-started_at", "-id")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                last_outcome=Subquery(last.values("outcome")[:1]), last_started=Subquery(last.values("started_at")[:1])
+            )
+        )
+
+    # Exporting profiles is a permission of its own (``profiles.export_profile``, as the list's CSV export): a
+    # scheduled export is one, so writing or running one needs it besides the model's own permission.
+    def _may_export(self, request) -> bool:
+        return request.user.has_perm("profiles.export_profile")
+
+    def has_add_permission(self, request):
+        return super().has_add_permission(request) and self._may_export(request)
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and self._may_export(request)
+
+    @admin.display(description="last run", ordering="last_started")
     def last_run(self, obj):
-        run = obj.runs.order_by("-started_at", "-id").first()
-        if run is None:
+        if getattr(obj, "last_started", None) is None:
             return "never"
         return format_html(
             '<span class="export-outcome export-{}">{}</span> {}',
-            run.outcome,
-            run.get_outcome_display(),
-            _when(run.started_at),
+            obj.last_outcome,
+            RunOutcome(obj.last_outcome).label,
+            _when(obj.last_started),
         )
 
     @admin.display(description="secret in use")

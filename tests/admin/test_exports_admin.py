@@ -96,3 +96,26 @@ def test_marketers_run_exports(marketer_client, make_profile):
     response = marketer_client.post(ADD_URL, {**FORM, "http_url": "https://hooks.example.com/p"})
     assert response.status_code == 302
     assert marketer_client.get(reverse("admin:exports_exportrun_changelist")).status_code == 200
+
+
+def test_scheduled_exports_need_the_export_permission_too(client):
+    from django.contrib.auth.models import Permission
+
+    user = User.objects.create_user("nox@example.com", password="pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="exports"))
+    client.force_login(user)
+    assert client.get(ADD_URL).status_code == 403
+    assert client.get(reverse("admin:exports_scheduledexport_changelist")).status_code == 200  # may look
+
+
+def test_the_list_shows_each_exports_last_run(admin_client, django_assert_max_num_queries):
+    from django.utils import timezone
+
+    for name in ("a", "b", "c"):
+        export = scheduled_export_save(
+            export=ScheduledExport(name=name, http_url="https://x.example.com", schedule="hourly")
+        )
+        ExportRun.objects.create(export=export, trigger="manual", started_at=timezone.now(), outcome="failed")
+    with django_assert_max_num_queries(12):
+        page = admin_client.get(reverse("admin:exports_scheduledexport_changelist")).text
+    assert page.count("export-failed") == 3

@@ -84,43 +84,43 @@ class ClientExportView(SyneriseView):
         return response
 
 
-@extend_schema(
-    operation_id="clients_export_csv",
-    tags=["Profiles"],
-    summary="Every profile the filters select, as a streamed CSV file (scope export)",
-    description="A header row, then one row per profile in clientId order: the native fields, anonymous, one "
-    "attributes.NAME column per custom attribute, one agreements.KEY column per agreement (granted, denied, "
-    "awaiting_confirmation or empty), tags (a JSON array). UTF-8; bom=1 starts the file with a byte order mark for "
-    "spreadsheets. Cells that begin like a formula (= + - @, tab, carriage return) start with an apostrophe.",
-    parameters=[
-        API_VERSION,
-        *FILTER_PARAMETERS,
-        OpenApiParameter("bom", bool, description="1: a UTF-8 byte order mark first (for spreadsheets)"),
-    ],
-    responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="the CSV file"), **ERRORS},
-)
 class ClientExportCsvView(ClientExportView):
     fmt = "csv"
 
+    @extend_schema(
+        operation_id="clients_export_csv",
+        tags=["Profiles"],
+        summary="Every profile the filters select, as a streamed CSV file (scope export)",
+        description="A header row, then one row per profile in clientId order: the native fields, anonymous, one "
+        "attributes.NAME column per custom attribute, one agreements.KEY column per agreement (granted, denied, "
+        "awaiting_confirmation or empty), tags (a JSON array). UTF-8; bom=1 starts the file with a byte order mark for "
+        "spreadsheets. Cells that begin like a formula (= + - @, tab, carriage return) start with an apostrophe.",
+        parameters=[
+            API_VERSION,
+            *FILTER_PARAMETERS,
+            OpenApiParameter("bom", bool, description="1: a UTF-8 byte order mark first (for spreadsheets)"),
+        ],
+        responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="the CSV file"), **ERRORS},
+    )
     def get(self, request):
         return super().get(request)
 
 
-@extend_schema(
-    operation_id="clients_export_jsonl",
-    tags=["Profiles"],
-    summary="Every profile the filters select, as streamed JSON Lines (scope export)",
-    description="One profile document per line (the JSON of GET /v4/clients/{clientId}), in clientId order.",
-    parameters=[API_VERSION, *FILTER_PARAMETERS],
-    responses={
-        (200, "application/x-ndjson"): OpenApiResponse(
-            OpenApiTypes.STR, description="one Synerise profile document per line"
-        ),
-        **ERRORS,
-    },
-)
 class ClientExportJsonlView(ClientExportView):
     fmt = "jsonl"
 
+    @extend_schema(
+        operation_id="clients_export_jsonl",
+        tags=["Profiles"],
+        summary="Every profile the filters select, as streamed JSON Lines (scope export)",
+        description="One profile document per line (the JSON of GET /v4/clients/{clientId}), in clientId order.",
+        parameters=[API_VERSION, *FILTER_PARAMETERS],
+        responses={
+            (200, "application/x-ndjson"): OpenApiResponse(
+                OpenApiTypes.STR, description="one Synerise profile document per line"
+            ),
+            **ERRORS,
+        },
+    )
     def get(self, request):
         return super().get(request)

@@ -209,3 +209,21 @@ def test_accept_header_does_not_matter(export_api, people):
 @pytest.mark.parametrize("value", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "2026-13-01T00:00"])
 def test_changed_since_at_the_calendars_edge_is_a_400_or_an_answer_never_a_500(export_api, people, value):
     assert export_api.get(CSV_URL, {"changedSince": value}).status_code in (200, 400)
+
+
+@pytest.mark.django_db(transaction=True)  # as in production: autocommit, the COPY cancelled on its own
+def test_a_client_that_goes_away_leaves_the_connection_usable(export_api, make_profile, monkeypatch):
+    import exports.stream
+
+    monkeypatch.setattr(exports.stream, "CHUNK_BYTES", 100)
+    for _ in range(30):
+        make_profile()
+    response = export_api.get(CSV_URL)
+    pieces = iter(response.streaming_content)
+    next(pieces), next(pieces)
+    response.close()  # the WSGI server closes the response when the client disconnects
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM profiles_profile")
+        assert cursor.fetchone()[0] == 30

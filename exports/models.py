@@ -4,6 +4,7 @@ with a log of every run."""
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -58,7 +59,9 @@ class ScheduledExport(models.Model):
         help_text="Standard Webhooks secret (whsec_…) the receiver checks the signature with; made when empty.",
     )
     sftp_host = models.CharField("host", max_length=255, blank=True)
-    sftp_port = models.PositiveIntegerField("port", default=22)
+    sftp_port = models.PositiveIntegerField(
+        "port", default=22, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
     sftp_user = models.CharField("user", max_length=255, blank=True)
     sftp_password = EncryptedTextField("password", blank=True)
     sftp_private_key = EncryptedTextField("private key", blank=True, help_text="OpenSSH or PEM private key text.")

@@ -169,7 +169,7 @@ def main() -> None:
         for kind in kinds:
             m = med[kind]
             lines.append(
-                f"{n:>9,} {kind:<6} rows={m['rows']:,} bytes={m['bytes'] / 1e6:8.1f} MB  {m['seconds']:7.2f} s  "
+                f"{n:>9,} {kind:<6} rows={int(m['rows']):,} bytes={m['bytes'] / 1e6:8.1f} MB  {m['seconds']:7.2f} s  "
                 f"{m['rows'] / m['seconds']:9,.0f} rows/s  {m['bytes'] / m['seconds'] / 1e6:6.1f} MB/s  "
                 f"peak RSS {m['maxrss_kb'] / 1024:6.1f} MiB"
             )

@@ -11,6 +11,7 @@ from django.forms.models import construct_instance
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from crm.actors import actor_of
 from crm.admin import ServiceAdminMixin, ServiceModelForm
 from exports.models import ExportRun, RunOutcome, ScheduledExport
 from exports.services import scheduled_export_run_now, scheduled_export_save
@@ -178,7 +179,8 @@ class ScheduledExportAdmin(ServiceAdminMixin, admin.ModelAdmin):
             "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
                 (
-                    _when(run.started_at), run.trigger, run.attempt, run.outcome, run.get_outcome_display(),
+                    _when(run.started_at), f"{run.trigger} ({run.actor})", run.attempt, run.outcome,
+                    run.get_outcome_display(),
                     f"{run.rows:,}", f"{run.bytes:,}", _duration(run), run.destination or "–",
                     run.error + (f" (retry at {_when(run.retry_at)})" if run.retry_at else ""),
                 )
@@ -201,7 +203,7 @@ class ScheduledExportAdmin(ServiceAdminMixin, admin.ModelAdmin):
     def run_now(self, request, queryset):
         exports = list(queryset)
         for export in exports:
-            scheduled_export_run_now(export=export)
+            scheduled_export_run_now(export=export, actor=actor_of(request.user))
         names = ", ".join(e.name for e in exports)
         self.message_user(request, f"Queued a run of {names}; its log shows how it went.", messages.SUCCESS)
 
@@ -210,8 +212,8 @@ class ScheduledExportAdmin(ServiceAdminMixin, admin.ModelAdmin):
 class ExportRunAdmin(admin.ModelAdmin):
     """Every run of every scheduled export (read only)."""
 
-    list_display = ["export", "started_at", "trigger", "attempt", "outcome", "rows", "bytes", "duration_display",
-                    "destination", "error"]  # fmt: skip
+    list_display = ["export", "started_at", "trigger", "actor", "attempt", "outcome", "rows", "bytes",
+                    "duration_display", "destination", "error"]  # fmt: skip
     list_filter = ["outcome", "trigger", "export"]
     list_select_related = ["export"]
     date_hierarchy = "started_at"

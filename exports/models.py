@@ -122,6 +122,7 @@ class ExportRun(models.Model):
 
     export = models.ForeignKey(ScheduledExport, on_delete=models.CASCADE, related_name="runs")
     trigger = models.CharField(max_length=16, help_text="schedule, manual or retry")
+    actor = models.CharField(max_length=256, default="system", help_text="Who started it: user:<name> or system.")
     attempt = models.PositiveIntegerField(default=1)
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)

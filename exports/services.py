@@ -116,11 +116,11 @@ def exports_dispatch() -> list[int]:
     return [export_id for export_id, _ in claimed]
 
 
-def scheduled_export_run_now(*, export: ScheduledExport) -> None:
+def scheduled_export_run_now(*, export: ScheduledExport, actor: str) -> None:
     """Queue a run at once (the admin's "Run now"); the worker runs it."""
     from exports.tasks import scheduled_export_run_task
 
-    scheduled_export_run_task.enqueue(export.pk, "manual")
+    scheduled_export_run_task.enqueue(export.pk, "manual", actor)
 
 
 # --- one run ----------------------------------------------------------------------------------------------------
@@ -146,7 +146,7 @@ def _retry_delay(attempt: int) -> timedelta:
     return timedelta(seconds=settings.EXPORT_RETRY_BASE_SECONDS * 2 ** (attempt - 1))
 
 
-def scheduled_export_run(*, export_id: int, trigger: str = "manual") -> ExportRun | None:
+def scheduled_export_run(*, export_id: int, trigger: str = "manual", actor: str = "system") -> ExportRun | None:
     """Run an export once: spool, push, log. Returns the run (None when the export is gone)."""
     export = ScheduledExport.objects.filter(pk=export_id).first()
     if export is None:
@@ -155,7 +155,12 @@ def scheduled_export_run(*, export_id: int, trigger: str = "manual") -> ExportRu
     with _Lock(export.pk) as held:
         if not held:
             return ExportRun.objects.create(
-                export=export, trigger=trigger, started_at=now, finished_at=now, outcome=RunOutcome.SKIPPED
+                export=export,
+                trigger=trigger,
+                actor=actor,
+                started_at=now,
+                finished_at=now,
+                outcome=RunOutcome.SKIPPED,
             )
         export.refresh_from_db()
         attempt = export.attempt + 1 if trigger == "retry" else 1
@@ -166,7 +171,7 @@ def scheduled_export_run(*, export_id: int, trigger: str = "manual") -> ExportRu
                 seconds=settings.EXPORT_INCREMENTAL_OVERLAP_SECONDS
             )
         run = ExportRun.objects.create(
-            export=export, trigger=trigger, attempt=attempt, started_at=now, changed_since=changed_since
+            export=export, trigger=trigger, actor=actor, attempt=attempt, started_at=now, changed_since=changed_since
         )
         try:
             _run(export, run)

@@ -18,10 +18,10 @@ def scheduled_exports_dispatch() -> list[int]:
 
 
 @task
-def scheduled_export_run_task(export_id: int, trigger: str) -> dict | None:
+def scheduled_export_run_task(export_id: int, trigger: str, actor: str = "system") -> dict | None:
     from exports.services import scheduled_export_run
 
-    run = scheduled_export_run(export_id=export_id, trigger=trigger)
+    run = scheduled_export_run(export_id=export_id, trigger=trigger, actor=actor)
     if run is None:
         return None
     return {"run": run.pk, "outcome": run.outcome, "rows": run.rows, "bytes": run.bytes}

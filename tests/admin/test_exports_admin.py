@@ -87,6 +87,7 @@ def test_run_now_and_the_run_log(admin_client, make_profile, receiver, settings,
     assert response.status_code == 200
     run = ExportRun.objects.get()
     assert run.outcome == "succeeded" and run.rows == 1 and len(receiver.requests) == 1
+    assert (run.trigger, run.actor) == ("manual", "user:admin")
     page = admin_client.get(url).text
     assert 'id="export-run-log"' in page and "succeeded" in page and export.http_secret in page
     assert "hook" in admin_client.get(reverse("admin:exports_exportrun_changelist")).text

@@ -240,7 +240,7 @@ def test_the_worker_runs_a_due_export_through_the_recurring_dispatcher(receiver,
     scheduled_exports_dispatch.enqueue()
     call_command("db_worker", "--batch", "--no-startup-delay", "--queue-name", "default")
     run = ExportRun.objects.get()
-    assert run.trigger == "schedule" and run.outcome == RunOutcome.SUCCEEDED and run.rows == 1
+    assert run.trigger == "schedule" and run.actor == "system" and run.outcome == RunOutcome.SUCCEEDED and run.rows == 1
     assert len(receiver.requests) == 1
     # The dispatcher planned its own next run.
     assert DBTaskResult.objects.filter(task_path=scheduled_exports_dispatch.module_path, status="READY").exists()

@@ -13,6 +13,7 @@ from crm.request_id import current_request_id
 class Scope(models.TextChoices):
     READ = "read"
     WRITE = "write"
+    EXPORT = "export"  # whole lists of profiles at once (GET /v4/clients/export.csv|.jsonl)
     ADMIN = "admin"
 
 

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "consents",
     "tracker",
     "privacy",
+    "exports",
 ]
 
 MIDDLEWARE = [
@@ -187,6 +188,17 @@ WORKER_HEARTBEAT_STALE_SECONDS = env_int("WORKER_HEARTBEAT_STALE_SECONDS", 60)
 IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
 JOB_RETENTION_DAYS = env_int("JOB_RETENTION_DAYS", 30)
 PURGE_INTERVAL_SECONDS = env_int("PURGE_INTERVAL_SECONDS", 3600)
+# Scheduled exports: how often the worker looks for due ones, retries (base × 2^(attempt − 1), at most this many
+# attempts), where files are spooled before they are sent, timeouts, the incremental read-back margin, and whether
+# targets on private or loopback addresses are allowed.
+EXPORT_SCHEDULER_INTERVAL_SECONDS = env_int("EXPORT_SCHEDULER_INTERVAL_SECONDS", 60)
+EXPORT_MAX_ATTEMPTS = env_int("EXPORT_MAX_ATTEMPTS", 5)
+EXPORT_RETRY_BASE_SECONDS = env_int("EXPORT_RETRY_BASE_SECONDS", 60)
+EXPORT_SPOOL_DIR = os.environ.get("EXPORT_SPOOL_DIR", "")
+EXPORT_HTTP_TIMEOUT_SECONDS = env_int("EXPORT_HTTP_TIMEOUT_SECONDS", 60)
+EXPORT_SFTP_TIMEOUT_SECONDS = env_int("EXPORT_SFTP_TIMEOUT_SECONDS", 30)
+EXPORT_INCREMENTAL_OVERLAP_SECONDS = env_int("EXPORT_INCREMENTAL_OVERLAP_SECONDS", 60)
+EXPORT_ALLOW_PRIVATE_TARGETS = env_bool("EXPORT_ALLOW_PRIVATE_TARGETS", False)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -7,9 +7,7 @@ its side actions are admin URLs (``card_actions``).
 
 from __future__ import annotations
 
-import csv
 import json
-from datetime import datetime
 
 from django import forms
 from django.contrib import admin, messages
@@ -30,7 +28,8 @@ from django.utils.translation import gettext
 from crm.actors import actor_of
 from crm.admin import ServiceAdminMixin
 from crm.errors import DomainError
-from crm.replica import read_alias, replica_reads
+from crm.replica import replica_reads
+from exports.stream import FORMATS, export_chunks
 from profiles import selectors
 from profiles.admin.card import card_context, card_permissions
 from profiles.admin.card_actions import CardActions
@@ -267,36 +266,6 @@ class CityFilter(InputFilter):
 
 class DateRangeFilter(NoFacetsMixin, admin.DateFieldListFilter):
     pass
-
-
-EXPORT_COLUMNS = [
-    ("clientId", "pk"),
-    ("email", "email"),
-    ("phone", "phone"),
-    ("customId", "custom_id"),
-    ("uuid", "uuid"),
-    ("firstName", "first_name"),
-    ("lastName", "last_name"),
-    ("city", "city"),
-    ("countryCode", "country_code"),
-    ("createdAt", "created_at"),
-    ("lastActivityDate", "last_activity_date"),
-]
-EXPORT_CHUNK = 2000
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_cell(value) -> str:
-    """A cell a spreadsheet shows as text: values starting like a formula get a leading apostrophe (OWASP)."""
-    if value is None:
-        return ""
-    text = value.isoformat() if isinstance(value, datetime) else str(value)
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
-
-
-class _Echo:
-    def write(self, value):
-        return value
 
 
 class ProfileActionForm(helpers.ActionForm):
@@ -571,21 +540,12 @@ class ProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
         location=[ActionLocation.CHANGE_LIST, ActionLocation.CHANGE_FORM],
     )
     def export_csv(self, request, queryset):
-        """The selection as CSV, streamed in chunks; cells that look like formulas are neutralised."""
-        columns = [attr for _, attr in EXPORT_COLUMNS]
-        # Streamed after the view returns: the alias is fixed here (the replica when one is configured).
+        """The selection as CSV, streamed by the one exporter (exports.stream): the API's columns and rules; from
+        the read replica when one is configured."""
         with replica_reads():
-            alias = read_alias()
-        rows = queryset.using(alias).order_by("pk").values_list(*columns).iterator(chunk_size=EXPORT_CHUNK)
-        writer = csv.writer(_Echo())
-
-        def lines():
-            yield writer.writerow([name for name, _ in EXPORT_COLUMNS])
-            for row in rows:
-                yield writer.writerow([csv_cell(v) for v in row])
-
+            chunks = export_chunks(queryset=queryset, fmt="csv", bom=bool(request.POST.get("bom")))
+        response = StreamingHttpResponse(chunks, content_type=FORMATS["csv"])
         stamp = localtime().strftime("%Y%m%d-%H%M%S")
-        response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="profiles-{stamp}.csv"'
         return response
 

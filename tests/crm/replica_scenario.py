@@ -115,12 +115,27 @@ def main():
     out["api_lookup"] = {"status": response.status_code, "clientId": response.json().get("clientId")}
     out["api_lookup"]["statements"] = sqls
 
+    # Exports (streamed after the view returns) read from the replica too: bob is not in it yet.
+    _, export_secret = api_key_create(name="replica export", scopes=["export"])
+    out["exports"] = {}
+    for fmt in ("csv", "jsonl"):
+        response, sqls = statements(
+            lambda fmt=fmt: _streamed(
+                client.get(f"/v4/clients/export.{fmt}", HTTP_AUTHORIZATION=f"Bearer {export_secret}")
+            )
+        )
+        out["exports"][fmt] = {"status": response[0], "body": response[1], "statements": sqls}
+
     with connections["replica"].cursor() as cursor:
         cursor.execute("SELECT pg_wal_replay_resume()")
     wait_for_replica("bob@example.com")
     out["after_resume"] = _in_replica(lambda: lookup("bob@example.com")) == bob.pk
     out["health_resumed"] = client.get("/health").json()
     print(json.dumps(out))
+
+
+def _streamed(response):
+    return response.status_code, b"".join(response.streaming_content).decode()
 
 
 def _in_replica(fn):

@@ -32,7 +32,7 @@ from profiles.api.synerise.documents import (
 )
 from profiles.api.synerise.errors import render_error
 from profiles.api.synerise.requests import LoginSerializer, ProfileWriteSerializer, profile_input
-from profiles.filters import ProfileFilterSet
+from profiles.filters import profiles_filter
 from profiles.models import Profile
 from profiles.services import profile_delete, profile_lookup, profile_update, profile_upsert
 
@@ -163,11 +163,7 @@ class ClientListCreateView(SyneriseView):
     @replica_reads()
     def get(self, request):
         params = _synerise_query(request.query_params)
-        filterset = ProfileFilterSet(params, queryset=Profile.objects.all())
-        if not filterset.is_valid():
-            field, errors = next(iter(filterset.errors.items()))
-            raise ValidationFailed(f"{field}: {' '.join(errors)}", field=field)
-        queryset = filterset.qs.order_by(*self._ordering(params.get("sortBy")))
+        queryset = profiles_filter(params).order_by(*self._ordering(params.get("sortBy")))
         page_size = int_param(params, "pageSize", DEFAULT_PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
         page_index = int_param(params, "pageIndex", 0, low=0, high=settings.LIST_MAX_RESULTS)
         start = page_index * page_size

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("crm", "0008_job_warnings"),
+        ("crm", "0009_export_scope"),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ deliveries: ``manage.py db_worker --queue-name deliveries`` or ``celery -A crm w
 
 DEFAULT = "default"
 BATCHES = "batches"  # batch upserts, file imports, RFM recomputation
-DELIVERIES = "deliveries"  # outgoing messages: webhook deliveries, e-mails
+DELIVERIES = "deliveries"  # outgoing messages: webhook deliveries, e-mails, scheduled export runs
 RECURRING = "recurring"  # the recurring tasks of crm/recurring.py
 
 ALL = [DEFAULT, BATCHES, DELIVERIES, RECURRING]

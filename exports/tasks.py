@@ -5,11 +5,12 @@ from datetime import timedelta
 from django.conf import settings
 from django.tasks import task
 
+from crm.queues import DELIVERIES, RECURRING
 from crm.recurring import recurring
 
 
 @recurring(every=lambda: timedelta(seconds=settings.EXPORT_SCHEDULER_INTERVAL_SECONDS))
-@task
+@task(queue_name=RECURRING)
 def scheduled_exports_dispatch() -> list[int]:
     """Queue a run of every scheduled export whose time (or retry time) has come."""
     from exports.services import exports_dispatch
@@ -17,7 +18,7 @@ def scheduled_exports_dispatch() -> list[int]:
     return exports_dispatch()
 
 
-@task
+@task(queue_name=DELIVERIES)
 def scheduled_export_run_task(export_id: int, trigger: str, actor: str = "system") -> dict | None:
     from exports.services import scheduled_export_run
 

@@ -238,7 +238,7 @@ def test_the_worker_runs_a_due_export_through_the_recurring_dispatcher(receiver,
     export = http_export(receiver.url)
     ScheduledExport.objects.filter(pk=export.pk).update(next_run_at=timezone.now() - timedelta(seconds=1))
     scheduled_exports_dispatch.enqueue()
-    call_command("db_worker", "--batch", "--no-startup-delay", "--queue-name", "default")
+    call_command("db_worker", "--batch", "--no-startup-delay", "--queue-name", "recurring,deliveries")
     run = ExportRun.objects.get()
     assert run.trigger == "schedule" and run.actor == "system" and run.outcome == RunOutcome.SUCCEEDED and run.rows == 1
     assert len(receiver.requests) == 1

@@ -7,4 +7,8 @@ class ImportsConfig(AppConfig):
     verbose_name = "Imports and integrations"
 
     def ready(self):
+        from crm.views import error_renderer_register
         from imports import receivers, tasks  # noqa: F401 - connects the file clean-up, registers the purge
+        from imports.api import problem_error
+
+        error_renderer_register(("/integrations/",), problem_error)

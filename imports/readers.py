@@ -78,10 +78,20 @@ def detect_encoding(sample: bytes) -> str:
     except UnicodeDecodeError as exc:
         if exc.start >= len(sample) - 4:  # a character cut by the end of the sample
             return "utf-8"
-    best = charset_normalizer.from_bytes(sample).best()
-    if best is None:
+    matches = list(charset_normalizer.from_bytes(sample))
+    if not matches:
         raise FileUnusable("The file's encoding could not be detected; give it (e.g. cp1250, utf-8).")
-    return best.encoding
+    # On short samples charset-normalizer often ranks a Western single-byte code page first for Central European
+    # text (cp1252 for cp1250: "¿ó³æ" for "żółć"). Among the near-best candidates, take the one whose non-ASCII
+    # characters are most often letters; ties keep charset-normalizer's order.
+    near = [m for m in matches if m.chaos <= matches[0].chaos + 0.15]
+    return max(near, key=lambda m: _letter_share(sample, m.encoding)).encoding
+
+
+def _letter_share(sample: bytes, encoding: str) -> float:
+    text = sample.decode(encoding, errors="replace")
+    extra = [c for c in text if ord(c) > 127]
+    return sum(c.isalpha() for c in extra) / len(extra) if extra else 0.0
 
 
 def detect_csv(raw: IO[bytes], *, encoding: str = "", delimiter: str = "") -> Detected:

@@ -168,7 +168,8 @@ def import_run(*, job_id, progress: Callable[[ImportJob], None] | None = None) -
             _stage(imp, mapping, progress)
         _write(imp, progress)
     except Exception as exc:
-        connection.close_if_unusable_or_obsolete()
+        if not connection.in_atomic_block and connection.connection is not None and not connection.is_usable():
+            connection.close()  # a dropped connection: recording the failure takes a new one
         if isinstance(exc, FileUnusable | MappingInvalid):
             message = str(exc) if isinstance(exc, FileUnusable) else f"{exc.message} ({exc.field})"
         else:
@@ -445,11 +446,11 @@ class _Echo:
         return value
 
 
-def import_report_csv(imp: ImportJob) -> Iterator[str]:
+def import_report_csv(imp: ImportJob, *, kind: str | None = None) -> Iterator[str]:
     """The report as CSV text, line by line (spreadsheet formula characters at a cell start are neutralised)."""
     writer = csv.writer(_Echo())
     yield writer.writerow(REPORT_HEADER)
-    for row in import_report_rows(imp):
+    for row in import_report_rows(imp, kind=kind):
         yield writer.writerow([_cell(value) for value in row])
 
 

@@ -19,4 +19,4 @@ if test_db_name := os.environ.get("TEST_DB_NAME"):
 API_KEY_CACHE_SECONDS = 0
 
 # Uploaded import files of the tests stay apart from the development server's.
-MEDIA_ROOT = DATA_DIR / "test-media"  # noqa: F405
+MEDIA_ROOT = os.environ.get("MEDIA_ROOT") or DATA_DIR / "test-media"  # noqa: F405

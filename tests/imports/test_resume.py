@@ -45,7 +45,7 @@ def test_kill_and_resume(settings, tmp_path, phase):
         "IMPORT_CHUNK_ROWS": "50",
         "DB_POOL_MIN_SIZE": "1",
     }
-    worker = subprocess.Popen(  # noqa: S603 - our own command
+    worker = subprocess.Popen(
         [sys.executable, "manage.py", "import_profiles", "--resume", str(imp.pk)],
         cwd=ROOT,
         env=env,

@@ -21,7 +21,7 @@ from crm.errors import ValidationFailed
 from crm.parsers import bad_text
 from imports.integrations import integration_receive
 from imports.models import Format, ImportJob, Issue, SavedMapping
-from imports.services import import_get, import_progress, import_report_csv, import_submit
+from imports.services import COUNT_KEYS, import_get, import_progress, import_report_csv, import_submit
 from profiles.api.expertsender.errors import PROBLEM_JSON, problem_body
 from profiles.api.synerise.batch import JobJson, job_document
 from profiles.api.synerise.views import API_VERSION, ERRORS, SyneriseView
@@ -109,7 +109,7 @@ def import_document(imp: ImportJob) -> dict:
             "delimiter": imp.delimiter,
         },
         "lines": imp.records_read,
-        "counts": job.counts,
+        "counts": {key: (job.counts or {}).get(key, 0) for key in COUNT_KEYS},
         "progress": import_progress(imp),
         "errorCount": issue_counts["error"],
         "warningCount": issue_counts["warning"],

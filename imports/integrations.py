@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -32,7 +33,11 @@ def integration_create(*, slug: str, name: str = "", mapping: dict, enabled: boo
     mapping_compile(mapping)
     secret = secrets.token_urlsafe(32)
     integration = Integration(slug=slug, name=name, mapping=mapping, enabled=enabled, secret=secret)
-    integration.full_clean()
+    try:
+        integration.full_clean()
+    except DjangoValidationError as exc:
+        field, problems = next(iter(exc.message_dict.items()))
+        raise ValidationFailed(" ".join(problems), field=field) from None
     integration.save()
     return integration, secret
 

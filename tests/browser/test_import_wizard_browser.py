@@ -88,7 +88,7 @@ def test_wizard_from_upload_to_the_finished_job_page(page, live_server, marketer
     page.screenshot(path=str(screenshots / "import-job-done.png"), full_page=True)
     with page.expect_download() as download_info:
         page.click("#report-link")
-    report = open(download_info.value.path(), encoding="utf-8").read()  # noqa: PTH123, SIM115
+    report = open(download_info.value.path(), encoding="utf-8").read()  # noqa: SIM115
     assert "broken-address;x;Gdańsk;Y;c" in report and "email.invalid" in report
 
     zofia = Profile.objects.get(email="zofia@example.com")

@@ -139,6 +139,20 @@ class Mapping:
     record: str = ""
     sources: list[str] = field(default_factory=list)  # every column the mapping reads (to check a CSV header)
 
+    def __post_init__(self):
+        self.identifier_columns = [c for c in self.columns if c.target.kind == "identifier"]
+
+    def identifiers(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Only the record's identifiers (the first pass over a file needs no more)."""
+        if "\0error" in data:
+            raise RowInvalid(f"The record is {data['\0error']}.", code="import.record")
+        found = {t.name: v for t, v in self.constants if t.kind == "identifier"}
+        for column in self.identifier_columns:
+            value = _convert(column, _lookup(data, column.source))
+            if value is not None:
+                found[column.target.name] = value
+        return found
+
     def apply(self, data: dict[str, Any]) -> ProfileInput:
         if "\0error" in data:
             raise RowInvalid(f"The record is {data['\0error']}.", code="import.record")

@@ -52,11 +52,12 @@ class ImportJob(models.Model):
     mapping = models.JSONField()
     dry_run = models.BooleanField(default=False)
     phase = models.CharField(max_length=8, choices=Phase.choices, default=Phase.STAGING)
-    records_read = models.PositiveIntegerField(default=0, help_text="Records read and staged (or failed).")
+    records_read = models.PositiveIntegerField(default=0, help_text="Records of the file (first pass checkpoint).")
     bytes_read = models.BigIntegerField(default=0)
-    staged = models.PositiveIntegerField(default=0, help_text="Distinct profiles staged (the last line of each).")
-    written = models.PositiveIntegerField(default=0, help_text="Staged rows written (or failed).")
-    written_line = models.PositiveIntegerField(default=0, help_text="Line of the last staged row written.")
+    staged = models.PositiveIntegerField(default=0, help_text="Distinct profiles in the file (by their last line).")
+    records_written = models.PositiveIntegerField(
+        default=0, help_text="Records handled by the writing pass (applied, failed or superseded): its checkpoint."
+    )
 
     class Meta:
         verbose_name = "import"
@@ -66,18 +67,16 @@ class ImportJob(models.Model):
 
 
 class StagedRow(models.Model):
-    """One profile of an import, keyed by its strongest identifier: a later line with the same key replaces it
-    (the last line wins), and rows are written in the order of their lines. Unlogged (a work table)."""
+    """The line that wins for one person of an import (keyed by the strongest identifier): the first pass over
+    the file keeps the last line of each key; the writing pass writes that line and reports the others as
+    superseded."""
 
     job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     key = models.TextField()
     line = models.PositiveIntegerField()
-    data = models.JSONField()
-    original = models.TextField()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["job", "key"], name="stagedrow_job_key_unique")]
-        indexes = [models.Index(fields=["job", "line"], name="stagedrow_job_line_idx")]
 
     def __str__(self) -> str:
         return f"{self.key} (line {self.line})"

@@ -164,7 +164,12 @@ def read_jsonl(raw: IO[bytes], **_) -> Iterator[Record]:
     for number, bline in enumerate(raw, start=1):
         if not bline.strip():
             continue
-        text = bline.decode("utf-8-sig" if number == 1 else "utf-8", errors="replace").rstrip("\r\n")
+        try:
+            text = bline.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as exc:
+            text = bline.decode("utf-8", errors="replace").rstrip("\r\n")
+            yield Record(number, {"\0error": f"not valid UTF-8 (byte {exc.start + 1})"}, text)
+            continue
         try:
             data = json.loads(text)
         except ValueError as exc:

@@ -20,7 +20,10 @@ import csv
 import io
 import json
 import logging
+import time
+import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -29,7 +32,7 @@ from django.tasks import task
 from django.utils import timezone
 
 from crm.actors import actor_of
-from crm.errors import DomainError, NotFound, ValidationFailed
+from crm.errors import Conflict, DomainError, NotFound, ValidationFailed
 from crm.models import Job
 from crm.request_id import request_id_scope
 from imports.mapping import Mapping, MappingInvalid, RowInvalid, mapping_compile
@@ -37,7 +40,7 @@ from imports.models import IMPORT_JOB_KIND, Format, ImportJob, Issue, StagedRow
 from imports.readers import READERS, CountingReader, FileUnusable, detect_csv, format_guess
 from imports.signals import import_finished
 from profiles.normalize import identifier_normalize
-from profiles.services.batch import profile_input_from_json, profile_input_to_json, profiles_upsert_many
+from profiles.services.batch import profiles_upsert_many
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +151,28 @@ def import_run(*, job_id, progress: Callable[[ImportJob], None] | None = None) -
     """Run (or run again) an import job. A cut-off run resumes after its last committed chunk; a finished one
     starts over (its lines come out unchanged). A file that turns out unusable fails the job (``FileUnusable``
     is raised after the job records why)."""
+    lock = _run_lock(job_id)
+    try:
+        return _run(job_id, progress)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [lock])
+
+
+def _run_lock(job_id) -> int:
+    """One run of a job at a time (a session lock: a killed worker's ends with its connection). The server may
+    take a moment to notice a killed worker, so wait a little before refusing."""
+    key = uuid.UUID(str(job_id)).int & (2**63 - 1)
+    with connection.cursor() as cursor:
+        for _ in range(50):
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+            if cursor.fetchone()[0]:
+                return key
+            time.sleep(0.1)
+    raise Conflict(f"Import {job_id} is being run by another process.", field="jobId", code="import.running")
+
+
+def _run(job_id, progress) -> ImportJob:
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job_id, kind=IMPORT_JOB_KIND)
         imp = ImportJob.objects.get(pk=job_id)
@@ -166,17 +191,17 @@ def import_run(*, job_id, progress: Callable[[ImportJob], None] | None = None) -
         mapping = mapping_compile(imp.mapping)
         if imp.phase == ImportJob.Phase.STAGING:
             _stage(imp, mapping, progress)
-        _write(imp, progress)
+        _write(imp, mapping, progress)
     except Exception as exc:
         if not connection.in_atomic_block and connection.connection is not None and not connection.is_usable():
             connection.close()  # a dropped connection: recording the failure takes a new one
         if isinstance(exc, FileUnusable | MappingInvalid):
             message = str(exc) if isinstance(exc, FileUnusable) else f"{exc.message} ({exc.field})"
         else:
-            logger.exception("import %s failed after %s records", imp.pk, imp.records_read)
+            logger.exception("import %s failed after %s records", imp.pk, imp.records_written)
             message = (
-                f"{type(exc).__name__}: {exc}. Records after {imp.records_read} (reading) or after line "
-                f"{imp.written_line} (writing) were not applied; run the import again to finish them."
+                f"{type(exc).__name__}: {exc}. The first {imp.records_written} records were handled, the others "
+                "not applied; run the import again to finish them."
             )
         Job.objects.filter(pk=imp.pk).update(status=Job.Status.FAILED, message=message, finished_at=timezone.now())
         imp.job.refresh_from_db()
@@ -212,43 +237,50 @@ def _reset(imp: ImportJob) -> None:
     Issue.objects.filter(job=imp).delete()
     StagedRow.objects.filter(job=imp).delete()
     imp.phase = ImportJob.Phase.STAGING
-    imp.records_read = imp.bytes_read = imp.staged = imp.written = imp.written_line = 0
+    imp.records_read = imp.bytes_read = imp.staged = imp.records_written = 0
     imp.save()
 
 
-def _records(imp: ImportJob, mapping: Mapping, stream) -> Iterator:
-    reader = READERS[imp.format]
-    return reader(stream, encoding=imp.encoding, delimiter=imp.delimiter, record=mapping.record)
-
-
-def _stage(imp: ImportJob, mapping: Mapping, progress) -> None:
-    size = max(1, settings.IMPORT_CHUNK_ROWS)
+@contextmanager
+def _opened(imp: ImportJob, mapping: Mapping):
+    """The job's records, streamed from the storage, with the byte counter for progress."""
     with default_storage.open(imp.file.name, "rb") as handle:
         counting = CountingReader(handle)
         stream = io.BufferedReader(counting, buffer_size=256 * 1024)
-        skip = imp.records_read
-        chunk = []
-        for position, record in enumerate(_records(imp, mapping, stream)):
-            if position < skip:
-                continue
-            chunk.append(record)
-            if len(chunk) >= size:
-                _stage_chunk(imp, mapping, chunk, counting.count)
-                chunk = []
-                if progress:
-                    progress(imp)
-        _stage_chunk(imp, mapping, chunk, counting.count)
-    with transaction.atomic():
-        imp.phase = ImportJob.Phase.WRITING
-        imp.save(update_fields=["phase"])
+        reader = READERS[imp.format]
+        records = reader(stream, encoding=imp.encoding, delimiter=imp.delimiter, record=mapping.record)
+        try:
+            yield records, counting
+        finally:
+            records.close()
 
 
-def _key(data) -> str:
-    """The staged row's key: its strongest identifier, normalised (the same person twice in a file has one)."""
-    present = {kind: value for kind, value in data.identifiers.items() if value not in (None, "")}
+def _chunks(records, skip: int, size: int):
+    """Lists of ``size`` records after the first ``skip`` (a resumed pass reads again up to its checkpoint)."""
+    chunk = []
+    for position, record in enumerate(records):
+        if position < skip:
+            continue
+        chunk.append(record)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    yield chunk
+
+
+def _key(identifiers: dict) -> str:
+    """The line's strongest identifier (``IDENTIFIER_PRIORITY``), canonical enough to find the same person twice
+    in a file; full validation is the batch's (an invalid value fails its line there, with its line number)."""
     for kind in settings.IDENTIFIER_PRIORITY:
-        if kind in present:
-            return f"{kind}:{identifier_normalize(kind, present[kind])}"
+        value = identifiers.get(kind)
+        if value in (None, ""):
+            continue
+        text = str(value).strip()
+        if kind == "email":
+            return f"email:{text.lower()}"
+        if kind == "customId":
+            return f"customId:{text}"
+        return f"{kind}:{identifier_normalize(kind, value)}"
     raise RowInvalid(
         "A profile needs at least one identifier: email, phone, uuid or customId.",
         field="identifiers",
@@ -256,81 +288,123 @@ def _key(data) -> str:
     )
 
 
-def _stage_chunk(imp: ImportJob, mapping: Mapping, chunk: list, bytes_read: int) -> None:
-    job = imp.job
-    staged: dict[str, tuple[int, dict, str]] = {}
-    issues: list[Issue] = []
-    counts = job.counts
-    for record in chunk:
-        try:
-            data = mapping.apply(record.data)
-            key = _key(data)
-            for kind, value in data.identifiers.items():
-                if value not in (None, ""):
-                    identifier_normalize(kind, value)  # a bad secondary identifier fails the line here
-        except (RowInvalid, DomainError) as error:
-            issues.append(_issue(imp, Issue.Kind.ERROR, record.line, error, record.original))
-            counts["failed"] += 1
-            continue
-        if key in staged:
-            earlier = staged[key]
-            issues.append(_superseded(imp, earlier[0], record.line, earlier[2]))
-            counts["superseded"] += 1
-        staged[key] = (record.line, profile_input_to_json(data), record.original)
+def _stage(imp: ImportJob, mapping: Mapping, progress) -> None:
+    """First pass: the line that wins for each person (the last one with the same strongest identifier)."""
+    size = max(1, settings.IMPORT_CHUNK_ROWS)
+    with _opened(imp, mapping) as (records, counting):
+        for chunk in _chunks(records, imp.records_read, size):
+            keys: dict[str, int] = {}
+            for record in chunk:
+                try:
+                    keys[_key(mapping.identifiers(record.data))] = record.line
+                except (RowInvalid, DomainError):
+                    continue  # the writing pass reports it
+            with transaction.atomic():
+                if keys:
+                    with connection.cursor() as cursor:
+                        cursor.execute(
+                            """
+                            INSERT INTO imports_stagedrow (job_id, key, line)
+                            SELECT %s, k, l FROM json_to_recordset(%s::json) AS t(k text, l integer)
+                            ON CONFLICT (job_id, key) DO UPDATE SET line = EXCLUDED.line
+                            """,
+                            [imp.pk, json.dumps([{"k": k, "l": v} for k, v in keys.items()], separators=(",", ":"))],
+                        )
+                imp.records_read += len(chunk)
+                imp.bytes_read = counting.count
+                imp.save(update_fields=["records_read", "bytes_read"])
+            if progress:
+                progress(imp)
     with transaction.atomic():
-        if staged:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    """
-                    WITH t AS (
-                        SELECT * FROM json_to_recordset(%s::json)
-                        AS t(key text, line integer, data jsonb, original text)
-                    ), old AS (
-                        SELECT s.key, s.line, s.original FROM imports_stagedrow s JOIN t ON s.key = t.key
-                        WHERE s.job_id = %s
-                    ), up AS (
-                        INSERT INTO imports_stagedrow (job_id, key, line, data, original)
-                        SELECT %s, key, line, data, original FROM t
-                        ON CONFLICT (job_id, key) DO UPDATE
-                        SET line = EXCLUDED.line, data = EXCLUDED.data, original = EXCLUDED.original
-                    )
-                    SELECT old.key, old.line, old.original FROM old
-                    """,
-                    [
-                        json.dumps(
-                            [{"key": k, "line": v[0], "data": v[1], "original": v[2]} for k, v in staged.items()],
-                            separators=(",", ":"),
-                            default=str,
-                        ),
-                        imp.pk,
-                        imp.pk,
-                    ],
-                )
-                replaced = cursor.fetchall()
-            for key, line, original in replaced:
-                issues.append(_superseded(imp, line, staged[key][0], original))
-            counts["superseded"] += len(replaced)
-            imp.staged += len(staged) - len(replaced)
-        if issues:
-            Issue.objects.bulk_create(issues)
-        counts["warnings"] = counts.get("warnings", 0) + sum(1 for i in issues if i.kind == Issue.Kind.WARNING)
-        imp.records_read += len(chunk)
-        imp.bytes_read = bytes_read
-        imp.save(update_fields=["records_read", "bytes_read", "staged"])
-        job.processed = imp.records_read
-        job.save(update_fields=["processed", "counts"])
+        imp.staged = StagedRow.objects.filter(job=imp).count()
+        imp.phase = ImportJob.Phase.WRITING
+        imp.save(update_fields=["phase", "staged"])
 
 
 def _issue(imp, kind, line, error, original) -> Issue:
+    if isinstance(error, dict):
+        code, field, message = error.get("code", ""), error.get("field") or "", error.get("message", "")
+    else:
+        code, field, message = getattr(error, "code", ""), getattr(error, "field", "") or "", error.message
     return Issue(
         job=imp,
         kind=kind,
         line=line,
-        code=getattr(error, "code", "import.value") or "import.value",
-        field=(getattr(error, "field", "") or "")[:256],
-        message=getattr(error, "message", str(error)),
+        code=code or "import.value",
+        field=field[:256],
+        message=message,
         original=original,
     )
+
+
+def _write(imp: ImportJob, mapping: Mapping, progress) -> None:
+    """Second pass: each line mapped again; the winners go through the batch path, the others are superseded."""
+    size = max(1, settings.IMPORT_CHUNK_ROWS)
+    actor = actor_of(import_id=imp.pk)
+    job = imp.job
+    with _opened(imp, mapping) as (records, _):
+        for chunk in _chunks(records, imp.records_written, size):
+            _write_chunk(imp, job, mapping, chunk, actor)
+            if progress:
+                progress(imp)
+
+
+def _write_chunk(imp: ImportJob, job: Job, mapping: Mapping, chunk: list, actor: str) -> None:
+    counts = job.counts
+    issues: list[Issue] = []
+    mapped = []
+    for record in chunk:
+        try:
+            data = mapping.apply(record.data)
+            mapped.append((record, data, _key(data.identifiers)))
+        except (RowInvalid, DomainError) as error:
+            issues.append(_issue(imp, Issue.Kind.ERROR, record.line, error, record.original))
+            counts["failed"] += 1
+    winners: dict[str, int] = {}
+    if mapped:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT key, line FROM imports_stagedrow WHERE job_id = %s AND key = ANY(%s)",
+                [imp.pk, list({key for _, _, key in mapped})],
+            )
+            winners = dict(cursor.fetchall())
+    lines = []
+    items = []
+    for record, data, key in mapped:
+        winner = winners.get(key, record.line)
+        if winner != record.line:
+            issues.append(_superseded(imp, record.line, winner, record.original))
+            counts["superseded"] += 1
+            counts["warnings"] += 1
+            continue
+        lines.append(record)
+        items.append(data)
+    with transaction.atomic():
+        results = _upsert(items, imp.dry_run, actor) if items else []
+        for record, result in zip(lines, results, strict=True):
+            counts[result.status] += 1
+            if result.error:
+                issues.append(_issue(imp, Issue.Kind.ERROR, record.line, result.error, record.original))
+            for warning in result.warnings:
+                issues.append(_issue(imp, Issue.Kind.WARNING, record.line, warning, record.original))
+                counts["warnings"] += 1
+        if issues:
+            Issue.objects.bulk_create(issues)
+        imp.records_written += len(chunk)
+        imp.save(update_fields=["records_written"])
+        job.processed = imp.records_written
+        job.save(update_fields=["processed", "counts"])
+
+
+def _upsert(items, dry_run: bool, actor: str):
+    if not dry_run:
+        return profiles_upsert_many(items=items, source=SOURCE, actor=actor)
+    try:
+        with transaction.atomic():
+            results = profiles_upsert_many(items=items, source=SOURCE, actor=actor)
+            raise _RollBack
+    except _RollBack:
+        return results
 
 
 def _superseded(imp, line: int, by: int, original: str) -> Issue:
@@ -341,59 +415,6 @@ def _superseded(imp, line: int, by: int, original: str) -> Issue:
         code="import.superseded",
         field="",
         message=f"Superseded by line {by}, which names the same profile (the last line wins).",
-        original=original,
-    )
-
-
-def _write(imp: ImportJob, progress) -> None:
-    size = max(1, settings.IMPORT_CHUNK_ROWS)
-    actor = actor_of(import_id=imp.pk)
-    job = imp.job
-    while True:
-        rows = list(
-            StagedRow.objects.filter(job=imp, line__gt=imp.written_line)
-            .order_by("line")
-            .values_list("line", "data", "original")[:size]
-        )
-        if not rows:
-            return
-        items = [profile_input_from_json(data) for _, data, _ in rows]
-        with transaction.atomic():
-            if imp.dry_run:
-                try:
-                    with transaction.atomic():
-                        results = profiles_upsert_many(items=items, source=SOURCE, actor=actor)
-                        raise _RollBack
-                except _RollBack:
-                    pass
-            else:
-                results = profiles_upsert_many(items=items, source=SOURCE, actor=actor)
-            issues = []
-            for (line, _, original), result in zip(rows, results, strict=True):
-                job.counts[result.status] += 1
-                if result.error:
-                    issues.append(_issue_dict(imp, Issue.Kind.ERROR, line, result.error, original))
-                for warning in result.warnings:
-                    issues.append(_issue_dict(imp, Issue.Kind.WARNING, line, warning, original))
-                    job.counts["warnings"] += 1
-            if issues:
-                Issue.objects.bulk_create(issues)
-            imp.written += len(rows)
-            imp.written_line = rows[-1][0]
-            imp.save(update_fields=["written", "written_line"])
-            job.save(update_fields=["counts"])
-        if progress:
-            progress(imp)
-
-
-def _issue_dict(imp, kind, line, error: dict, original) -> Issue:
-    return Issue(
-        job=imp,
-        kind=kind,
-        line=line,
-        code=error.get("code", ""),
-        field=(error.get("field") or "")[:256],
-        message=error.get("message", ""),
         original=original,
     )
 
@@ -413,20 +434,20 @@ def run_import(job_id: str) -> dict:
 
 
 def import_progress(imp: ImportJob) -> dict:
-    """Percentage, rows per second and elapsed seconds of a job (reading weighs a quarter, writing the rest)."""
+    """Percentage, lines per second and elapsed seconds of a job: the first pass (finding each person's last line)
+    weighs a tenth, the writing pass the rest."""
     job = imp.job
     if imp.phase == ImportJob.Phase.DONE or job.status == Job.Status.DONE:
         fraction = 1.0
     elif imp.phase == ImportJob.Phase.STAGING:
-        fraction = 0.25 * min(1.0, imp.bytes_read / imp.size) if imp.size else 0.0
+        fraction = 0.1 * min(1.0, imp.bytes_read / imp.size) if imp.size else 0.0
     else:
-        fraction = 0.25 + 0.75 * (imp.written / imp.staged if imp.staged else 1.0)
+        fraction = 0.1 + 0.9 * (imp.records_written / imp.records_read if imp.records_read else 1.0)
     end = job.finished_at or timezone.now()
     elapsed = (end - job.started_at).total_seconds() if job.started_at else 0.0
-    lines = imp.records_read if imp.phase == ImportJob.Phase.STAGING else imp.records_read * fraction
     return {
         "percent": round(100 * fraction, 1),
-        "rowsPerSecond": round(lines / elapsed, 1) if elapsed > 0 else 0.0,
+        "rowsPerSecond": round(imp.records_written / elapsed, 1) if elapsed > 0 else 0.0,
         "elapsedSeconds": round(elapsed, 1),
         "phase": imp.phase,
     }

@@ -58,7 +58,7 @@ def test_kill_and_resume(settings, tmp_path, phase):
             state = ImportJob.objects.get(pk=imp.pk)
             if phase == ImportJob.Phase.STAGING and state.records_read >= 200:
                 break
-            if phase == ImportJob.Phase.WRITING and state.phase == phase and state.written >= 200:
+            if phase == ImportJob.Phase.WRITING and state.phase == phase and state.records_written >= 200:
                 break
             assert worker.poll() is None, worker.stderr.read().decode()[-2000:]
             time.sleep(0.02)
@@ -72,7 +72,7 @@ def test_kill_and_resume(settings, tmp_path, phase):
     if phase == ImportJob.Phase.STAGING:
         assert killed.phase == phase and killed.records_read < LINES + 1
     else:
-        assert killed.written < LINES
+        assert killed.records_written < LINES
     finished = import_run(job_id=imp.pk)
     assert finished.job.status == Job.Status.DONE
     assert finished.job.counts["created"] == LINES

@@ -390,7 +390,7 @@ def _cast(value: Any, kind: str, source: str, where: str) -> Any:
                 raise ValueError
             parsed = datetime.fromisoformat(value.strip())
             if kind == "date":
-                return parsed.date().isoformat() if len(value.strip()) > 10 else date.fromisoformat(value.strip())
+                return parsed.date().isoformat()
             return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).isoformat()
     except (ValueError, TypeError, OverflowError):
         raise RowInvalid(f"{source}: {value!r} is not a {kind}.", field=where, code="import.type") from None

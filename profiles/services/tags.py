@@ -141,10 +141,13 @@ def tags_put(*, pairs: Iterable[tuple[int, str]], source: str, actor: str = "") 
     """Put tags named by (profile id, tag name) on profiles, set-based: missing tags are created (names match
     case-insensitively), every pair goes in one INSERT, and ``tags_changed`` carries only the pairs that were
     new. Returns them by profile id. The batch and the import write tags through this."""
-    wanted = {(pid, name.lower()): name for pid, name in pairs}
+    wanted: set[tuple[int, str]] = set()
+    names: dict[str, str] = {}  # lower-cased → the first spelling (the name of a tag created here)
+    for pid, name in pairs:
+        wanted.add((pid, name.lower()))
+        names.setdefault(name.lower(), name)
     if not wanted:
         return {}
-    names = {lowered: name for (_, lowered), name in wanted.items()}
     with connection.cursor() as cursor:
         cursor.execute(
             """

@@ -28,6 +28,7 @@ def test_every_transform_and_target():
             "vip": {"to": "attributes.vip", "type": "boolean"},
             "since": {"to": "attributes.since", "dateFormat": "%Y/%m/%d"},
             "seen": {"to": "attributes.seen", "type": "datetime"},
+            "joined": {"to": "attributes.joined", "type": "date"},
             "code": {"to": "customId", "type": "string"},
             "tier": {"to": "attributes.tier", "map": {"G": "gold", "S": "silver"}},
             "junk": {"skip": True},
@@ -48,6 +49,7 @@ def test_every_transform_and_target():
             "vip": "yes",
             "since": "2020/05/06",
             "seen": "2024-01-02T03:04:05",
+            "joined": "2023-07-08",
             "code": 1234,
             "tier": "G",
             "junk": "x",
@@ -64,6 +66,7 @@ def test_every_transform_and_target():
         "vip": True,
         "since": "2020-05-06",
         "seen": "2024-01-02T03:04:05+00:00",
+        "joined": "2023-07-08",
         "tier": "gold",
     }
 

@@ -445,9 +445,11 @@ def import_progress(imp: ImportJob) -> dict:
         fraction = 0.1 + 0.9 * (imp.records_written / imp.records_read if imp.records_read else 1.0)
     end = job.finished_at or timezone.now()
     elapsed = (end - job.started_at).total_seconds() if job.started_at else 0.0
+    # Lines per second: read by the first pass while it runs, then written (both since the job started).
+    lines = imp.records_read if imp.phase == ImportJob.Phase.STAGING else imp.records_written
     return {
         "percent": round(100 * fraction, 1),
-        "rowsPerSecond": round(imp.records_written / elapsed, 1) if elapsed > 0 else 0.0,
+        "rowsPerSecond": round(lines / elapsed, 1) if elapsed > 0 else 0.0,
         "elapsedSeconds": round(elapsed, 1),
         "phase": imp.phase,
     }

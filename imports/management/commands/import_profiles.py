@@ -94,7 +94,7 @@ class _Progress:
     def __init__(self):
         from tqdm import tqdm
 
-        self.bar = tqdm(total=100, unit="%", bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}] {postfix}")
+        self.bar = tqdm(total=100, unit="%", bar_format="{l_bar}{bar}| [{elapsed}<{remaining}{postfix}]")
 
     def update(self, imp) -> None:
         progress = import_progress(imp)

@@ -146,12 +146,15 @@ class Mapping:
         """Only the record's identifiers (the first pass over a file needs no more)."""
         if "\0error" in data:
             raise RowInvalid(f"The record is {data['\0error']}.", code="import.record")
-        found = {t.name: v for t, v in self.constants if t.kind == "identifier"}
+        out = ProfileInput()
+        for target, value in self.constants:
+            if target.kind == "identifier":
+                _assign(out, target, value)
         for column in self.identifier_columns:
             value = _convert(column, _lookup(data, column.source))
             if value is not None:
-                found[column.target.name] = value
-        return found
+                _assign(out, column.target, value)  # as apply() does, so both passes find the same key
+        return out.identifiers
 
     def apply(self, data: dict[str, Any]) -> ProfileInput:
         if "\0error" in data:

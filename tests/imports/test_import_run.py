@@ -220,3 +220,12 @@ def test_import_finished_is_sent_with_the_counts(run_import):
     assert event["status"] == "done"
     assert event["counts"]["created"] == 2 and event["counts"]["failed"] == 1
     assert event["actor"] == f"import:{imp.pk}"
+
+
+def test_duplicates_by_a_numeric_custom_id_in_json(run_import):
+    content = json.dumps([{"id": 7, "name": "First"}, {"id": 7.0, "name": "Second"}])
+    imp = run_import(
+        content, mapping={"columns": {"id": {"to": "customId"}, "name": {"to": "firstName"}}}, name="x.json"
+    )
+    assert imp.job.counts["created"] == 1 and imp.job.counts["superseded"] == 1
+    assert Profile.objects.get(custom_id="7").first_name == "Second"

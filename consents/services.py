@@ -318,9 +318,9 @@ def _plan(changes, results, emails, states, *, source, actor, meta, now):
         agreement = change.agreement
         where = f"agreements.{agreement.key}"
         if change.client_id not in emails:
-            result.error = NotFound(
-                f"Profile {change.client_id} does not exist.", field="clientId", code="profile.not_found"
-            )
+            from privacy.tombstones import profile_missing
+
+            result.error = profile_missing(change.client_id)  # Gone when an erasure won the race
             continue
         if change.ask and not emails[change.client_id]:
             result.error = ValidationFailed(

@@ -72,6 +72,8 @@ INSTALLED_APPS = [
     "profiles",
     "consents",
     "imports",
+    "tracker",
+    "privacy",
 ]
 
 MIDDLEWARE = [
@@ -220,7 +222,8 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Customer profile platform API",
     "DESCRIPTION": "Customer profile API in three vendors' shapes on one service layer: Synerise (/v4/..., "
-    "/crm/v1/list), ExpertSender ECDP (/customers) and Capillary (/v2/integrations/customer/upsert/bulk). "
+    "/crm/v1/list), ExpertSender ECDP (/customers) and Capillary (/v2/integrations/customer/upsert/bulk); "
+    "the website tracker's collect endpoint (/t/collect, called by /tracker.js with a public site key). "
     "Authenticate with an API key (Bearer, x-api-key or HTTP Basic) or a JWT from POST /uauth/v2/auth/login/profile.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -243,6 +246,13 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 # Requests are counted in the process and sent to the shared counter in batches (at most 1 % of a limit, and at
 # most this many seconds old); limits under 200 requests per window are counted request by request.
 RATE_LIMIT_FLUSH_SECONDS = float(os.environ.get("RATE_LIMIT_FLUSH_SECONDS", "0.25"))
+# The website tracker: requests per client IP to /t/collect (its own counter), the largest body it takes, the
+# browser's uuid cookie (name and lifetime; Chrome caps cookies at 400 days) and how long browsers keep tracker.js.
+TRACKER_RATE_LIMIT = os.environ.get("TRACKER_RATE_LIMIT", "300/min")
+TRACKER_MAX_BODY_BYTES = env_int("TRACKER_MAX_BODY_BYTES", 16_384)
+TRACKER_COOKIE_NAME = os.environ.get("TRACKER_COOKIE_NAME", "crm_uuid")
+TRACKER_COOKIE_MAX_AGE = env_int("TRACKER_COOKIE_MAX_AGE", 400 * 24 * 3600)
+TRACKER_SCRIPT_MAX_AGE = env_int("TRACKER_SCRIPT_MAX_AGE", 3600)
 # Deepest nesting of objects and arrays a JSON body may have.
 API_MAX_JSON_DEPTH = env_int("API_MAX_JSON_DEPTH", 32)
 JWT_LIFETIME_SECONDS = env_int("JWT_LIFETIME_SECONDS", 3600)
@@ -253,6 +263,14 @@ API_KEY_LAST_USED_RESOLUTION_SECONDS = env_int("API_KEY_LAST_USED_RESOLUTION_SEC
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 5)
 # Fernet keys for secrets stored encrypted (crm.crypto); empty: one derived from SECRET_KEY.
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", [])
+
+# --- Erasure: the tombstone log outside the database, replayed after a restore (privacy app) -------------
+# One JSON line per erasure: ids and keyed digests (HMAC-SHA256) of the erased identifiers, nothing else.
+ERASURE_LOG_PATH = Path(os.environ.get("ERASURE_LOG_PATH", DATA_DIR / "erasure-log.jsonl"))
+# The digests' key lives outside the database (the environment, or derived from SECRET_KEY, itself outside it), so
+# a copy of the database alone cannot test guesses against the tombstones. Keep it stable: a new key stops old
+# uuid tombstones from matching.
+ERASURE_LOG_KEY = os.environ.get("ERASURE_LOG_KEY", "")
 
 # --- Profiles -----------------------------------------------------------------------------------
 PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "PL")

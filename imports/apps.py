@@ -8,7 +8,9 @@ class ImportsConfig(AppConfig):
 
     def ready(self):
         from crm.views import error_renderer_register
-        from imports import receivers, tasks  # noqa: F401 - connects the file clean-up, registers the purge
+        from imports import privacy, receivers, tasks  # noqa: F401 - connects the file clean-up, registers the purge
         from imports.api import problem_error
+
+        privacy.register()
 
         error_renderer_register(("/integrations/",), problem_error)

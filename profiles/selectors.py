@@ -18,6 +18,7 @@ from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
 from crm.errors import NotFound, ValidationFailed
+from privacy.tombstones import tombstone_check
 from profiles.currencies import currency_symbol
 from profiles.fields import profile_from_row
 from profiles.models import Event, MergeRecord, Profile, ProfileCommerce, ProfileTag
@@ -86,6 +87,8 @@ def profile_lookup(*, kind: str, value) -> Profile:
         pid = identifier_owners([(kind, normalized)]).get((kind, normalized))
     profile = Profile.objects.filter(pk=pid).first() if pid is not None else None
     if profile is None:
+        # Only a miss asks the tombstones: an erased clientId or uuid answers Gone, never someone else.
+        tombstone_check(kind, _client_id(value) if kind == "clientId" else normalized)
         raise NotFound(f"No profile with {kind} '{value}'.", field=kind, code="profile.not_found")
     return profile
 
@@ -424,5 +427,6 @@ def profile_with_extras(*, kind: str, value) -> tuple[Profile, ProfileExtras]:
         where = _BY_IDENTIFIER
     rows = _profiles_with_extras(where, params)
     if not rows:
+        tombstone_check(kind, params["value"])
         raise NotFound(f"No profile with {kind} '{value}'.", field=kind, code="profile.not_found")
     return rows[0]

@@ -641,6 +641,32 @@ class ProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
     # --- delete -------------------------------------------------------------------------------
 
+    def delete_view(self, request, object_id, extra_context=None):
+        from profiles.models import ClientIdAlias
+
+        merged = ClientIdAlias.objects.filter(profile_id=object_id).order_by("old_client_id")
+        extra_context = {
+            "title": "Erase profile",
+            **(extra_context or {}),
+            "merged_client_ids": list(merged.values_list("old_client_id", flat=True)) if object_id.isdigit() else [],
+        }
+        return super().delete_view(request, object_id, extra_context)
+
+    def get_deleted_objects(self, objs, request):
+        """The confirmation names what erasure removes (counts per kind, from the erasure service) instead of
+        listing every event row: deleting a profile is erasing it, and a profile may have thousands of events."""
+        from privacy.services import erasure_preview
+
+        objs = list(objs)
+        totals: dict[str, int] = {}
+        for profile in objs:
+            for name, count in erasure_preview(profile=profile).items():
+                totals[name] = totals.get(name, 0) + count
+        summary = {name: count for name, count in totals.items() if count}
+        summary = {Profile._meta.verbose_name_plural: len(objs), **summary}
+        perms_needed = set() if self.has_delete_permission(request) else {Profile._meta.verbose_name}
+        return [str(profile) for profile in objs], summary, perms_needed, []
+
     def delete_model(self, request, obj):
         profile_delete(profile=obj, source=SOURCE, actor=actor_of(request.user))
 

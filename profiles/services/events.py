@@ -19,8 +19,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from crm.errors import DomainError, NotFound, ValidationFailed
+from crm.errors import DomainError, ValidationFailed
 from crm.request_id import current_request_id
+from privacy.tombstones import profile_missing
 from profiles import signals
 from profiles.merge_registry import rows_move, rows_move_back
 from profiles.models import Event, EventAction, IdentifierKind, Profile
@@ -295,7 +296,7 @@ def note_add(*, profile: Profile, text: str, author: str, source: str) -> Event:
         raise ValidationFailed(f"A note is at most {NOTE_MAX_LENGTH} characters.", field="text")
     with transaction.atomic():
         if not Profile.objects.filter(pk=profile.pk).exists():
-            raise NotFound(f"Profile {profile.pk} does not exist.", field="clientId", code="profile.not_found")
+            raise profile_missing(profile.pk)
         event = Event.objects.create(
             profile=profile,
             action=EventAction.NOTE_ADDED,

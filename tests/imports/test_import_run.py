@@ -229,3 +229,18 @@ def test_duplicates_by_a_numeric_custom_id_in_json(run_import):
     )
     assert imp.job.counts["created"] == 1 and imp.job.counts["superseded"] == 1
     assert Profile.objects.get(custom_id="7").first_name == "Second"
+
+
+def test_erasing_a_profile_scrubs_its_lines_in_import_reports(run_import):
+    from privacy.services import profile_erase
+
+    imp = run_import(
+        "email,born\nann@example.com,notadate\nbob@example.com,1990-01-01\n",
+        mapping={"columns": {"email": {"to": "email"}, "born": {"to": "birthDate"}}},
+    )
+    assert Issue.objects.get(job=imp).original == "ann@example.com,notadate"
+    import_again = run_import("email\nann@example.com\n", mapping={"columns": {"email": {"to": "email"}}})
+    assert import_again.job.counts["created"] == 1
+    profile_erase(profile=Profile.objects.get(email="ann@example.com"), source="tests", actor="tests")
+    issue = Issue.objects.get(job=imp)
+    assert "ann@example.com" not in issue.original + issue.message

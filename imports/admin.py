@@ -29,7 +29,7 @@ from imports.integrations import integration_create
 from imports.mapping import IDENTIFIERS, mapping_compile
 from imports.models import Format, ImportJob, Integration, SavedMapping
 from imports.readers import FileUnusable, format_guess, preview
-from imports.services import import_create, import_progress, import_report_csv, run_import
+from imports.services import DRAFTS, import_create, import_progress, import_report_csv, run_import
 from profiles.fields import EDITABLE_BY_API_NAME
 
 DRAFT_KEY = "imports_draft"
@@ -134,7 +134,7 @@ class ImportJobAdmin(admin.ModelAdmin):
                 head = upload.read(4096)
                 upload.seek(0)
                 fmt = form.cleaned_data["format"] or format_guess(upload.name, head)
-                stored = default_storage.save(f"imports/drafts/{uuid.uuid4()}/{_safe(upload.name)}", upload)
+                stored = default_storage.save(f"{DRAFTS}/{uuid.uuid4()}/{_safe(upload.name)}", upload)
                 saved = form.cleaned_data["saved_mapping"]
                 request.session[DRAFT_KEY] = {
                     "path": stored,

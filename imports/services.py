@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -503,3 +504,23 @@ __all__ = [
     "report_write",
     "run_import",
 ]
+
+
+DRAFTS = "imports/drafts"
+
+
+def drafts_purge(*, older_than: timedelta = timedelta(days=1)) -> int:
+    """Delete the wizard's uploads (one folder each) older than ``older_than``: abandoned before a run."""
+    if not default_storage.exists(DRAFTS):
+        return 0
+    cutoff = timezone.now() - older_than
+    deleted = 0
+    folders, _ = default_storage.listdir(DRAFTS)
+    for folder in folders:
+        _, files = default_storage.listdir(f"{DRAFTS}/{folder}")
+        for name in files:
+            path = f"{DRAFTS}/{folder}/{name}"
+            if default_storage.get_modified_time(path) < cutoff:
+                default_storage.delete(path)
+                deleted += 1
+    return deleted

@@ -11,7 +11,9 @@ from crm.recurring import recurring
 @recurring(every=lambda: timedelta(seconds=settings.PURGE_INTERVAL_SECONDS))
 @task
 def purge_seen_tokens() -> dict:
-    """Forget incoming integrations' JWT ids whose tokens have expired (a replay of those fails on ``exp``)."""
+    """Forget incoming integrations' JWT ids whose tokens have expired (a replay of those fails on ``exp``), and
+    delete the admin wizard's uploads that were left without starting an import a day ago."""
     from imports.integrations import seen_tokens_purge
+    from imports.services import drafts_purge
 
-    return {"seenTokens": seen_tokens_purge()}
+    return {"seenTokens": seen_tokens_purge(), "drafts": drafts_purge()}

@@ -64,3 +64,21 @@ def test_explicit_encoding_and_delimiter(files, capsys, db):
     data, mapping, _ = files
     call_command("import_profiles", str(data), "--mapping", str(mapping), "--encoding", "cp1250", "--delimiter", ";")
     assert "created 2" in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_abandoned_wizard_uploads_are_purged(settings, tmp_path):
+    import os
+    import time as clock
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from imports.services import drafts_purge
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    old = default_storage.save("imports/drafts/a/old.csv", ContentFile(b"x"))
+    new = default_storage.save("imports/drafts/b/new.csv", ContentFile(b"y"))
+    two_days_ago = clock.time() - 2 * 86400
+    os.utime(default_storage.path(old), (two_days_ago, two_days_ago))
+    assert drafts_purge() == 1
+    assert not default_storage.exists(old) and default_storage.exists(new)

@@ -94,3 +94,23 @@ def test_integration_with_a_bad_mapping_is_refused(admin_client):
     )
     assert response.status_code == 200 and "Unknown target" in response.text
     assert not Integration.objects.exists()
+
+
+def test_the_list_and_the_job_page_of_a_finished_import(marketer_client):
+    import io
+
+    from imports.services import import_create, import_run
+
+    imp = import_create(
+        file=io.BytesIO(b"email\nann@example.com\nbroken\n"),
+        name="people.csv",
+        mapping={"columns": {"email": {"to": "email"}}},
+        source="tests",
+    )
+    import_run(job_id=imp.pk)
+    listing = marketer_client.get(reverse("admin:imports_importjob_changelist"))
+    assert listing.status_code == 200 and "people.csv" in listing.text and "100.0 %" in listing.text
+    page = marketer_client.get(reverse("admin:imports_importjob_change", args=[imp.pk]), follow=True)
+    assert page.status_code == 200 and 'data-count="created">1<' in page.text
+    report = marketer_client.get(reverse("admin:imports_importjob_report", args=[imp.pk]))
+    assert b"".join(report.streaming_content).decode().splitlines()[1].startswith("3,error,email.invalid")

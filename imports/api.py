@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 from django.conf import settings
+from django.db.models import Count
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -94,8 +95,7 @@ def _iso(value):
 def import_document(imp: ImportJob) -> dict:
     job = imp.job
     issue_counts = dict.fromkeys(Issue.Kind.values, 0)
-    for kind in Issue.objects.filter(job=imp).values_list("kind", flat=True).distinct():
-        issue_counts[kind] = Issue.objects.filter(job=imp, kind=kind).count()
+    issue_counts.update(Issue.objects.filter(job=imp).values_list("kind").annotate(n=Count("id")).order_by())
     return {
         "jobId": str(imp.pk),
         "status": job.status,

@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "axes",
     "profiles",
     "consents",
+    "imports",
     "tracker",
     "privacy",
     "exports",
@@ -214,6 +215,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT") or BASE_DIR / "staticfiles")
+# Uploaded files (imports) go to Django's default storage: a folder under the data directory unless MEDIA_ROOT
+# says otherwise; a multi-machine install configures a shared backend (e.g. S3) here.
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", DATA_DIR / "media"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -412,3 +416,13 @@ BATCH_MAX_ITEMS = env_int("BATCH_MAX_ITEMS", 1000)
 BATCH_MAX_BYTES = env_int("BATCH_MAX_BYTES", 1_048_576)
 # A batch job applies this many items per transaction and records its progress after each.
 BATCH_JOB_CHUNK_ITEMS = env_int("BATCH_JOB_CHUNK_ITEMS", 200)
+
+# --- Imports and incoming integrations ------------------------------------------------------------
+# Largest file an import upload takes (the admin wizard and POST /v4/imports); not API_MAX_BODY_BYTES.
+IMPORT_MAX_UPLOAD_BYTES = env_int("IMPORT_MAX_UPLOAD_BYTES", 1024 * 1024 * 1024)
+# Records an import stages, and profiles it writes, per transaction (each commits with its checkpoint).
+IMPORT_CHUNK_ROWS = env_int("IMPORT_CHUNK_ROWS", 1000)
+# An incoming integration's JWT must expire at most this many seconds after it is received.
+INTEGRATION_JWT_MAX_AGE_SECONDS = env_int("INTEGRATION_JWT_MAX_AGE_SECONDS", 600)
+# Most records one incoming integration request may carry (its body is also held to API_MAX_BODY_BYTES).
+INTEGRATION_MAX_ITEMS = env_int("INTEGRATION_MAX_ITEMS", 1000)

@@ -17,3 +17,6 @@ if test_db_name := os.environ.get("TEST_DB_NAME"):
 
 # Each test checks keys against the database; tests of the key cache turn it on themselves.
 API_KEY_CACHE_SECONDS = 0
+
+# Uploaded import files of the tests stay apart from the development server's.
+MEDIA_ROOT = os.environ.get("MEDIA_ROOT") or DATA_DIR / "test-media"  # noqa: F405

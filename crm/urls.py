@@ -23,6 +23,7 @@ urlpatterns = [
     path("", include("profiles.api.synerise.urls")),
     path("", include("profiles.api.expertsender.urls")),
     path("", include("profiles.api.capillary.urls")),
+    path("", include("imports.urls")),
 ]
 
 handler404 = "crm.views.not_found"

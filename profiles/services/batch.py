@@ -46,6 +46,7 @@ from profiles.services.resolution import (
     uuid_resets,
     with_retries,
 )
+from profiles.services.tags import tags_put
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class _Slot:
     was_anonymous: bool = False
     agreements: list = field(default_factory=list)  # (item index, agreement, granted, decided at), in item order
     version: str | None = None  # xmin of the row read (existing profiles)
+    tags: list[str] = field(default_factory=list)  # tag names the items put on it
 
 
 def profiles_upsert_many(*, items: list[ProfileInput], source: str, actor: str = "") -> list[ItemResult]:
@@ -129,7 +131,7 @@ def _slow_item(index: int, clean: CleanInput, catalog: AttributeCatalog, *, sour
     elif result.created:
         status = "created"
     else:
-        status = "updated" if result.changes else "unchanged"
+        status = "updated" if result.changes or result.tagged else "unchanged"
     return ItemResult(index, status, client_id=result.profile.pk, warnings=result.warnings)
 
 
@@ -180,6 +182,7 @@ def _fast_path(cleaned, catalog, results, *, source: str, actor: str) -> list[tu
                 slot.owned.add(pair)
                 claims[pair] = key
             slot.agreements.extend((index, a, granted, clean.agreements_decided_at) for a, granted in clean.agreements)
+            slot.tags.extend(clean.tags)
             item_slot[index] = (key, True, True)
             continue
         key = candidates.pop()
@@ -201,12 +204,16 @@ def _fast_path(cleaned, catalog, results, *, source: str, actor: str) -> list[tu
             first_old = slot.changes[name][0] if name in slot.changes else old
             slot.changes[name] = (first_old, new)
         slot.agreements.extend((index, a, granted, clean.agreements_decided_at) for a, granted in clean.agreements)
+        slot.tags.extend(clean.tags)
         item_slot[index] = (key, False, bool(diff.changes))
 
     _write(slots, claims, releases, catalog, actor=actor, owners=owners)
     _send_signals(slots, source=source, actor=actor)
     warnings = _set_consents(slots, source=source, actor=actor)
-    _record_results(item_slot, slots, results, warnings)
+    tagged = tags_put(
+        pairs=[(slot.profile.pk, name) for slot in slots.values() for name in slot.tags], source=source, actor=actor
+    )
+    _record_results(item_slot, slots, results, warnings, tagged)
     return slow
 
 
@@ -238,12 +245,14 @@ def _held(slot: _Slot) -> dict[str, set[str]]:
     return held
 
 
-def _record_results(item_slot, slots, results, warnings: dict[int, list[dict]]) -> None:
-    """Only the first item of a new profile created it; later items of the same batch updated it."""
+def _record_results(item_slot, slots, results, warnings: dict[int, list[dict]], tagged) -> None:
+    """Only the first item of a new profile created it; later items of the same batch updated it (a new tag
+    on a profile counts as an update)."""
     seen: set[int] = set()
     for index in sorted(item_slot):
         key, _, changed = item_slot[index]
         slot = slots[key]
+        changed = changed or slot.profile.pk in tagged
         status = "created" if slot.new and key not in seen else "updated" if changed else "unchanged"
         seen.add(key)
         results[index] = ItemResult(index, status, client_id=slot.profile.pk, warnings=warnings.get(index, []))
@@ -387,7 +396,7 @@ def _send_signals(slots: dict[int, _Slot], *, source: str, actor: str) -> None:
 BATCH_JOB_KIND = "profiles.batch"
 
 
-def _input_to_json(data: ProfileInput) -> dict:
+def profile_input_to_json(data: ProfileInput) -> dict:
     entry = {
         "identifiers": data.identifiers,
         "fields": {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in data.fields.items()},
@@ -396,10 +405,12 @@ def _input_to_json(data: ProfileInput) -> dict:
     }
     if data.agreements_decided_at is not None:
         entry["agreements_decided_at"] = data.agreements_decided_at.isoformat()
+    if data.tags:
+        entry["tags"] = list(data.tags)
     return entry
 
 
-def _input_from_json(entry: dict) -> ProfileInput:
+def profile_input_from_json(entry: dict) -> ProfileInput:
     entry = dict(entry)
     decided_at = entry.pop("agreements_decided_at", None)
     return ProfileInput(**entry, agreements_decided_at=datetime.fromisoformat(decided_at) if decided_at else None)
@@ -408,7 +419,9 @@ def _input_from_json(entry: dict) -> ProfileInput:
 def profiles_batch_submit(*, items: list[ProfileInput | DomainError], source: str, actor: str = "") -> Job:
     """Store a batch as a job and queue it for the worker (after commit). Items that failed the
     surface's shape check are kept as failures at their index, so the job reports them."""
-    payload = [{"error": item.as_dict()} if isinstance(item, DomainError) else _input_to_json(item) for item in items]
+    payload = [
+        {"error": item.as_dict()} if isinstance(item, DomainError) else profile_input_to_json(item) for item in items
+    ]
     job = Job.objects.create(kind=BATCH_JOB_KIND, payload=payload, source=source, actor=actor)
     transaction.on_commit(lambda: run_profile_batch.enqueue(str(job.pk)))
     return job
@@ -470,7 +483,7 @@ def profiles_batch_run(*, job_id) -> Job:
 def _run_chunk(job: Job, chunk: list[tuple[int, dict]]) -> None:
     indexed = [(i, entry) for i, entry in chunk if "error" not in entry]
     results = profiles_upsert_many(
-        items=[_input_from_json(entry) for _, entry in indexed], source=job.source, actor=job.actor
+        items=[profile_input_from_json(entry) for _, entry in indexed], source=job.source, actor=job.actor
     )
     for i, entry in chunk:
         if "error" in entry:

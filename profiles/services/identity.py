@@ -32,6 +32,7 @@ from profiles.services.resolution import (
     resolve,
     with_retries,
 )
+from profiles.services.tags import tags_put
 
 
 @dataclass
@@ -45,6 +46,7 @@ class ProfileInput:
     # When the person made the decisions in ``agreements`` (imports send it): a decision older than the one in
     # force is not applied, and comes back as a warning.
     agreements_decided_at: datetime | None = None
+    tags: list[str] = field(default_factory=list)  # tag names to put on the profile (created when missing)
 
 
 @dataclass
@@ -54,6 +56,7 @@ class UpsertResult:
     changes: dict[str, tuple[Any, Any]]
     merged_client_ids: list[int] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)  # {code, message, field}: parts not applied
+    tagged: bool = False  # a tag of the write was new on the profile
 
 
 def agreement_state(granted: bool) -> str:
@@ -78,6 +81,13 @@ def set_agreements(profile: Profile, clean: CleanInput, *, source: str, actor: s
     return [result.warning for result in results if result.warning]
 
 
+def put_tags(profile: Profile, clean: CleanInput, *, source: str, actor: str) -> bool:
+    """The write's tags on the profile (set-based, created when missing); whether any was new."""
+    if not clean.tags:
+        return False
+    return bool(tags_put(pairs=[(profile.pk, name) for name in clean.tags], source=source, actor=actor))
+
+
 def _create(clean: CleanInput, catalog: AttributeCatalog, *, source: str, actor: str) -> UpsertResult:
     profile, identifiers = profile_new(clean)
     catalog.save_pending(created_by=actor)
@@ -85,6 +95,7 @@ def _create(clean: CleanInput, catalog: AttributeCatalog, *, source: str, actor:
     identifiers_claim(profile.pk, identifiers)
     warnings = set_agreements(profile, clean, source=source, actor=actor)
     signals.profile_created.send(sender=Profile, profiles=[profile], source=source, actor=actor)
+    put_tags(profile, clean, source=source, actor=actor)
     return UpsertResult(profile=profile, created=True, changes={}, warnings=warnings)
 
 
@@ -98,12 +109,13 @@ def _apply(profile: Profile, clean: CleanInput, catalog: AttributeCatalog, *, so
         Identifier.objects.filter(profile=profile, kind=kind, value=value).delete()
     identifiers_claim(profile.pk, diff.claim)
     warnings = set_agreements(profile, clean, source=source, actor=actor)
+    tagged = put_tags(profile, clean, source=source, actor=actor)
     if diff.changes:
         profile.save()
         signals.profile_changed.send(sender=Profile, changes=[(profile.pk, diff.changes)], source=source, actor=actor)
         if was_anonymous and not profile.anonymous:
             signals.profile_identified.send(sender=Profile, profiles=[profile], source=source, actor=actor)
-    return UpsertResult(profile=profile, created=False, changes=diff.changes, warnings=warnings)
+    return UpsertResult(profile=profile, created=False, changes=diff.changes, warnings=warnings, tagged=tagged)
 
 
 def profile_upsert(*, data: ProfileInput, source: str, actor: str = "") -> UpsertResult:

@@ -48,6 +48,7 @@ from profiles.models import IdentifierKind, Profile
 from profiles.normalize import avatar_url_validate, identifier_normalize
 from profiles.selectors import client_ids_resolve, identifier_owners
 from profiles.services.attributes import AttributeCatalog
+from profiles.services.tags import tag_name_clean
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ class CleanInput:
     attributes: dict[str, Any]
     agreements: list[tuple[Agreement, bool]]
     agreements_decided_at: datetime | None = None  # when the person decided (None: now, applied whatever came before)
+    tags: list[str] = field(default_factory=list)  # tag names to put on the profile
 
     def pairs(self) -> list[Pair]:
         return [(k, v) for k, v in self.identifiers.items() if v is not None]
@@ -219,7 +221,18 @@ def input_clean(data, catalog: AttributeCatalog, agreements: dict | None = None)
         attributes=catalog.validate(attributes) if attributes else {},
         agreements=pairs,
         agreements_decided_at=decision_time_check(data.agreements_decided_at, field="agreementsDecidedAt"),
+        tags=_tags_clean(getattr(data, "tags", None) or []),
     )
+
+
+def _tags_clean(names) -> list[str]:
+    if not isinstance(names, list | tuple):
+        raise ValidationFailed("tags must be a list of tag names.", field="tags", code="field.type")
+    clean: dict[str, str] = {}
+    for position, name in enumerate(names):
+        name = tag_name_clean(name, field=f"tags[{position}]")
+        clean.setdefault(name.lower(), name)
+    return list(clean.values())
 
 
 # --- reads ------------------------------------------------------------------------------------

@@ -6,11 +6,13 @@ Adding a tag a profile already has, or removing one it lacks, changes nothing an
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models.functions import Lower
 
 from crm.errors import Conflict, NotFound, ValidationFailed
 from profiles import signals
@@ -21,18 +23,19 @@ from profiles.models.tag import TAG_NAME_MAX_LENGTH
 COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
-def _clean_name(name) -> str:
+def tag_name_clean(name, *, field: str = "name") -> str:
+    """A tag name as stored: trimmed, one printable line of at most ``TAG_NAME_MAX_LENGTH`` characters."""
     if not isinstance(name, str) or not name.strip():
-        raise ValidationFailed("A tag needs a name.", field="name", code="field.required")
+        raise ValidationFailed("A tag needs a name.", field=field, code="field.required")
     name = name.strip()
     if len(name) > TAG_NAME_MAX_LENGTH:
         raise ValidationFailed(
             f"A tag name is at most {TAG_NAME_MAX_LENGTH} characters; '{name}' has {len(name)}.",
-            field="name",
+            field=field,
             code="field.too_long",
         )
     if not name.isprintable():
-        raise ValidationFailed("A tag name is one line of printable characters.", field="name")
+        raise ValidationFailed("A tag name is one line of printable characters.", field=field)
     return name
 
 
@@ -46,7 +49,7 @@ def _clean_color(color) -> str:
 
 def tag_create(*, name: str, color: str = "", description: str = "", actor: str = "") -> Tag:
     """A new tag; a name that exists in any case is a Conflict naming the existing tag."""
-    name = _clean_name(name)
+    name = tag_name_clean(name)
     color = _clean_color(color)
     if description is None:
         description = ""
@@ -135,6 +138,45 @@ def tags_remove(*, profiles: Iterable[Profile | int], tags: Iterable[Tag], sourc
             changes = [(pid, [], sorted(ts, key=lambda t: t.pk)) for pid, ts in sorted(removed.items())]
             signals.tags_changed.send(sender=Tag, changes=changes, source=source, actor=actor)
     return sum(len(v) for v in removed.values())
+
+
+def tags_put(*, pairs: Iterable[tuple[int, str]], source: str, actor: str = "") -> dict[int, list[Tag]]:
+    """Put tags named by (profile id, tag name) on profiles, set-based: missing tags are created (names match
+    case-insensitively), every pair goes in one INSERT, and ``tags_changed`` carries only the pairs that were
+    new. Returns them by profile id. The batch and the import write tags through this."""
+    wanted: set[tuple[int, str]] = set()
+    names: dict[str, str] = {}  # lower-cased → the first spelling (the name of a tag created here)
+    for pid, name in pairs:
+        wanted.add((pid, name.lower()))
+        names.setdefault(name.lower(), name)
+    if not wanted:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO profiles_tag (name, color, description, created_at, created_by)
+            SELECT n, '', '', now(), %s FROM unnest(%s::text[]) AS t(n) ORDER BY n
+            ON CONFLICT DO NOTHING
+            """,
+            [actor, sorted(names.values())],
+        )
+    tags = {t.name.lower(): t for t in Tag.objects.annotate(lowered=Lower("name")).filter(lowered__in=list(names))}
+    rows = sorted({(pid, tags[lowered].pk) for pid, lowered in wanted})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO profiles_profiletag (profile_id, tag_id, created_at)
+            SELECT p, t, now() FROM json_to_recordset(%s::json) AS r(p bigint, t bigint)
+            ON CONFLICT (profile_id, tag_id) DO NOTHING
+            RETURNING profile_id, tag_id
+            """,
+            [json.dumps([{"p": p, "t": t} for p, t in rows])],
+        )
+        added = _pairs_changed(cursor.fetchall(), {t.pk: t for t in tags.values()})
+    if added:
+        changes = [(pid, sorted(ts, key=lambda t: t.pk), []) for pid, ts in sorted(added.items())]
+        signals.tags_changed.send(sender=Tag, changes=changes, source=source, actor=actor)
+    return dict(added)
 
 
 def tag_delete(*, tag: Tag, source: str, actor: str = "") -> int:

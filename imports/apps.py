@@ -1,0 +1,16 @@
+from django.apps import AppConfig
+
+
+class ImportsConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "imports"
+    verbose_name = "Imports and integrations"
+
+    def ready(self):
+        from crm.views import error_renderer_register
+        from imports import privacy, receivers, tasks  # noqa: F401 - connects the file clean-up, registers the purge
+        from imports.api import problem_error
+
+        privacy.register()
+
+        error_renderer_register(("/integrations/",), problem_error)

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "axes",
     "profiles",
     "consents",
+    "segments",
 ]
 
 MIDDLEWARE = [
@@ -332,3 +333,11 @@ BATCH_MAX_ITEMS = env_int("BATCH_MAX_ITEMS", 1000)
 BATCH_MAX_BYTES = env_int("BATCH_MAX_BYTES", 1_048_576)
 # A batch job applies this many items per transaction and records its progress after each.
 BATCH_JOB_CHUNK_ITEMS = env_int("BATCH_JOB_CHUNK_ITEMS", 200)
+
+# --- Segments -----------------------------------------------------------------------------------
+# Live membership: a write's touched profiles are refreshed by a task planned this many seconds after the
+# write (one run per delay per process), in batches of SEGMENT_REFRESH_BATCH; time-relative segments
+# (inLastDays, withinDays) are re-evaluated whole every SEGMENT_TIME_REFRESH_SECONDS.
+SEGMENT_REFRESH_DELAY_SECONDS = float(os.environ.get("SEGMENT_REFRESH_DELAY_SECONDS", "1"))
+SEGMENT_REFRESH_BATCH = env_int("SEGMENT_REFRESH_BATCH", 1000)
+SEGMENT_TIME_REFRESH_SECONDS = env_int("SEGMENT_TIME_REFRESH_SECONDS", 900)

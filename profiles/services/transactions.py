@@ -20,11 +20,13 @@ from django.db import connection, transaction
 from django.tasks import task
 
 from crm.errors import DomainError, NotFound, ValidationFailed
+from profiles import signals
 from profiles.currencies import CODES
 from profiles.merge_registry import rows_move, rows_move_back
 from profiles.models import (
     EventAction,
     IdentifierKind,
+    ProfileCommerce,
     Transaction,
     TransactionStatus,
 )
@@ -433,4 +435,6 @@ def transactions_unmerge_step(ctx) -> list[str]:
 @task
 def rfm_recompute() -> int:
     """Re-score RFM for the whole customer base (enqueued after transaction writes; idempotent)."""
-    return rfm_recompute_all()
+    scored = rfm_recompute_all()
+    signals.rfm_recomputed.send(sender=ProfileCommerce, scored=scored)
+    return scored

@@ -626,6 +626,11 @@ def condition_q(node, *, now: datetime | None = None, few: bool = False) -> Q:
     return _Compiler(now or timezone.now(), few).q(node)
 
 
+def _everyone() -> Q:
+    """A condition every profile meets (an empty ``Q()`` would vanish from an OR instead of making it true)."""
+    return Q(pk__isnull=False)
+
+
 class _Compiler:
     def __init__(self, now: datetime, few: bool):
         self.now = now
@@ -633,8 +638,10 @@ class _Compiler:
 
     def q(self, node) -> Q:
         if isinstance(node, All):
-            q = Q()
-            for child in node.children:
+            if not node.children:
+                return _everyone()
+            q = self.q(node.children[0])
+            for child in node.children[1:]:
                 q &= self.q(child)
             return q
         if isinstance(node, AnyOf):
@@ -645,9 +652,7 @@ class _Compiler:
                 q |= self.q(child)
             return q
         if isinstance(node, Not):
-            inner = self.q(node.child)
-            # An empty Q (all: []) matches everyone; its negation matches no one.
-            return Q(pk__in=[]) if not inner else ~inner
+            return ~self.q(node.child)
         if isinstance(node, SegmentCond):
             return self.q(node.tree)
         method = getattr(self, f"_{type(node).__name__}")
@@ -664,7 +669,7 @@ class _Compiler:
             anonymous = ~recognized_q()
             matched = anonymous if node.value else recognized_q()
             if node.op == "exists":
-                return Q() if node.value else Q(pk__in=[])
+                return _everyone() if node.value else Q(pk__in=[])
             return matched if node.op == "eq" else ~matched
         return self._compare(F(node.column), node.type, node.op, node.value, nullable=node.column != "id")
 
@@ -688,7 +693,7 @@ class _Compiler:
     def _compare(self, expr, type_: str, op: str, value, *, nullable: bool, present=None) -> Q:
         """``expr <op> value`` as a two-valued condition; ``present`` is the "has a value" test (default: not null)."""
         if present is None:
-            present = Q(IsNull(expr, False)) if nullable else Q()
+            present = Q(IsNull(expr, False)) if nullable else _everyone()
         if op == "exists":
             return present if value else ~present
         if type_ == TEXT:
@@ -790,7 +795,7 @@ class _Compiler:
                 return Q(pk__in=[])
             op, n = "lte", n - 1
         if op == "gte" and n == 0:
-            return Q()
+            return _everyone()
         if op in ("lte", "eq") and n == 0:
             return ~Q(Exists(events.filter(profile=OuterRef("pk"))))
         if op == "gte" and n == 1:

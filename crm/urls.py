@@ -19,6 +19,7 @@ urlpatterns = [
     path("favicon.ico", views.favicon, name="favicon"),
     path("consents/", include("consents.urls")),
     path("", views.home, name="home"),
+    path("", include("segments.urls")),
     path("", include("profiles.api.synerise.urls")),
     path("", include("profiles.api.expertsender.urls")),
     path("", include("profiles.api.capillary.urls")),

@@ -67,6 +67,8 @@ MAX_DEPTH = 16
 MAX_NODES = 200
 MAX_IN_VALUES = 1000
 MAX_DAYS = 36_600
+MAX_NUMBER = 10**15
+MAX_ID = 2**63 - 1
 
 # Value types, and the ops each takes.
 TEXT, NUMBER, BOOLEAN, DATE, DATETIME, LIST, IDENTIFIER, CLIENT_ID = (
@@ -358,7 +360,9 @@ def _parse_tag(data, path, catalog):
     if "tagId" in data:
         _only(data, path, {"tagId"})
         tag_id = data["tagId"]
-        if isinstance(tag_id, bool) or not isinstance(tag_id, int) or not catalog.tag_exists(tag_id):
+        if isinstance(tag_id, bool) or not isinstance(tag_id, int) or not 0 < tag_id <= MAX_ID:
+            raise _fail(f"{path}.tagId", f"No tag with id {_show(tag_id)}.", code="tag.not_found")
+        if not catalog.tag_exists(tag_id):
             raise _fail(f"{path}.tagId", f"No tag with id {_show(tag_id)}.", code="tag.not_found")
         return TagCond(tag_id=tag_id)
     _only(data, path, {"tag"})
@@ -410,7 +414,7 @@ def _parse_commerce(data, path):
 def _parse_segment(data, path, catalog, seen, depth, counter):
     _only(data, path, {"segment"})
     segment_id = data["segment"]
-    if isinstance(segment_id, bool) or not isinstance(segment_id, int):
+    if isinstance(segment_id, bool) or not isinstance(segment_id, int) or not 0 < segment_id <= MAX_ID:
         raise _fail(f"{path}.segment", "segment takes a segment id.")
     if segment_id in seen:
         raise _fail(f"{path}.segment", f"Segment {segment_id} refers back to itself.", code="segment.cycle")
@@ -494,6 +498,8 @@ def _scalar(type_: str, raw, where: str, identifier: str | None):
             raise _fail(where, f"Expected a number; got {_show(raw)}.")
         if isinstance(raw, float | Decimal) and not math.isfinite(raw):
             raise _fail(where, "Expected a finite number.")
+        if abs(raw) > MAX_NUMBER:
+            raise _fail(where, f"Expected a number between -{MAX_NUMBER:.0e} and {MAX_NUMBER:.0e}.")
         if type_ == CLIENT_ID:
             if raw != int(raw) or not 0 <= raw < 2**63:
                 raise _fail(where, "Expected a clientId.")

@@ -171,7 +171,7 @@ def segment_fill(*, segment: Segment, cause: str | None = None) -> tuple[int, in
         _lock(cursor)
         cursor.execute(
             f"""
-            WITH m AS MATERIALIZED ({sql}),
+            WITH m(id) AS MATERIALIZED ({sql}),
             ins AS (
                 INSERT INTO segments_segmentmembership (profile_id, segment_id, since)
                 SELECT m.id, %s, now() FROM m ON CONFLICT DO NOTHING RETURNING profile_id

@@ -127,6 +127,47 @@ def int_param(params, name: str, default: int, *, low: int, high: int) -> int:
     return value
 
 
+def list_ordering(sort_by: str | None) -> list:
+    if not sort_by:
+        return ["-id"]
+    name, descending = sort_by, False
+    if name.startswith("-"):
+        name, descending = name[1:], True
+    if ":" in name:
+        name, direction = name.split(":", 1)
+        descending = direction.lower() == "desc"
+    if name not in SORT_FIELDS:
+        raise ValidationFailed(f"sortBy must be one of {', '.join(SORT_FIELDS)}.", field="sortBy")
+    column = F(SORT_FIELDS[name])
+    tiebreak = F("id")
+    if descending:
+        return [column.desc(nulls_last=True), tiebreak.desc()]
+    return [column.asc(nulls_last=True), tiebreak.asc()]
+
+
+def profile_list_response(queryset, params) -> Response:
+    """One page of a profile list (``pageIndex``, ``pageSize``, ``sortBy``), never beyond LIST_MAX_RESULTS, with the
+    total in ``X-Total-Count`` (capped); shared by the lists and a segment's profiles."""
+    queryset = queryset.order_by(*list_ordering(params.get("sortBy")))
+    page_size = int_param(params, "pageSize", DEFAULT_PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
+    page_index = int_param(params, "pageIndex", 0, low=0, high=settings.LIST_MAX_RESULTS)
+    start = page_index * page_size
+    limit = settings.LIST_MAX_RESULTS
+    if start >= limit:
+        raise ValidationFailed(
+            f"At most {limit} profiles can be listed; narrow the filters instead of paging further.",
+            field="pageIndex",
+        )
+    ids = list(queryset.values_list("pk", flat=True)[start : min(start + page_size, limit)])
+    response = Response(profile_documents_by_ids(ids))
+    total = queryset.values("pk")[: limit + 1].count()
+    response["X-Total-Count"] = str(min(total, limit))
+    response["X-Total-Count-Capped"] = "true" if total > limit else "false"
+    response["X-Page-Index"] = str(page_index)
+    response["X-Page-Size"] = str(page_size)
+    return response
+
+
 class ClientListCreateView(SyneriseView):
     @extend_schema(
         operation_id="clients_list",
@@ -151,6 +192,7 @@ class ClientListCreateView(SyneriseView):
                 "filters[attributes.NAME][gt]=5 (eq, not, gt, gte, lt, lte, contains, exists)",
             ),
             OpenApiParameter("attribute", str, many=True, description="NAME:OP:VALUE, repeatable"),
+            OpenApiParameter("segment", int, description="only the profiles of this segment (its tree, exact)"),
         ],
         responses={200: ProfileListJson, **ERRORS},
     )
@@ -160,42 +202,7 @@ class ClientListCreateView(SyneriseView):
         if not filterset.is_valid():
             field, errors = next(iter(filterset.errors.items()))
             raise ValidationFailed(f"{field}: {' '.join(errors)}", field=field)
-        queryset = filterset.qs.order_by(*self._ordering(params.get("sortBy")))
-        page_size = int_param(params, "pageSize", DEFAULT_PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
-        page_index = int_param(params, "pageIndex", 0, low=0, high=settings.LIST_MAX_RESULTS)
-        start = page_index * page_size
-        limit = settings.LIST_MAX_RESULTS
-        if start >= limit:
-            raise ValidationFailed(
-                f"At most {limit} profiles can be listed; narrow the filters instead of paging further.",
-                field="pageIndex",
-            )
-        ids = list(queryset.values_list("pk", flat=True)[start : min(start + page_size, limit)])
-        response = Response(profile_documents_by_ids(ids))
-        total = queryset.values("pk")[: limit + 1].count()
-        response["X-Total-Count"] = str(min(total, limit))
-        response["X-Total-Count-Capped"] = "true" if total > limit else "false"
-        response["X-Page-Index"] = str(page_index)
-        response["X-Page-Size"] = str(page_size)
-        return response
-
-    @staticmethod
-    def _ordering(sort_by: str | None) -> list:
-        if not sort_by:
-            return ["-id"]
-        name, descending = sort_by, False
-        if name.startswith("-"):
-            name, descending = name[1:], True
-        if ":" in name:
-            name, direction = name.split(":", 1)
-            descending = direction.lower() == "desc"
-        if name not in SORT_FIELDS:
-            raise ValidationFailed(f"sortBy must be one of {', '.join(SORT_FIELDS)}.", field="sortBy")
-        column = F(SORT_FIELDS[name])
-        tiebreak = F("id")
-        if descending:
-            return [column.desc(nulls_last=True), tiebreak.desc()]
-        return [column.asc(nulls_last=True), tiebreak.asc()]
+        return profile_list_response(filterset.qs, params)
 
     @extend_schema(
         operation_id="clients_create",

@@ -34,10 +34,11 @@ _planned_until = 0.0
 
 
 def live_segments_exist() -> bool:
-    """Whether any segment exists (read at most once a second per process: every write asks)."""
+    """Whether any segment exists. Every write asks: a yes is trusted for a few seconds per process (recording
+    a write for nothing is harmless), a no is asked again each time (a segment created elsewhere counts at once)."""
     global _live_cache
     now = time.monotonic()
-    if now - _live_cache[0] > 1.0:
+    if not (_live_cache[1] and now - _live_cache[0] < 5.0):
         _live_cache = (now, Segment.objects.exists())
     return _live_cache[1]
 

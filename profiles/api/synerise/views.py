@@ -226,12 +226,33 @@ class ClientDetailView(SyneriseView):
         return profile_lookup(kind=LOOKUP_KINDS[self.kwargs["kind"]], value=self.kwargs["value"])
 
     @extend_schema(
-        tags=["Profiles"], summary="Get a profile", parameters=[API_VERSION], responses={200: ProfileJson, **ERRORS}
+        tags=["Profiles"],
+        summary="Get a profile",
+        parameters=[
+            API_VERSION,
+            OpenApiParameter(
+                "expand",
+                str,
+                description="'expressions' adds an expressions object: each admin-defined expression's value",
+            ),
+        ],
+        responses={200: ProfileJson, **ERRORS},
     )
     def get(self, request, **kwargs):
         if "client_id" in self.kwargs:
-            return Response(profile_document_by_identifier(kind="clientId", value=self.kwargs["client_id"]))
-        return Response(profile_document_by_identifier(kind=LOOKUP_KINDS[kwargs["kind"]], value=kwargs["value"]))
+            kind, value = "clientId", self.kwargs["client_id"]
+        else:
+            kind, value = LOOKUP_KINDS[kwargs["kind"]], kwargs["value"]
+        expand = {part.strip() for part in request.query_params.get("expand", "").split(",") if part.strip()}
+        unknown = expand - {"expressions"}
+        if unknown:
+            raise ValidationFailed(f"expand takes 'expressions'; got '{sorted(unknown)[0]}'.", field="expand")
+        document = profile_document_by_identifier(kind=kind, value=value)
+        if "expressions" in expand:
+            from segments.expressions import expressions_document
+
+            document = {**document, "expressions": expressions_document(profile_lookup(kind=kind, value=value))}
+        return Response(document)
 
     @extend_schema(
         tags=["Profiles"],

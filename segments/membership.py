@@ -106,6 +106,28 @@ def _signal(entered: list[tuple[int, int]], left: list[tuple[int, int]], names: 
         signals.segment_left.send(sender=Segment, pairs=left, segments=names, cause=cause)
 
 
+def profiles_matching(compiled, ids, *, now=None) -> set[tuple[int, int]]:
+    """(profile_id, segment_id) for every given profile and segment it matches: one query, one boolean column per
+    segment over just these profiles (event counts correlated per profile)."""
+    from django.db.models import BooleanField, ExpressionWrapper
+
+    from profiles.models import Profile
+
+    now = now or timezone.now()
+    wanted: set[tuple[int, int]] = set()
+    # A few dozen boolean columns per query keeps each statement's plan small.
+    for start in range(0, len(compiled), 25):
+        part = compiled[start : start + 25]
+        columns = {
+            f"s{segment.pk}": ExpressionWrapper(condition_q(node, now=now, few=True), output_field=BooleanField())
+            for segment, node in part
+        }
+        rows = Profile.objects.filter(pk__in=ids).order_by().annotate(**columns).values_list("pk", *columns)
+        for pid, *flags in rows:
+            wanted.update((pid, segment.pk) for (segment, _), flag in zip(part, flags, strict=True) if flag)
+    return wanted
+
+
 def membership_refresh(*, profile_ids, cause: str = "write", compiled=None) -> tuple[int, int]:
     """Re-evaluate these profiles against every segment; write the differences and signal them.
 
@@ -115,19 +137,12 @@ def membership_refresh(*, profile_ids, cause: str = "write", compiled=None) -> t
     ids = sorted(set(profile_ids))
     if not ids:
         return 0, 0
-    from profiles.models import Profile
 
     with transaction.atomic():
         with connection.cursor() as cursor:
             _lock(cursor)
         compiled = segments_compiled() if compiled is None else compiled
-        now = timezone.now()
-        wanted: set[tuple[int, int]] = set()
-        for segment, node in compiled:
-            q = condition_q(node, now=now, few=True)
-            wanted.update(
-                (pid, segment.pk) for pid in Profile.objects.filter(pk__in=ids).filter(q).values_list("pk", flat=True)
-            )
+        wanted = profiles_matching(compiled, ids)
         segment_ids = [segment.pk for segment, _ in compiled]
         current = set(
             SegmentMembership.objects.filter(profile_id__in=ids, segment_id__in=segment_ids).values_list(

@@ -339,6 +339,11 @@ def test_random_trees_select_what_python_reads_them_to_mean(world, tree):
     for few in (False, True):
         got = set(Profile.objects.filter(condition_q(node, now=NOW, few=few)).values_list("pk", flat=True))
         assert got == expected, (tree, few)
+    # Membership refresh asks for many segments at once, as boolean columns: the same answer.
+    from segments.membership import profiles_matching
+
+    segment = type("S", (), {"pk": 1})()
+    assert {pid for pid, _ in profiles_matching([(segment, node)], list(rows), now=NOW)} == expected, tree
     # The stored form means the same.
     again = condition_parse(c.condition_store(node))
     assert set(Profile.objects.filter(condition_q(again, now=NOW)).values_list("pk", flat=True)) == expected

@@ -341,3 +341,6 @@ BATCH_JOB_CHUNK_ITEMS = env_int("BATCH_JOB_CHUNK_ITEMS", 200)
 SEGMENT_REFRESH_DELAY_SECONDS = float(os.environ.get("SEGMENT_REFRESH_DELAY_SECONDS", "1"))
 SEGMENT_REFRESH_BATCH = env_int("SEGMENT_REFRESH_BATCH", 1000)
 SEGMENT_TIME_REFRESH_SECONDS = env_int("SEGMENT_TIME_REFRESH_SECONDS", 900)
+# Every write asks whether any segment exists; a process keeps the answer this long (a new segment is filled
+# after this has passed, so writes made meanwhile are in the data its fill reads).
+SEGMENT_LIVE_CACHE_SECONDS = float(os.environ.get("SEGMENT_LIVE_CACHE_SECONDS", "1"))

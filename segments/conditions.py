@@ -826,8 +826,10 @@ class _Compiler:
         from profiles.models import ProfileCommerce
 
         rows = ProfileCommerce.objects.filter(profile=OuterRef("pk"))
-        # The condition on the commerce row, as a filter of the row subquery (one index probe per profile).
-        inner = self._compare(F(node.column), node.type, node.op, node.value, nullable=node.type == DATETIME)
+        # The condition on the commerce row, as a filter of the row subquery (one index probe per profile). Money is
+        # numeric: 99.99 means the decimal 99.99, not the nearest binary float.
+        value = _decimal(node.value) if node.type == NUMBER else node.value
+        inner = self._compare(F(node.column), node.type, node.op, value, nullable=node.type == DATETIME)
         q = Q(Exists(rows.filter(inner)))
         # A profile without orders has no row: it matches when its default figures would.
         if commerce_default_matches(node, now=self.now):
@@ -840,9 +842,19 @@ def commerce_default_matches(node: CommerceCond, *, now: datetime) -> bool:
     return value_matches(node.type, node.op, node.value, node.default, now=now)
 
 
+def _decimal(value):
+    if isinstance(value, tuple):
+        return tuple(_decimal(v) for v in value)
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        return Decimal(str(value))
+    return value
+
+
 def value_matches(type_: str, op: str, wanted, actual, *, now: datetime) -> bool:
     """The compiled SQL's meaning in Python, for one value (used for defaults, and by the tests as the oracle)."""
     present = actual is not None and actual != ""
+    if isinstance(actual, Decimal):
+        wanted = _decimal(wanted)
     if type_ == TEXT and op != "exists":
         actual = actual.lower() if isinstance(actual, str) else actual
     if op == "exists":

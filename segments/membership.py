@@ -29,23 +29,30 @@ from segments.models import Segment, SegmentMembership, TouchedProfile
 logger = logging.getLogger(__name__)
 
 _LOCK_KEY = 0x7365676D656E74  # "segment"
-_live_cache: tuple[float, bool] = (0.0, False)
+_live_cache: tuple[float, bool] | None = None  # (when read, the answer); None: ask
 _planned_until = 0.0
 
 
+def fill_delay_seconds() -> float:
+    """A process trusts its answer to "does any segment exist?" (every write asks) for SEGMENT_LIVE_CACHE_SECONDS.
+    A new segment is filled only after that has passed, so a write another process made meanwhile without
+    recording its profiles is already in the data the fill reads."""
+    return settings.SEGMENT_LIVE_CACHE_SECONDS + 0.5
+
+
 def live_segments_exist() -> bool:
-    """Whether any segment exists. Every write asks: a yes is trusted for a few seconds per process (recording
-    a write for nothing is harmless), a no is asked again each time (a segment created elsewhere counts at once)."""
+    """Whether any segment exists, read at most every SEGMENT_LIVE_CACHE_SECONDS per process (saving or deleting
+    a segment clears the process's answer at once)."""
     global _live_cache
     now = time.monotonic()
-    if not (_live_cache[1] and now - _live_cache[0] < 5.0):
+    if _live_cache is None or now - _live_cache[0] > settings.SEGMENT_LIVE_CACHE_SECONDS:
         _live_cache = (now, Segment.objects.exists())
     return _live_cache[1]
 
 
 def live_cache_clear() -> None:
     global _live_cache
-    _live_cache = (0.0, False)
+    _live_cache = None
 
 
 def touched_record(profile_ids) -> None:

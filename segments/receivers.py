@@ -88,7 +88,19 @@ def on_left(sender, *, pairs, segments, cause, **kwargs):
     _events(EventAction.SEGMENT_LEFT, pairs, segments, cause)
 
 
+def on_segment_saved_or_deleted(sender, **kwargs):
+    from segments.membership import live_cache_clear
+
+    live_cache_clear()
+
+
 def connect() -> None:
+    from django.db.models.signals import post_delete, post_save
+
+    from segments.models import Segment
+
+    post_save.connect(on_segment_saved_or_deleted, sender=Segment, dispatch_uid="segments.cache_saved")
+    post_delete.connect(on_segment_saved_or_deleted, sender=Segment, dispatch_uid="segments.cache_deleted")
     for signal, receiver in (
         (profile_signals.profile_created, on_profiles),
         (profile_signals.profile_identified, on_profiles),

@@ -91,11 +91,21 @@ def _save(segment: Segment) -> None:
 
 
 def _fill_later(segment_id: int) -> None:
-    from segments.membership import live_cache_clear
+    """Fill after commit, once every process's cached "no segments" answer has expired (see membership)."""
+    transaction.on_commit(lambda: _fill_enqueue(segment_id))
+
+
+def _fill_enqueue(segment_id: int) -> None:
+    from datetime import timedelta
+
+    from segments.membership import fill_delay_seconds
     from segments.tasks import segment_fill_task
 
-    live_cache_clear()
-    transaction.on_commit(lambda: segment_fill_task.enqueue(segment_id))
+    if segment_fill_task.get_backend().supports_defer:
+        run_after = timezone.now() + timedelta(seconds=fill_delay_seconds())
+        segment_fill_task.using(run_after=run_after).enqueue(segment_id)
+    else:
+        segment_fill_task.enqueue(segment_id)
 
 
 def segment_create(*, name, tree, description: str = "", actor: str = "") -> Segment:
@@ -141,9 +151,6 @@ def segment_delete(*, segment: Segment, actor: str = "") -> None:
                 usedBy=users,
             )
         segment.delete()
-    from segments.membership import live_cache_clear
-
-    live_cache_clear()
 
 
 @dataclass(frozen=True)

@@ -787,9 +787,11 @@ class _Compiler:
     # --- events ---
 
     def _EventCond(self, node: EventCond) -> Q:
-        from profiles.models import Event
+        from profiles.models import Event, EventAction
 
-        events = Event.objects.filter(action=node.action)
+        # Custom events by their action (the partial index on custom events' (profile, action, time) serves it);
+        # a system action (segment.entered, tag.added…) reads system events.
+        events = Event.objects.filter(action=node.action, is_system=node.action in EventAction.SYSTEM)
         if node.within_days is not None:
             events = events.filter(time__gte=self.now - timedelta(days=node.within_days))
         op, n = node.op, node.count

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from consents.models import Agreement, ConsentState
 from consents.services import consent_set
-from profiles.models import Identifier, Profile, ProfileCommerce, Tag
+from profiles.models import EventAction, Identifier, Profile, ProfileCommerce, Tag
 from profiles.services import ProfileInput, profile_upsert
 from profiles.services.events import NewEvent, events_insert
 from profiles.services.tags import tags_add
@@ -25,7 +25,7 @@ from segments.conditions import ConditionError, condition_parse, condition_q
 CITIES = ["Warsaw", "warsaw", "Kraków", "Gdańsk", None]
 NAMES = ["Anna", "anna", "Jan", "Zoë", None]
 STRINGS = ["gold", "Gold", "silver", "bronze"]
-ACTIONS = ["page.visit", "cart.add"]
+ACTIONS = ["page.visit", "cart.add", "tag.added"]  # tag.added: a system action, read from system events
 NOW = timezone.now()
 
 
@@ -125,8 +125,10 @@ def load_rows() -> dict[int, dict]:
         rows[pid]["tags"].add(tag_id)
     for pid, agreement_id, status in ConsentState.objects.values_list("profile_id", "agreement_id", "status"):
         rows[pid]["consents"][agreement_id] = status
-    for pid, action, time in Event.objects.filter(profile__isnull=False).values_list("profile_id", "action", "time"):
-        rows[pid]["events"].append((action, time))
+    for pid, action, time, system in Event.objects.filter(profile__isnull=False).values_list(
+        "profile_id", "action", "time", "is_system"
+    ):
+        rows[pid]["events"].append((action, time, system))
     for row in ProfileCommerce.objects.all():
         rows[row.profile_id]["commerce"] = row
     return rows
@@ -187,7 +189,12 @@ def evaluate(node, row, now) -> bool:
         return status == c.AGREEMENT_STATES[node.state]
     if isinstance(node, c.EventCond):
         since = now - timedelta(days=node.within_days) if node.within_days else None
-        n = sum(1 for action, time in row["events"] if action == node.action and (since is None or time >= since))
+        system = node.action in EventAction.SYSTEM
+        n = sum(
+            1
+            for action, time, is_system in row["events"]
+            if action == node.action and is_system == system and (since is None or time >= since)
+        )
         return {
             "eq": n == node.count,
             "gte": n >= node.count,

@@ -55,6 +55,7 @@ def parse_args(argv=None):
     parser.add_argument("--b1-profiles", type=int, default=10_000, help="new profiles per B1 phase")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    parser.add_argument("--parts", default="b5,b6,b1", help="which parts to run: b5, b6, b1 (comma-separated)")
     return parser.parse_args(argv)
 
 
@@ -221,6 +222,10 @@ def b1_with_segments(args, lines: list[str]) -> None:
     from segments.models import Segment
 
     b1.define_attributes()
+    from profiles.models import Tag
+
+    for name, _ in TAGS:
+        Tag.objects.get_or_create(name=name)
     chunks = [
         [b1.new_item(row, consents=False) for row in chunk] for chunk in b1.row_chunks(args.b1_profiles, 1000, 77)
     ]
@@ -237,6 +242,22 @@ def b1_with_segments(args, lines: list[str]) -> None:
         for items in chunks:
             profiles_upsert_many(items=items, source="bench", actor="bench b6")
         return args.b1_profiles / (time.perf_counter() - begin)
+
+    # What a write adds with live segments: recording its 1,000 profiles (one INSERT in the write's transaction).
+    from django.db import transaction
+
+    from segments.membership import touched_record
+
+    reset()
+    make_segments(1)
+    record = []
+    for r in range(30):
+        ids = list(range(r * 1000 + 1, r * 1000 + 1001))
+        with transaction.atomic():
+            begin = time.perf_counter()
+            touched_record(ids)
+            record.append(time.perf_counter() - begin)
+    lines.append(f"recording 1,000 touched profiles in a write: median {statistics.median(record) * 1000:.2f} ms")
 
     none, live, refresh = [], [], []
     for r in range(args.rounds):
@@ -262,11 +283,17 @@ def b1_with_segments(args, lines: list[str]) -> None:
 def main(argv=None) -> None:
     args = parse_args(argv)
     common.setup_django(DB_NAME)
-    lines = [common.machine(), common.load_average(), load(args)]
-    print(lines[-1], flush=True)
-    b5(lines)
-    b6(args, lines)
-    b1_with_segments(args, lines)
+    parts = set(args.parts.split(","))
+    lines = [common.machine(), common.load_average()]
+    if parts & {"b5", "b6"}:
+        lines.append(load(args))
+        print(lines[-1], flush=True)
+    if "b5" in parts:
+        b5(lines)
+    if "b6" in parts:
+        b6(args, lines)
+    if "b1" in parts:
+        b1_with_segments(args, lines)
     lines.append(common.load_average())
     if not args.keep:
         common.drop_database(DB_NAME)

@@ -12,6 +12,7 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.http import HttpResponseRedirect, JsonResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -49,8 +50,6 @@ class SegmentForm(ServiceModelForm):
         if self.errors:
             return
         try:
-            from django.db import transaction
-
             with transaction.atomic():
                 self.instance = self.call_service()
         except ConditionError as exc:
@@ -113,7 +112,7 @@ class SegmentAdmin(ServiceAdminMixin, admin.ModelAdmin):
         main = (None, {"fields": ["name", "description", "tree"]})
         if obj is None:
             return [main]
-        return [main, ("Last evaluation", {"fields": readonly_fields_of(self)})]
+        return [main, ("Last evaluation", {"fields": list(self.readonly_fields)})]
 
     @admin.display(description="profiles", ordering="last_count")
     def count_cell(self, obj):
@@ -175,10 +174,6 @@ class SegmentAdmin(ServiceAdminMixin, admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for segment in queryset:
             self.delete_model(request, segment)
-
-
-def readonly_fields_of(model_admin) -> list[str]:
-    return list(model_admin.readonly_fields)
 
 
 class ExpressionForm(forms.ModelForm):

@@ -161,3 +161,10 @@ def test_membership_rows_follow_writes(api, people, django_capture_on_commit_cal
         api.post(f"/v4/clients/{bob.pk}", {"attributes": {"points": 500}}, format="json")
     segments_refresh_touched()
     assert SegmentMembership.objects.filter(segment_id=sid, profile_id=bob.pk).exists()
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "1.5", "-3", "99999999999999999999999", "0"])
+def test_odd_segment_parameters_are_400(api, people, value):
+    response = api.get("/v4/clients", {"segment": value})
+    assert response.status_code == 400, response.content
+    assert response.json()["field"] == "segment"

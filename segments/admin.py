@@ -40,6 +40,7 @@ class SegmentForm(ServiceModelForm):
     class Meta:
         model = Segment
         fields = ["name", "description", "tree"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 2})}
 
     def error_field(self, name):
         if name and name.startswith("filter"):

@@ -328,6 +328,10 @@
     root = document.getElementById("sb-root");
     if (!metaNode || !textarea || !root) { return; }
     meta = JSON.parse(metaNode.textContent);
+    // The builder goes right above the JSON field it edits (after name and description).
+    var row = textarea.closest(".form-row");
+    var section = document.getElementById("segment-builder");
+    if (row && section) { row.parentNode.insertBefore(section, row); }
     countEl = document.getElementById("sb-count");
     noteEl = document.getElementById("sb-count-note");
     errorEl = document.getElementById("sb-error");

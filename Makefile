@@ -19,12 +19,14 @@ FIND_PYTHON = for p in $(PYTHON) python3.14 python3.13 python3.12 python3 $$(ls 
 	  if "$$p" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; then "$$p" -c 'import sys; print(sys.executable)'; exit 0; fi; \
 	done; echo "No Python 3.12+ found: install python3.12 (or newer), or run make PYTHON=/path/to/python3.12" >&2; exit 1
 
-.PHONY: help run test venv venv-test lint format bench worker db-stop reset screenshots
+.PHONY: help run test venv venv-test lint format bench worker celery-worker deploy-check db-stop reset screenshots
 
 help:
 	@echo "make run    set up and serve the product (admin at http://$(HOST):$(PORT)/admin/)"
 	@echo "make test   set up and run the whole test suite"
 	@echo "make lint   ruff check and format check; make bench runs the benchmarks (BENCH_PROFILES=N)"
+	@echo "make deploy-check check --deploy, migrations applied, static files collected (production environment)"
+	@echo "make celery-worker a Celery worker on every queue (TASKS_BACKEND=django_tasks_celery.CeleryBackend)"
 	@echo "make db-stop      stop the embedded PostgreSQL (it keeps running after make run ends)"
 	@echo "make reset        delete the embedded database (asks first; RESET_CONFIRM=yes skips the question)"
 	@echo "make screenshots  docs/card.png: the demo data's showcase card in Chromium"
@@ -55,6 +57,14 @@ run: venv
 worker: venv
 	$(PY) manage.py db_worker
 
+# Celery instead of the database worker: the web processes need TASKS_BACKEND=django_tasks_celery.CeleryBackend too.
+celery-worker: venv
+	TASKS_BACKEND=django_tasks_celery.CeleryBackend $(VENV)/bin/celery -A crm worker -Q default,batches,deliveries,recurring --loglevel INFO
+
+# Run with the production environment (DEBUG=0, SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL, …) after migrate and collectstatic.
+deploy-check: venv
+	DEBUG=0 $(PY) manage.py deploy_check
+
 test: venv-test
 	DEBUG=0 $(PY) -m pytest -n $${PYTEST_WORKERS:-2} $(PYTEST_ARGS)
 
@@ -71,6 +81,7 @@ bench: venv-test
 	$(PY) bench/b1_b3_batch.py --profiles $${BENCH_PROFILES:-10000}
 	$(PY) bench/b8_events.py --profiles $${BENCH_PROFILES:-10000}
 	$(PY) bench/b10_admin.py --profiles $${BENCH_PROFILES:-100000}
+	$(PY) bench/export_stream.py --sizes 10000,$${BENCH_PROFILES:-100000}
 	$(PY) bench/b5_b6_segments.py --profiles $${BENCH_PROFILES:-100000}
 
 # The embedded PostgreSQL keeps running after `make run` stops, so the next start is instant; this stops it.

@@ -281,6 +281,13 @@ def load_data(args) -> Data:
         conn.execute(
             "SELECT setval(pg_get_serial_sequence('profiles_profile', 'id'), (SELECT max(id) FROM profiles_profile))"
         )
+    # The events table is partitioned by month: the history just loaded into its default partition moves into
+    # months of its own, as the worker's recurring maintenance does on a live installation.
+    from profiles.partitions import event_partitions_ensure
+
+    moved = event_partitions_ensure()
+    print(f"  event partitions created for the loaded history: {len(moved)}", flush=True)
+    with common.raw_connection() as conn:
         conn.execute("VACUUM ANALYZE")
     data.seconds = time.perf_counter() - started
     return data

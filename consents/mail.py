@@ -18,6 +18,7 @@ from django.urls import reverse
 
 from consents.models import Agreement
 from consents.tokens import confirmation_token, resignation_token
+from crm.queues import DELIVERIES
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def confirmation_email_send(*, client_id: int, agreement_id: int, record_id: int
     ).send()
 
 
-@task
+@task(queue_name=DELIVERIES)
 def confirmation_emails_send(requests: list[list[int]]) -> int:
     """Send the double opt-in e-mails that consent writes asked for: ``[clientId, agreementId, recordId]`` each.
 

@@ -1,8 +1,7 @@
 from collections.abc import Iterable
 
-from django.db import connection
-
 from consents.models import Agreement, Channel, ConsentState, ConsentStatus
+from crm.replica import read_connection
 
 DEFAULT_KEYS = ("email", "sms", "push", "webPush", "bluetooth", "rfid", "wifi")
 
@@ -22,7 +21,7 @@ def agreements_for(profile_ids: Iterable[int]) -> dict[int, dict[str, bool]]:
     result = {pid: dict.fromkeys(DEFAULT_KEYS, False) for pid in profile_ids}
     if not profile_ids:
         return result
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(GRANTED_DEFAULTS_SQL, [profile_ids, list(DEFAULT_KEYS), ConsentStatus.GRANTED.value])
         rows = cursor.fetchall()
     for pid, key in rows:

@@ -33,6 +33,7 @@ from consents.signals import ConsentChange, consent_changed
 from consents.tokens import confirmation_token_read
 from crm.actors import actor_of
 from crm.errors import DomainError, NotFound, ValidationFailed
+from profiles.models.profile import profiles_touch
 
 # Words that name a state in the surfaces (ExpertSender's True/False/AwaitingConfirmation included).
 STATE_ALIASES = {
@@ -318,9 +319,9 @@ def _plan(changes, results, emails, states, *, source, actor, meta, now):
         agreement = change.agreement
         where = f"agreements.{agreement.key}"
         if change.client_id not in emails:
-            result.error = NotFound(
-                f"Profile {change.client_id} does not exist.", field="clientId", code="profile.not_found"
-            )
+            from privacy.tombstones import profile_missing
+
+            result.error = profile_missing(change.client_id)  # Gone when an erasure won the race
             continue
         if change.ask and not emails[change.client_id]:
             result.error = ValidationFailed(
@@ -419,6 +420,7 @@ def _record(
                 cursor.execute(STATES_UPSERT_SQL, [source, json.dumps(upserts, separators=(",", ":"))])
             if deletes:
                 cursor.execute(STATES_DELETE_SQL, [json.dumps(deletes, separators=(",", ":"))])
+            profiles_touch(cursor, (record.client_id for _, record in written), locked=True)  # locked above
         for change, record in written:
             results[change.index].changed, results[change.index].record_id = True, record.id
         consent_changed.send(

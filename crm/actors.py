@@ -5,6 +5,7 @@
 - ``import:<id>``: an import job
 - ``system``: the platform itself (commands, recurring tasks)
 - ``profile:<clientId>``: the person the data is about, on the consent pages (confirmation, resignation)
+- ``site:<site key>``: a website's visitor, through the tracker script (the key is public: it names the site)
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from __future__ import annotations
 SYSTEM = "system"
 
 
-def actor_of(subject=None, *, import_id=None, profile_id=None) -> str:
-    """The actor string of an API key, a principal or user, a request (its API key or user), an import or a
-    profile; ``system`` for nothing, an anonymous user or a request without a caller."""
+def actor_of(subject=None, *, import_id=None, profile_id=None, site_key=None) -> str:
+    """The actor string of an API key, a principal or user, a request (its API key or user), an import, a
+    profile or a tracked website; ``system`` for nothing, an anonymous user or a request without a caller."""
+    if site_key is not None:
+        return f"site:{site_key}"
     if import_id is not None:
         return f"import:{import_id}"
     if profile_id is not None:

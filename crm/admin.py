@@ -74,7 +74,8 @@ class ApiKeyAddForm(ServiceModelForm):
     scopes = forms.MultipleChoiceField(
         choices=Scope.choices,
         widget=forms.CheckboxSelectMultiple,
-        help_text="read: look profiles up; write: create, update and delete; admin: everything.",
+        help_text="read: look profiles up; write: create, update and delete; export: whole lists as files "
+        "(/v4/clients/export.csv|.jsonl); admin: everything.",
     )
 
     error_fields = {"rate_limit": "rate_limit"}

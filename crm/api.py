@@ -90,8 +90,12 @@ class ApiView(APIView):
         return settings.API_MAX_BODY_BYTES
 
     # Requests counted per API key (the default), or per client IP under this policy's setting (views
-    # without a key, such as login, set ``ip_rate_limit = "SETTING_NAME"``).
+    # without a key, such as login, set ``ip_rate_limit = "SETTING_NAME"``; ``ip_rate_policy`` names the counter,
+    # so a view with a limit of its own does not share its count with the others).
     ip_rate_limit: str | None = None
+    ip_rate_policy: str = "ip"
+    # POSTs honour ``Idempotency-Key``; a view called by anonymous browsers (who would share one key scope) sets False.
+    idempotency_keys: bool = True
 
     def initial(self, request, *args, **kwargs):
         self._rate_limit = None
@@ -109,7 +113,8 @@ class ApiView(APIView):
                 raise ValidationFailed(f"{name} {reason}.", field=name, code="field.invalid_text")
         super().initial(request, *args, **kwargs)
         self._idempotency = None
-        if request.method == "POST" and (key := request.headers.get("Idempotency-Key")) is not None:
+        key = request.headers.get("Idempotency-Key") if self.idempotency_keys else None
+        if request.method == "POST" and key is not None:
             fingerprint = request_hash(method=request.method, path=request.get_full_path(), body=request.body)
             scope = getattr(request.auth, "prefix", None) or "anonymous"
             self._idempotency = idempotency_begin(key=key.strip(), scope=scope, fingerprint=fingerprint)
@@ -133,7 +138,7 @@ class ApiView(APIView):
 
     def check_throttles(self, request):
         if self.ip_rate_limit:
-            decision = ip_rate_limit_hit(request, setting=self.ip_rate_limit, policy="ip")
+            decision = ip_rate_limit_hit(request, setting=self.ip_rate_limit, policy=self.ip_rate_policy)
         elif isinstance(key := request.auth, ApiKey) and (text := key.rate_limit or settings.API_RATE_LIMIT):
             decision = rate_limit_hit(bucket=f"key:{key.prefix}", rate=Rate.parse(text), policy="key")
         else:

@@ -43,6 +43,15 @@ class NotFound(DomainError):
     code = "not_found"
 
 
+class Gone(NotFound):
+    """The profile an id names was erased: its clientId, merged-in ids and uuids never resolve again.
+
+    A kind of NotFound, so a surface without a "gone" in its vocabulary answers its own not-found."""
+
+    status = 410
+    code = "profile.erased"
+
+
 class Conflict(DomainError):
     """The write collides with existing data (an identifier owned by another profile, …)."""
 

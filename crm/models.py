@@ -13,6 +13,7 @@ from crm.request_id import current_request_id
 class Scope(models.TextChoices):
     READ = "read"
     WRITE = "write"
+    EXPORT = "export"  # whole lists of profiles at once (GET /v4/clients/export.csv|.jsonl)
     ADMIN = "admin"
 
 
@@ -155,3 +156,33 @@ class RateLimitCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.bucket} @ {self.window_start}: {self.count}"
+
+
+class WorkerHeartbeat(models.Model):
+    """A background worker (database or Celery) saying it is alive; ``/health`` reports those that went silent."""
+
+    worker_id = models.CharField(max_length=200, primary_key=True)
+    kind = models.CharField(max_length=16, help_text="db or celery")
+    hostname = models.CharField(max_length=255)
+    pid = models.IntegerField()
+    queues = ArrayField(models.CharField(max_length=64), default=list)
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return self.worker_id
+
+
+class RecurringPlan(models.Model):
+    """The next planned run of a recurring task on a backend that cannot be asked what it holds (Celery).
+
+    Starting workers and finished runs consult it under an advisory lock, so however many workers start,
+    one chain of runs goes on per task.
+    """
+
+    task_path = models.CharField(max_length=255, primary_key=True)
+    run_after = models.DateTimeField()
+    enqueued_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.task_path} at {self.run_after:%Y-%m-%d %H:%M:%S}"

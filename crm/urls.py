@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/redoc/redoc.standalone.js", docs.redoc_bundle, name="redoc-bundle"),
     path("favicon.ico", views.favicon, name="favicon"),
     path("consents/", include("consents.urls")),
+    path("", include("tracker.urls")),
     path("", views.home, name="home"),
     path("", include("segments.urls")),
     path("", include("profiles.api.synerise.urls")),

@@ -8,10 +8,11 @@ matching prefix.
 from collections.abc import Callable
 
 from django.contrib.staticfiles import finders
-from django.db import connection
 from django.http import FileResponse, Http404, HttpResponseRedirect, JsonResponse
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as html_server_error
+
+from crm.health import health_report
 
 # (path prefix, render_error(*, status, code, message, field, request) -> a DRF Response), longest first.
 _RENDERERS: list[tuple[str, Callable]] = []
@@ -36,15 +37,10 @@ def api_error_page(request, *, status: int, code: str, message: str):
 
 
 def health(request):
-    """Liveness and readiness for load balancers: the database answers."""
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        database = "ok"
-    except Exception:
-        database = "unavailable"
-    ok = database == "ok"
-    return JsonResponse({"status": "ok" if ok else "unavailable", "database": database}, status=200 if ok else 503)
+    """Liveness and readiness for load balancers and monitoring: the database, the replica's lag, the task
+    queues' lag and the workers' heartbeats (``crm.health``); 503 only when the database does not answer."""
+    report, status = health_report()
+    return JsonResponse(report, status=status)
 
 
 def favicon(request):

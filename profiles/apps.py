@@ -6,7 +6,10 @@ class ProfilesConfig(AppConfig):
     verbose_name = "Customer profiles"
 
     def ready(self):
-        from profiles import receivers
+        from profiles import (
+            partitions,  # noqa: F401 - registers the recurring task that creates event partitions ahead
+            receivers,
+        )
         from profiles.merge_registry import register_merge_step
         from profiles.services.events import events_merge_step, events_unmerge_step
         from profiles.services.tags import tags_merge_step, tags_unmerge_step

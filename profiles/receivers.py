@@ -93,7 +93,8 @@ def on_profile_identified(sender, *, profiles, source="", actor="", **kwargs):
 
 @receiver(signals.profile_deleted, dispatch_uid="events.profile_deleted")
 def on_profile_deleted(sender, *, snapshots, source="", actor="", **kwargs):
-    """A tombstone per erased profile: its clientId only (its timeline went with it)."""
+    """One ``profile.deleted`` per erased profile: ids only, no personal data (its timeline went with it); the
+    event's actor, source and request id say who asked and when."""
     if not _enabled():
         return
     now = timezone.now()
@@ -106,7 +107,11 @@ def on_profile_deleted(sender, *, snapshots, source="", actor="", **kwargs):
                 actor=actor,
                 time=now,
                 label=f"Profile {snap['clientId']} deleted",
-                params={"clientId": snap["clientId"]},
+                params={
+                    "clientId": snap["clientId"],
+                    "mergedClientIds": list(snap.get("mergedClientIds") or []),
+                    "erasureId": snap.get("erasureId"),
+                },
             )
             for snap in snapshots
         ]

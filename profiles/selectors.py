@@ -13,11 +13,13 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
 from crm.errors import NotFound, ValidationFailed
+from crm.replica import read_connection
+from privacy.tombstones import tombstone_check
 from profiles.currencies import currency_symbol
 from profiles.fields import profile_from_row
 from profiles.models import Event, MergeRecord, Profile, ProfileCommerce, ProfileTag
@@ -34,7 +36,7 @@ def identifier_owners(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str],
     pairs = set(pairs)
     if not pairs:
         return {}
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         if len(pairs) <= 16:  # a single write: index look-ups the planner sees as such
             cursor.execute(
                 "SELECT kind, value, profile_id FROM profiles_identifier WHERE (kind, value) IN "  # noqa: S608
@@ -58,7 +60,7 @@ def client_ids_resolve(client_ids: Iterable[int]) -> dict[int, int]:
     ids = sorted({int(i) for i in client_ids})
     if not ids:
         return {}
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(
             """
             SELECT id, id FROM profiles_profile WHERE id = ANY(%(ids)s)
@@ -86,6 +88,8 @@ def profile_lookup(*, kind: str, value) -> Profile:
         pid = identifier_owners([(kind, normalized)]).get((kind, normalized))
     profile = Profile.objects.filter(pk=pid).first() if pid is not None else None
     if profile is None:
+        # Only a miss asks the tombstones: an erased clientId or uuid answers Gone, never someone else.
+        tombstone_check(kind, _client_id(value) if kind == "clientId" else normalized)
         raise NotFound(f"No profile with {kind} '{value}'.", field=kind, code="profile.not_found")
     return profile
 
@@ -334,7 +338,9 @@ def _profile_columns() -> list[str]:
 
 def _fetchall_prepared(sql: str, params) -> list[tuple]:
     """Run a hot read with server-side binding, so psycopg prepares it once per connection (with
-    ``DB_PREPARED_STATEMENTS``); still through Django's cursor wrapper, so it is logged and counted."""
+    ``DB_PREPARED_STATEMENTS``); still through Django's cursor wrapper, so it is logged and counted. Inside
+    ``replica_reads`` it runs on the replica."""
+    connection = read_connection()
     with connection.cursor() as cursor:
         if settings.DB_PREPARED_STATEMENTS:
             cursor.cursor.close()
@@ -350,6 +356,7 @@ def _profiles_with_extras(where: str, params: dict) -> list[tuple[Profile, Profi
     columns = _profile_columns()
     sql = f"SELECT {', '.join('p.' + c for c in columns)}, {_EXTRAS_SQL} FROM profiles_profile p WHERE {where}"  # noqa: S608
     params = {**params, "defaults": list(DEFAULT_KEYS), "granted": ConsentStatus.GRANTED.value}
+    connection = read_connection()
     rows = _fetchall_prepared(sql, params)
     result = []
     n = len(columns)
@@ -383,6 +390,7 @@ def profiles_versions(ids: Iterable[int]) -> dict[int, tuple[Profile, str]]:
         return {}
     columns = _profile_columns()
     sql = f"SELECT {', '.join('p.' + c for c in columns)}, p.xmin::text FROM profiles_profile p WHERE p.id = ANY(%s)"  # noqa: S608
+    connection = connections[DEFAULT_DB_ALIAS]  # a batch's read before it writes: always the primary
     with connection.cursor() as cursor:
         cursor.execute(sql, [ids])
         rows = cursor.fetchall()
@@ -424,5 +432,6 @@ def profile_with_extras(*, kind: str, value) -> tuple[Profile, ProfileExtras]:
         where = _BY_IDENTIFIER
     rows = _profiles_with_extras(where, params)
     if not rows:
+        tombstone_check(kind, params["value"])
         raise NotFound(f"No profile with {kind} '{value}'.", field=kind, code="profile.not_found")
     return rows[0]

@@ -8,6 +8,13 @@ from crm.services import api_key_create
 from profiles.services import ProfileInput, profile_upsert
 
 
+@pytest.fixture(autouse=True)
+def erasure_log(settings, tmp_path):
+    """Each test appends its erasures to a tombstone log of its own."""
+    settings.ERASURE_LOG_PATH = tmp_path / "erasure-log.jsonl"
+    return settings.ERASURE_LOG_PATH
+
+
 @pytest.fixture
 def write_key(db):
     key, secret = api_key_create(name="tests (read, write)", scopes=["read", "write"])
@@ -72,4 +79,6 @@ def newsletter(db):
 @pytest.fixture
 def immediate_tasks(settings):
     """Run queued background tasks at once (as the worker would later), e.g. the double opt-in e-mails."""
-    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+    settings.TASKS = {
+        "default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend", "QUEUES": settings.TASK_QUEUES}
+    }

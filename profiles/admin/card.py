@@ -44,6 +44,7 @@ def card_permissions(user) -> dict[str, bool]:
 
     change = has("profiles.change_profile")
     return {
+        "delete": has("profiles.delete_profile"),
         "edit": change,
         "tag": change,
         "create_tag": change and has("profiles.add_tag"),
@@ -378,6 +379,8 @@ def card_context(request, profile: Profile) -> dict[str, Any]:
             "perms": perms,
             "urls": urls,
             "unmerge_url": reverse(f"{base}_card_unmerge", args=[profile.pk]),
+            "download_url": reverse(f"{base}_card_download", args=[profile.pk]),
+            "delete_url": reverse(f"{base}_delete", args=[profile.pk]) if perms.get("delete") else "",
             "ledger_url": reverse("admin:consents_consentrecord_changelist") + f"?client_id={profile.pk}",
             "identifiers": identifier_rows(profile),
             "devices": profile_devices(profile.pk),

@@ -12,11 +12,11 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import HttpResponseRedirect
+from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from consents.context import RequestMeta
 from consents.mail import marketing_email_send
@@ -114,7 +114,17 @@ class CardActions:
                 f"<int:object_id>/card/{name.replace('_', '-')}/", wrap(require_POST(view)), name=f"{info}_card_{name}"
             )
             for name, view in views.items()
-        ]
+        ] + [path("<int:object_id>/card/download/", wrap(require_GET(self.download)), name=f"{info}_card_download")]
+
+    def download(self, request, object_id: int):
+        """Everything held about the person as the API's portability document, as a file to hand them."""
+        from privacy.services import profile_export
+
+        profile = self._profile(request, object_id, "export")  # the personal-data export is export's permission
+        response = JsonResponse(profile_export(profile=profile), json_dumps_params={"ensure_ascii": False, "indent": 2})
+        response["Content-Disposition"] = f'attachment; filename="profile-{profile.pk}.json"'
+        response["Cache-Control"] = "no-store"
+        return response
 
     def _profile(self, request, object_id: int, permission: str) -> Profile:
         profile = get_object_or_404(Profile, pk=object_id)

@@ -7,9 +7,7 @@ its side actions are admin URLs (``card_actions``).
 
 from __future__ import annotations
 
-import csv
 import json
-from datetime import datetime
 
 from django import forms
 from django.contrib import admin, messages
@@ -30,6 +28,8 @@ from django.utils.translation import gettext
 from crm.actors import actor_of
 from crm.admin import ServiceAdminMixin
 from crm.errors import DomainError
+from crm.replica import replica_reads
+from exports.stream import FORMATS, export_chunks
 from profiles import selectors
 from profiles.admin.card import card_context, card_permissions
 from profiles.admin.card_actions import CardActions
@@ -297,36 +297,6 @@ def _admin_filter(request, queryset, tree: dict, parameter: str):
 
 class DateRangeFilter(NoFacetsMixin, admin.DateFieldListFilter):
     pass
-
-
-EXPORT_COLUMNS = [
-    ("clientId", "pk"),
-    ("email", "email"),
-    ("phone", "phone"),
-    ("customId", "custom_id"),
-    ("uuid", "uuid"),
-    ("firstName", "first_name"),
-    ("lastName", "last_name"),
-    ("city", "city"),
-    ("countryCode", "country_code"),
-    ("createdAt", "created_at"),
-    ("lastActivityDate", "last_activity_date"),
-]
-EXPORT_CHUNK = 2000
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_cell(value) -> str:
-    """A cell a spreadsheet shows as text: values starting like a formula get a leading apostrophe (OWASP)."""
-    if value is None:
-        return ""
-    text = value.isoformat() if isinstance(value, datetime) else str(value)
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
-
-
-class _Echo:
-    def write(self, value):
-        return value
 
 
 class ProfileActionForm(helpers.ActionForm):
@@ -602,18 +572,12 @@ class ProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
         location=[ActionLocation.CHANGE_LIST, ActionLocation.CHANGE_FORM],
     )
     def export_csv(self, request, queryset):
-        """The selection as CSV, streamed in chunks; cells that look like formulas are neutralised."""
-        columns = [attr for _, attr in EXPORT_COLUMNS]
-        rows = queryset.order_by("pk").values_list(*columns).iterator(chunk_size=EXPORT_CHUNK)
-        writer = csv.writer(_Echo())
-
-        def lines():
-            yield writer.writerow([name for name, _ in EXPORT_COLUMNS])
-            for row in rows:
-                yield writer.writerow([csv_cell(v) for v in row])
-
+        """The selection as CSV, streamed by the one exporter (exports.stream): the API's columns and rules; from
+        the read replica when one is configured."""
+        with replica_reads():
+            chunks = export_chunks(queryset=queryset, fmt="csv", bom=bool(request.POST.get("bom")))
+        response = StreamingHttpResponse(chunks, content_type=FORMATS["csv"])
         stamp = localtime().strftime("%Y%m%d-%H%M%S")
-        response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="profiles-{stamp}.csv"'
         return response
 
@@ -672,6 +636,32 @@ class ProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
         return super().get_form(request, obj, change, **kwargs)
 
     # --- delete -------------------------------------------------------------------------------
+
+    def delete_view(self, request, object_id, extra_context=None):
+        from profiles.models import ClientIdAlias
+
+        merged = ClientIdAlias.objects.filter(profile_id=object_id).order_by("old_client_id")
+        extra_context = {
+            "title": "Erase profile",
+            **(extra_context or {}),
+            "merged_client_ids": list(merged.values_list("old_client_id", flat=True)) if object_id.isdigit() else [],
+        }
+        return super().delete_view(request, object_id, extra_context)
+
+    def get_deleted_objects(self, objs, request):
+        """The confirmation names what erasure removes (counts per kind, from the erasure service) instead of
+        listing every event row: deleting a profile is erasing it, and a profile may have thousands of events."""
+        from privacy.services import erasure_preview
+
+        objs = list(objs)
+        totals: dict[str, int] = {}
+        for profile in objs:
+            for name, count in erasure_preview(profile=profile).items():
+                totals[name] = totals.get(name, 0) + count
+        summary = {name: count for name, count in totals.items() if count}
+        summary = {Profile._meta.verbose_name_plural: len(objs), **summary}
+        perms_needed = set() if self.has_delete_permission(request) else {Profile._meta.verbose_name}
+        return [str(profile) for profile in objs], summary, perms_needed, []
 
     def delete_model(self, request, obj):
         profile_delete(profile=obj, source=SOURCE, actor=actor_of(request.user))

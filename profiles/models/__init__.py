@@ -1,5 +1,5 @@
 from .attribute import AttributeDefinition, AttributeType
-from .event import Event, EventAction
+from .event import Event, EventAction, EventSalt
 from .identifier import Identifier, IdentifierKind
 from .merge import ClientIdAlias, MergeRecord
 from .profile import Profile, ProfileQuerySet, Sex
@@ -12,6 +12,7 @@ __all__ = [
     "ClientIdAlias",
     "Event",
     "EventAction",
+    "EventSalt",
     "Identifier",
     "IdentifierKind",
     "MergeRecord",

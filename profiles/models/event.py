@@ -48,6 +48,11 @@ class Event(models.Model):
     System events (``is_system``) are written by the receivers of the services' signals: attribute
     changes with old and new values, tags, consents, identification, merges, notes. ``profile`` is
     null only for ``profile.deleted``, the tombstone of an erased profile (no personal data in it).
+
+    The table is partitioned by month on ``time`` (``profiles.partitions``). PostgreSQL wants the partition
+    key in any unique index of a partitioned table, so the database's key is a unique index on ``(id, time)``;
+    ``id`` still comes from one sequence and stays unique, and Django keeps treating it as the primary key.
+    ``eventSalt``'s uniqueness lives in :class:`EventSalt` (a unique index here would have to contain ``time``).
     """
 
     profile = models.ForeignKey(
@@ -83,12 +88,6 @@ class Event(models.Model):
             BrinIndex(fields=["time"], name="event_time_brin"),
         ]
         constraints = [
-            models.UniqueConstraint(
-                fields=["salt"],
-                condition=Q(salt__isnull=False),
-                name="event_salt_unique",
-                violation_error_message="An event with this eventSalt was already recorded.",
-            ),
             models.CheckConstraint(
                 condition=Q(profile__isnull=False) | Q(action="profile.deleted"),
                 name="event_profile_required",
@@ -98,3 +97,23 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} @ {self.time:%Y-%m-%d %H:%M}"
+
+
+class EventSalt(models.Model):
+    """An ``eventSalt`` already recorded: one row per salted event, so a retried event counts once.
+
+    A trigger on the events table writes this row for every event inserted with a salt, whichever way it is
+    inserted (the ORM, ``events_insert``, ``COPY``); a second event with the same salt fails on this primary
+    key. The row stays when its event is deleted or its partition detached: the retry still counts once.
+    """
+
+    salt = models.CharField(max_length=128, primary_key=True)
+    event_id = models.BigIntegerField(help_text="The event that recorded this salt.")
+    time = models.DateTimeField(help_text="Its time (which names the partition it is in).")
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        verbose_name = "event salt"
+
+    def __str__(self) -> str:
+        return self.salt

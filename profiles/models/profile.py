@@ -112,3 +112,20 @@ class Profile(models.Model):
             return None
         digest = hashlib.md5(self.email.encode(), usedforsecurity=False).hexdigest()
         return f"https://www.gravatar.com/avatar/{digest}?s=100&r=g&d=blank"
+
+
+# Rows already stamped in this transaction (or later) keep their time: a batch that has just written a profile and
+# then its consents writes its row once. Unlocked rows are locked in id order first, as every batch locks them, so
+# this never deadlocks with one.
+_TOUCH_SQL = "UPDATE profiles_profile SET updated_at = now() WHERE id {rows} AND updated_at < now()"
+_TOUCH_LOCKED = "= ANY(%s::bigint[])"
+_TOUCH_UNLOCKED = "IN (SELECT id FROM profiles_profile WHERE id = ANY(%s::bigint[]) ORDER BY id FOR NO KEY UPDATE)"
+
+
+def profiles_touch(cursor, ids, *, locked: bool = False) -> None:
+    """Mark profiles as changed (``updated_at`` = the transaction's time) when a change lives in another table
+    (tags, consents), so ``updated_at`` is the one column "changed since" reads, served by its index. ``locked``:
+    the caller holds the profiles' row locks already."""
+    ids = sorted(set(ids))
+    if ids:
+        cursor.execute(_TOUCH_SQL.format(rows=_TOUCH_LOCKED if locked else _TOUCH_UNLOCKED), [ids])

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS
 
 from crm.errors import ValidationFailed
 from profiles.attribute_names import RESERVED_KEYS, attribute_key
@@ -169,7 +170,8 @@ class AttributeCatalog:
 
     @classmethod
     def load(cls) -> AttributeCatalog:
-        return cls({d.key: d for d in AttributeDefinition.objects.all()})
+        # Writes check against it and add to it, often before their transaction opens: always the primary.
+        return cls({d.key: d for d in AttributeDefinition.objects.using(DEFAULT_DB_ALIAS).all()})
 
     def validate(self, attributes: dict) -> dict:
         """Check a dict of attribute changes; return it with values coerced (None means delete)."""

@@ -26,10 +26,12 @@ from consents.models import Agreement
 from consents.services import ConsentItem, consents_set_many
 from crm.errors import DomainError
 from crm.models import Job
+from crm.queues import BATCHES
 from crm.request_id import request_id_scope
+from privacy.tombstones import erased_error, erased_uuids
 from profiles import signals
 from profiles.fields import ALL_COLUMNS, EDITABLE_BY_API_NAME, IDENTIFIER_COLUMNS, TEMPORAL_COLUMNS
-from profiles.models import Profile
+from profiles.models import IdentifierKind, Profile
 from profiles.selectors import identifier_owners, profiles_versions
 from profiles.services.attributes import AttributeCatalog
 from profiles.services.identity import ProfileInput, agreement_state, resolve_and_write
@@ -93,11 +95,28 @@ def profiles_upsert_many(*, items: list[ProfileInput], source: str, actor: str =
             results[index] = ItemResult(index, "failed", error=error.as_dict())
             continue
         cleaned.append((index, clean))
+    cleaned = _without_erased(cleaned, results)
 
     slow = with_retries(lambda: _fast_path(cleaned, catalog, results, source=source, actor=actor))
     for index, clean in slow:
         results[index] = _slow_item(index, clean, catalog, source=source, actor=actor)
     return results  # type: ignore[return-value]
+
+
+def _without_erased(cleaned: list[tuple[int, CleanInput]], results) -> list[tuple[int, CleanInput]]:
+    """Items naming a uuid of an erased profile fail (Gone), in one query for the whole batch."""
+    uuids = {v for _, clean in cleaned for k, v in clean.pairs() if k == IdentifierKind.UUID}
+    erased = erased_uuids(uuids) if uuids else set()
+    if not erased:
+        return cleaned
+    kept = []
+    for index, clean in cleaned:
+        hit = sorted(v for k, v in clean.pairs() if k == IdentifierKind.UUID and v in erased)
+        if hit:
+            results[index] = ItemResult(index, "failed", error=erased_error("uuid", hit[0]).as_dict())
+        else:
+            kept.append((index, clean))
+    return kept
 
 
 def _slow_item(index: int, clean: CleanInput, catalog: AttributeCatalog, *, source: str, actor: str) -> ItemResult:
@@ -470,7 +489,7 @@ def _reconnect() -> None:
     connection.close_if_unusable_or_obsolete()
 
 
-@task
+@task(queue_name=BATCHES)
 def run_profile_batch(job_id: str) -> dict:
     # The job's events carry the id of the request that submitted it.
     request_id = Job.objects.filter(pk=job_id).values_list("request_id", flat=True).first()

@@ -2,7 +2,8 @@
 
 System events are written by ``profiles.receivers`` from the services' signals, one INSERT per signal
 whatever its size (``events_insert``). Custom events resolve their profile (creating an anonymous one for
-an unknown uuid), are deduplicated by ``eventSalt`` through a unique constraint, and move
+an unknown uuid), are deduplicated by ``eventSalt`` through the dedup table (``EventSalt``, which a trigger
+fills for every salted event whatever writes it), and move
 ``lastActivityDate``.
 """
 
@@ -19,11 +20,12 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from crm.errors import DomainError, NotFound, ValidationFailed
+from crm.errors import DomainError, ValidationFailed
 from crm.request_id import current_request_id
+from privacy.tombstones import profile_missing
 from profiles import signals
 from profiles.merge_registry import rows_move, rows_move_back
-from profiles.models import Event, EventAction, IdentifierKind, Profile
+from profiles.models import Event, EventAction, EventSalt, IdentifierKind, Profile
 from profiles.normalize import identifier_normalize
 from profiles.selectors import identifier_owners, profile_lookup
 from profiles.services.identity import ProfileInput, profile_update, profile_upsert
@@ -200,6 +202,12 @@ class _Duplicate(Exception):
     pass
 
 
+def _salt_taken(exc: IntegrityError) -> bool:
+    """The unique violation came from the dedup table: the eventSalt was recorded already."""
+    diag = getattr(exc.__cause__, "diag", None)
+    return diag is not None and diag.table_name == EventSalt._meta.db_table
+
+
 def _clean_event(data: EventInput) -> EventInput:
     action = action_validate(data.action)
     if not isinstance(data.label, str):
@@ -254,7 +262,7 @@ def event_record(*, data: EventInput, source: str, actor: str = "") -> EventResu
     identifiers = data.client
     if not identifiers:
         raise ValidationFailed("client needs one of: id, uuid, email, customId.", field="client")
-    if data.salt is not None and Event.objects.filter(salt=data.salt).exists():
+    if data.salt is not None and EventSalt.objects.filter(salt=data.salt).exists():
         return EventResult(profile=None, event=None, duplicate=True)
     try:
         with transaction.atomic():
@@ -275,7 +283,7 @@ def event_record(*, data: EventInput, source: str, actor: str = "") -> EventResu
                         salt=data.salt,
                     )
             except IntegrityError as exc:
-                if "event_salt_unique" in str(exc):
+                if _salt_taken(exc):
                     raise _Duplicate from exc
                 raise
             profiles_touch({profile.pk: data.time})
@@ -296,7 +304,7 @@ def note_add(*, profile: Profile, text: str, author: str, source: str) -> Event:
         raise ValidationFailed(f"A note is at most {NOTE_MAX_LENGTH} characters.", field="text")
     with transaction.atomic():
         if not Profile.objects.filter(pk=profile.pk).exists():
-            raise NotFound(f"Profile {profile.pk} does not exist.", field="clientId", code="profile.not_found")
+            raise profile_missing(profile.pk)
         event = Event.objects.create(
             profile=profile,
             action=EventAction.NOTE_ADDED,

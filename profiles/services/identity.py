@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
-
 from consents.models import ConsentStatus
 from consents.services import ConsentItem, consents_set_many
-from crm.errors import Conflict, NotFound
+from crm.errors import Conflict
+from privacy.tombstones import pairs_check, profile_missing
 from profiles import signals
 from profiles.models import Identifier, IdentifierKind, Profile
 from profiles.selectors import identifier_owners
@@ -120,6 +119,7 @@ def profile_upsert(*, data: ProfileInput, source: str, actor: str = "") -> Upser
 def resolve_and_write(clean: CleanInput, catalog: AttributeCatalog, *, source: str, actor: str) -> UpsertResult:
     """One validated write, inside the caller's transaction: resolve, merge if needed, apply."""
     owners = identifier_owners(clean.pairs())
+    pairs_check(clean.pairs(), owned=owners)  # an erased uuid comes back to nobody (a query only for a new uuid)
     if not owners:
         return _create(clean, catalog, source=source, actor=actor)
     ids = set(owners.values())
@@ -171,23 +171,23 @@ def profile_update(*, profile: Profile, data: ProfileInput, source: str, actor: 
     clean = input_clean(data, catalog)
 
     def attempt() -> UpsertResult:
-        owners = {pair: pid for pair, pid in identifier_owners(clean.pairs()).items() if pid != profile.pk}
+        held = identifier_owners(clean.pairs())
+        pairs_check(clean.pairs(), owned=held)
+        owners = {pair: pid for pair, pid in held.items() if pid != profile.pk}
         if owners:
             raise _taken(owners, profile)
         try:
             locked = _lock(profile.pk)
         except Profile.DoesNotExist:
-            raise NotFound(f"Profile {profile.pk} does not exist.", field="clientId") from None
+            raise profile_missing(profile.pk) from None  # Gone when an erasure won the race
         return _apply(locked, clean, catalog, source=source, actor=actor)
 
     return with_retries(attempt)
 
 
 def profile_delete(*, profile: Profile, source: str, actor: str = "") -> None:
-    """Delete a profile with its identifiers."""
-    with transaction.atomic():
-        snapshot = {"clientId": profile.pk, "email": profile.email, "customId": profile.custom_id, "uuid": profile.uuid}
-        deleted, _ = Profile.objects.filter(pk=profile.pk).delete()
-        if not deleted:
-            raise NotFound(f"Profile {profile.pk} does not exist.", field="clientId", code="profile.not_found")
-        signals.profile_deleted.send(sender=Profile, snapshots=[snapshot], source=source, actor=actor)
+    """Delete a profile: that is, erase it everywhere (``privacy.services.profile_erase``: every erasure step,
+    tombstones for its ids, the tombstone log, a ``profile.deleted`` event without personal data)."""
+    from privacy.services import profile_erase
+
+    profile_erase(profile=profile, source=source, actor=actor)

@@ -20,6 +20,8 @@ from django.db import connection, transaction
 from django.tasks import task
 
 from crm.errors import DomainError, NotFound, ValidationFailed
+from crm.queues import BATCHES
+from privacy.tombstones import tombstone_check
 from profiles import signals
 from profiles.currencies import CODES
 from profiles.merge_registry import rows_move, rows_move_back
@@ -183,6 +185,11 @@ def _resolve_profiles(clients: list[dict[str, Any]]) -> list[int]:
                 break
         if found is None:
             kind = next(k for k in CLIENT_PRIORITY if k in clean)
+            try:  # an erased clientId or uuid is Gone, not unknown (asked only on this miss)
+                tombstone_check(kind, clean[kind], field=_client_field(kind))
+            except DomainError as exc:
+                exc.details["index"] = index
+                raise
             raise NotFound(
                 f"No profile with {kind} '{client_value(clients[index], kind)}'.",
                 field=_client_field(kind),
@@ -432,7 +439,7 @@ def transactions_unmerge_step(ctx) -> list[str]:
     return notes
 
 
-@task
+@task(queue_name=BATCHES)
 def rfm_recompute() -> int:
     """Re-score RFM for the whole customer base (enqueued after transaction writes; idempotent)."""
     scored = rfm_recompute_all()

@@ -17,6 +17,7 @@ from profiles.services import ProfileInput, profile_upsert
 from profiles.services.tags import tag_create, tags_add
 
 roles = importlib.import_module("crm.migrations.0003_roles")
+export_roles = importlib.import_module("exports.migrations.0002_roles")
 
 CARD_MAX_QUERIES = 28  # the segments the profile is in, and the expressions to show
 
@@ -40,6 +41,7 @@ def role_groups(db):
     from django.apps import apps
 
     roles.create_roles(apps, None)
+    export_roles.grant(apps, None)
     return {g.name: g for g in Group.objects.filter(name__in=["Marketers", "Admin staff"])}
 
 
@@ -240,7 +242,9 @@ def test_roles_migration_made_both_groups(role_groups):
     marketers = role_groups["Marketers"].permissions
     assert staff.filter(codename="export_profile").exists() and staff.filter(codename="add_apikey").exists()
     assert marketers.filter(codename="change_profile").exists()
-    assert not marketers.filter(codename__in=["view_apikey", "change_agreement", "export_profile"]).exists()
+    assert marketers.filter(codename__in=["export_profile", "add_scheduledexport", "view_exportrun"]).count() == 3
+    assert staff.filter(codename="add_scheduledexport").exists()
+    assert not marketers.filter(codename__in=["view_apikey", "change_agreement"]).exists()
 
 
 @pytest.mark.parametrize(
@@ -261,9 +265,9 @@ def test_a_marketer_works_on_the_card_but_sees_no_controls_they_may_not_use(mark
     response = marketer_client.get(card_url(survivor))
     assert response.status_code == 200
     perms = response.context["card"]["perms"]
-    assert perms["tag"] and perms["note"] and perms["consent"] and not perms["unmerge"] and not perms["export"]
+    assert perms["tag"] and perms["note"] and perms["consent"] and not perms["unmerge"]
+    assert perms["export"] and "Export as CSV" in response.text  # marketers export
     assert "Undo merge" not in response.text and 'id="card-unmerge"' not in response.text
-    assert "Export as CSV" not in response.text
     assert marketer_client.post(action_url(survivor, "note"), {"text": "hello"}).status_code == 302
     record = MergeRecord.objects.get(survivor_client_id=survivor.pk)
     response = marketer_client.post(action_url(survivor, "unmerge"), {"merged_client_id": record.merged_client_id})

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from consents.models import Agreement
 from consents.services import consent_set
-from profiles.admin.profile import csv_cell
+from exports.stream import csv_cell
 from profiles.models import Event, Tag
 from profiles.services.tags import tag_create, tags_add
 

@@ -154,6 +154,10 @@ def test_records_outlive_the_profile(history):
     from profiles.services import profile_delete
 
     ann, _ = history
+    states = ConsentState.objects.filter(profile=ann).count()
     profile_delete(profile=ann, source="api")
-    assert ConsentRecord.objects.filter(client_id=ann.pk).count() == 3
+    records = list(ConsentRecord.objects.filter(client_id=ann.pk).order_by("seq"))
+    # Erasure ends each decision in force with a record of its own: the chain says where it went.
+    assert len(records) == 3 + states
+    assert [(r.source, r.new_status) for r in records[3:]] == [("erasure", "")] * states
     assert list(verify_chains()) == []

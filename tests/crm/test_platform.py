@@ -100,7 +100,10 @@ def test_favicon(client):
 def test_health(client):
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
+    body = response.json()
+    assert (body["status"], body["database"]) == ("ok", "ok")
+    assert "replica" not in body  # none configured
+    assert body["queue"]["backend"] == "database"
 
 
 @pytest.mark.django_db

@@ -33,7 +33,7 @@ def test_a_finished_run_plans_the_next_one_interval_later(settings):
     settings.PURGE_INTERVAL_SECONDS = 120
     recurring_schedule()
     before = timezone.now()
-    call_command("db_worker", "--batch", "--no-startup-delay", "--queue-name", "default")
+    call_command("db_worker", "--batch", "--no-startup-delay", "--queue-name", "recurring")
     done = DBTaskResult.objects.get(task_path=PURGE, status="SUCCESSFUL")
     assert done.return_value == {"idempotencyRecords": 0, "jobs": 0, "taskResults": 0}
     following = DBTaskResult.objects.get(task_path=PURGE, status="READY")

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from crm.errors import Conflict, NotFound, ValidationFailed
 from profiles.merge_registry import MergeContext, UnmergeContext
-from profiles.models import Event, Profile
+from profiles.models import Event, EventSalt, Profile
 from profiles.selectors import profile_event_aggregates, profile_timeline
 from profiles.services.events import (
     EventInput,
@@ -75,13 +75,10 @@ def test_event_salt_is_enforced_by_the_database(make_profile):
 
 
 def test_a_salt_race_leaves_no_trace(monkeypatch):
-    """The constraint, not the pre-check, decides: a duplicate found at INSERT rolls back the new profile too."""
+    """The dedup table, not the pre-check, decides: a duplicate found at INSERT rolls back the new profile too."""
     other = Profile.objects.create(uuid="u-other", correlation_id="c")
     Event.objects.create(profile=other, action="a.b", time=timezone.now(), salt="race")
-    monkeypatch.setattr(
-        "profiles.services.events.Event.objects.filter",
-        lambda **kw: Event.objects.none() if "salt" in kw else Event.objects.filter(**kw),
-    )
+    monkeypatch.setattr("profiles.services.events.EventSalt.objects.filter", lambda **kw: EventSalt.objects.none())
     result = record(salt="race")
     assert result.duplicate
     assert Profile.objects.count() == 1  # the anonymous profile for UUID was rolled back

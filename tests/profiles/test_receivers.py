@@ -75,7 +75,8 @@ def test_deleting_leaves_a_tombstone_without_personal_data(make_profile):
     assert not Event.objects.filter(profile_id=client_id).exists()  # the timeline went with the profile
     [tomb] = Event.objects.filter(action="profile.deleted")
     assert tomb.profile_id is None
-    assert tomb.params == {"clientId": client_id}
+    assert tomb.params == {"clientId": client_id, "mergedClientIds": [], "erasureId": tomb.params["erasureId"]}
+    assert (tomb.source, tomb.actor) == ("api", "key:shop")  # who asked, and (tomb.time) when
     assert "ann" not in tomb.label and "ann" not in str(tomb.params)
 
 

@@ -9,7 +9,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--name", required=True)
-        parser.add_argument("--scopes", default="read", help="Comma-separated: read, write, admin (default: read)")
+        parser.add_argument(
+            "--scopes", default="read", help="Comma-separated: read, write, export, admin (default: read)"
+        )
         parser.add_argument(
             "--rate-limit", default="", help="The key's own limit as N/unit, e.g. 600/min (default: API_RATE_LIMIT)"
         )

@@ -13,6 +13,7 @@ CODES = {
     "identity.conflict": 8010,  # identifiers name two recognized profiles: never merged silently
     "identity.busy": 8011,
     "profile.not_found": 8015,
+    "profile.erased": 8015,  # an erased profile is Capillary's not-found
     "identifier.missing": 8003,
     "identifier.type_unknown": 8004,
     "identifier.kept": 8020,  # warning: skipChangeIdentifier=true left an identifier as it was
@@ -53,5 +54,7 @@ def entry(code: str, message: str, *, ok: bool = False) -> dict:
 
 
 def render_error(*, status, code, message, field, request, extra=None) -> Response:
+    if status == 410:  # an erased profile: Capillary's vocabulary has only its not-found
+        status = 404
     text = f"{field}: {message}" if field and field not in message else message
     return Response({"errors": [entry(code, text)], "warnings": []}, status=status)

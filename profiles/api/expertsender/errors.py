@@ -35,6 +35,9 @@ def render_error(*, status, code, message, field, request, extra=None) -> Respon
     # not have permission to access"); there is no 403 in its vocabulary.
     if status == 403:
         status = 401
+    # An erased profile (410 on the Synerise surface): ExpertSender's vocabulary has only its not-found.
+    if status == 410:
+        status, code = 404, "profile.not_found"
     errors = [f"{field}: {message}"] if field else [message]
     body = problem_body(status=status, detail=message, instance=request.path, errors=errors, code=code)
     return Response(body, status=status, content_type=PROBLEM_JSON)

@@ -12,6 +12,7 @@ from crm.actors import actor_of
 from crm.api import ApiView
 from crm.errors import NotFound, ValidationFailed
 from crm.parsers import text_check
+from crm.replica import replica_reads
 from crm.serializers import all_errors
 from profiles.api.expertsender.errors import PROBLEM_JSON, problem_body, render_error
 from profiles.api.expertsender.requests import (
@@ -186,6 +187,7 @@ class CustomerView(ExpertSenderView):
         parameters=[OpenApiParameter("value", str, OpenApiParameter.PATH)],
         responses={200: Customer, **problems(400, 401, 404, 429, 503)},
     )
+    @replica_reads()
     def get(self, request, kind: str, value: str):
         if len(value) > 2 and value.startswith("{") and value.endswith("}"):
             value = value[1:-1]  # the seed writes its examples as /customers/id/{12}

@@ -8,6 +8,7 @@ REASONS = {
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    410: "Gone",
     411: "Length Required",
     413: "Payload Too Large",
     415: "Unsupported Media Type",

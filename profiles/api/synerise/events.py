@@ -11,6 +11,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from crm.errors import ValidationFailed
+from crm.replica import replica_reads
 from profiles.api.synerise.requests import CustomEventSerializer, NoteSerializer, validated
 from profiles.api.synerise.views import API_VERSION, ERRORS, SOURCE, SyneriseView, int_param
 from profiles.models import Event
@@ -95,6 +96,7 @@ class ClientEventsView(SyneriseView):
             **ERRORS,
         },
     )
+    @replica_reads()
     def get(self, request, client_id: int):
         profile = profile_lookup(kind="clientId", value=client_id)
         params = request.query_params
@@ -136,6 +138,7 @@ class ClientAggregatesView(SyneriseView):
         parameters=[API_VERSION],
         responses={200: OpenApiTypes.OBJECT, **ERRORS},
     )
+    @replica_reads()
     def get(self, request, client_id: int):
         profile = profile_lookup(kind="clientId", value=client_id)
         data = profile_aggregates(profile_id=profile.pk)

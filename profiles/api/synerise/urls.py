@@ -1,11 +1,13 @@
 from django.urls import path
 
-from profiles.api.synerise import batch, events, merges, tags, transactions, views
+from profiles.api.synerise import batch, events, exports, merges, tags, transactions, views
 
 urlpatterns = [
     path("uauth/v2/auth/login/profile", views.LoginView.as_view(), name="synerise-login"),
     path("v4/clients", views.ClientListCreateView.as_view(), name="synerise-clients"),
     path("crm/v1/list", views.CrmListView.as_view(), name="synerise-list"),
+    path("v4/clients/export.csv", exports.ClientExportCsvView.as_view(), name="synerise-export-csv"),
+    path("v4/clients/export.jsonl", exports.ClientExportJsonlView.as_view(), name="synerise-export-jsonl"),
     path("v4/clients/batch", batch.BatchView.as_view(), name="synerise-batch"),
     path("v4/clients/batch/<uuid:job_id>", batch.BatchJobView.as_view(), name="synerise-batch-job"),
     # Tags: "v4/clients/tags" is its own path (the <int:client_id> route never matches it).
@@ -19,6 +21,7 @@ urlpatterns = [
         events.ClientAggregatesView.as_view(),
         name="synerise-client-aggregates",
     ),
+    path("v4/clients/<int:client_id>/export", views.ClientExportView.as_view(), name="synerise-client-export"),
     path("v4/events/custom", events.CustomEventView.as_view(), name="synerise-events-custom"),
     path("v4/transactions", transactions.TransactionsView.as_view(), name="synerise-transactions"),
     path("v4/clients/<int:client_id>", views.ClientByIdView.as_view(), name="synerise-client"),

@@ -22,7 +22,9 @@ from rest_framework.response import Response
 from crm.actors import actor_of
 from crm.api import ApiView
 from crm.errors import ValidationFailed
+from crm.replica import replica_reads
 from crm.services import api_key_token_issue
+from privacy.services import profile_export
 from profiles.api.synerise.documents import (
     ProfileDocumentSerializer,
     profile_document_by_identifier,
@@ -30,7 +32,7 @@ from profiles.api.synerise.documents import (
 )
 from profiles.api.synerise.errors import render_error
 from profiles.api.synerise.requests import LoginSerializer, ProfileWriteSerializer, profile_input
-from profiles.filters import ProfileFilterSet
+from profiles.filters import profiles_filter
 from profiles.models import Profile
 from profiles.services import profile_delete, profile_lookup, profile_update, profile_upsert
 
@@ -65,6 +67,10 @@ ErrorJson = inline_serializer(
     },
 )
 ERRORS = {code: OpenApiResponse(ErrorJson) for code in (400, 401, 403, 404, 409, 411, 413, 429, 503)}
+# An erased profile's clientId, merged-in ids and uuids answer 410 Gone (code profile.erased) for good.
+ERRORS[410] = OpenApiResponse(
+    ErrorJson, description="Gone (code `profile.erased`): the clientId or uuid named a profile that was erased."
+)
 API_VERSION = OpenApiParameter(
     "Api-Version", OpenApiTypes.STR, OpenApiParameter.HEADER, description="Accepted, e.g. 4.4"
 )
@@ -196,13 +202,10 @@ class ClientListCreateView(SyneriseView):
         ],
         responses={200: ProfileListJson, **ERRORS},
     )
+    @replica_reads()
     def get(self, request):
         params = _synerise_query(request.query_params)
-        filterset = ProfileFilterSet(params, queryset=Profile.objects.all())
-        if not filterset.is_valid():
-            field, errors = next(iter(filterset.errors.items()))
-            raise ValidationFailed(f"{field}: {' '.join(errors)}", field=field)
-        return profile_list_response(filterset.qs, params)
+        return profile_list_response(profiles_filter(params), params)
 
     @extend_schema(
         operation_id="clients_create",
@@ -238,6 +241,7 @@ class ClientDetailView(SyneriseView):
         ],
         responses={200: ProfileJson, **ERRORS},
     )
+    @replica_reads()
     def get(self, request, **kwargs):
         if "client_id" in self.kwargs:
             kind, value = "clientId", self.kwargs["client_id"]
@@ -268,7 +272,14 @@ class ClientDetailView(SyneriseView):
 
     @extend_schema(
         tags=["Profiles"],
-        summary="Delete a profile",
+        summary="Delete (erase) a profile",
+        description=(
+            "Deleting is erasing: the profile's personal data, identifiers, events, notes, orders, tags, consents, "
+            "merge snapshots and stored answers go; the consent ledger keeps its records with the IP address and "
+            "user agent blanked. Its clientId, the clientIds merged into it and its uuids answer 410 Gone "
+            "(`profile.erased`) from then on; its e-mail, phone and customId name nobody (404) and may sign up "
+            "again as a new profile. A `profile.deleted` system event (ids only) records who asked and when."
+        ),
         parameters=[API_VERSION],
         responses={202: OpenApiResponse(description="Accepted, no content"), **ERRORS},
     )
@@ -279,6 +290,54 @@ class ClientDetailView(SyneriseView):
 
 class ClientByIdView(ClientDetailView):
     pass
+
+
+ExportJson = inline_serializer(
+    "ProfileExport",
+    {
+        "format": serializers.CharField(),
+        "exportedAt": serializers.DateTimeField(),
+        "clientId": serializers.IntegerField(),
+        "profile": serializers.DictField(help_text="Every native field, by model name."),
+        "identifiers": inline_serializer(
+            "ProfileExportIdentifier",
+            {
+                "kind": serializers.CharField(),
+                "value": serializers.CharField(),
+                "firstSeen": serializers.DateTimeField(),
+                "lastSeen": serializers.DateTimeField(),
+            },
+            many=True,
+        ),
+        "attributes": serializers.DictField(help_text="Custom attributes."),
+        "tags": serializers.ListField(child=serializers.DictField(), help_text="name, addedAt"),
+        "consents": serializers.DictField(help_text="states (decisions in force) and ledger (every record)"),
+        "events": serializers.ListField(child=serializers.DictField(), help_text="The timeline, oldest first."),
+        "notes": serializers.ListField(child=serializers.DictField(), help_text="text, author, time"),
+        "orders": serializers.DictField(help_text="orders and the commerce figures"),
+        "merges": serializers.ListField(child=serializers.DictField(), help_text="Profiles merged into this one."),
+    },
+)
+
+
+class ClientExportView(SyneriseView):
+    """Everything held about one person, as one JSON document (portability)."""
+
+    @extend_schema(
+        operation_id="clients_export",
+        tags=["Profiles"],
+        summary="Export everything held about a profile (data portability)",
+        description=(
+            "One JSON document: the profile, identifiers with first and last seen, custom attributes, tags, consents "
+            "with their ledger, events, notes, orders and merges. Apps that keep more about a person add their "
+            "part under a key of their own."
+        ),
+        parameters=[API_VERSION],
+        responses={200: ExportJson, **ERRORS},
+    )
+    def get(self, request, client_id: int):
+        profile = profile_lookup(kind="clientId", value=client_id)
+        return Response(profile_export(profile=profile))
 
 
 class ClientByIdentifierView(ClientDetailView):

@@ -129,8 +129,10 @@ def test_unknown_agreement_is_400_and_nothing_written(api, ann):
 
 def test_delete_by_identifier(api, ann):
     assert api.delete("/v4/clients/by-customId/C-1").status_code == 202
-    assert_error(api.get(f"/v4/clients/{ann.pk}"), 404)
-    assert_error(api.delete(f"/v4/clients/{ann.pk}"), 404)
+    # Deleting is erasing: the clientId is a tombstone (410), the customId names nobody (404: it may be reused).
+    assert assert_error(api.get(f"/v4/clients/{ann.pk}"), 410, "clientId")["code"] == "profile.erased"
+    assert_error(api.delete(f"/v4/clients/{ann.pk}"), 410)
+    assert_error(api.get("/v4/clients/by-customId/C-1"), 404)
 
 
 def test_conflicting_identifiers_are_409_naming_both(api, ann, make_profile):

@@ -1,0 +1,193 @@
+"""Where a scheduled export's file goes: an HTTP endpoint (one signed POST) or an SFTP server (paramiko).
+
+HTTP: the file is the body of a POST, signed as Standard Webhooks sign a message (``webhook-id``,
+``webhook-timestamp``, ``webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">``), so a receiver
+checks it with any Standard Webhooks library (``standardwebhooks.Webhook(secret).verify(body, headers)``). The
+HMAC is computed over the spooled file in one pass, and the body is sent from the file: memory stays flat.
+
+SFTP: the file is uploaded under a temporary name next to the target and renamed when complete, so a reader
+never sees half a file. The server's host key is checked against the one stored on the export (kept from the
+first successful connection when none was given).
+
+Targets on private, loopback or link-local addresses are refused unless ``EXPORT_ALLOW_PRIVATE_TARGETS`` is on.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import http.client
+import io
+import ipaddress
+import math
+import socket
+import time
+from typing import IO
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.utils import timezone
+from standardwebhooks.webhooks import Webhook
+
+from crm.errors import ValidationFailed
+
+CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
+
+
+class PushFailed(Exception):
+    """The target refused the file or could not be reached."""
+
+
+def _check_address(host: str, port: int) -> None:
+    if settings.EXPORT_ALLOW_PRIVATE_TARGETS:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except OSError as exc:
+        raise PushFailed(f"{host} cannot be resolved: {exc}") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved:
+            raise PushFailed(
+                f"{host} is a private or local address ({address}); set EXPORT_ALLOW_PRIVATE_TARGETS=1 to allow it."
+            )
+
+
+# --- HTTP ---------------------------------------------------------------------------------------------------------
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret (``whsec_`` + base64), read by the library itself."""
+    try:
+        base64.b64decode(secret.removeprefix("whsec_"), validate=True)  # the library itself skips stray characters
+        return Webhook(secret)._whsecret
+    except Exception:
+        raise ValidationFailed(
+            "The signing secret must be whsec_ followed by base64 (leave it empty to have one made).",
+            field="http_secret",
+        ) from None
+
+
+def signature(secret: str, *, msg_id: str, timestamp: int, body: IO[bytes]) -> str:
+    """``v1,<base64 HMAC-SHA256>`` of ``msg_id.timestamp.body``, reading the body once from where it stands."""
+    mac = hmac.new(signing_key(secret), f"{msg_id}.{timestamp}.".encode(), hashlib.sha256)
+    while block := body.read(1024 * 1024):
+        mac.update(block)
+    return "v1," + base64.b64encode(mac.digest()).decode()
+
+
+def http_push(export, file: IO[bytes], *, size: int, msg_id: str) -> str:
+    url = urlsplit(export.http_url)
+    if url.scheme not in {"http", "https"} or not url.hostname:
+        raise PushFailed(f"{export.http_url} is not an http(s) URL.")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    _check_address(url.hostname, port)
+    timestamp = math.floor(time.time())
+    start = file.tell()
+    sig = signature(export.http_secret, msg_id=msg_id, timestamp=timestamp, body=file)
+    file.seek(start)
+    headers = {
+        "Content-Type": CONTENT_TYPES[export.format],
+        "Content-Length": str(size),
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sig,
+        "User-Agent": "crm-export/1",
+    }
+    connection_class = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+    conn = connection_class(url.hostname, port, timeout=settings.EXPORT_HTTP_TIMEOUT_SECONDS)
+    path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+    try:
+        conn.request("POST", path, body=file, headers=headers)
+        response = conn.getresponse()
+        answer = response.read(500).decode("utf-8", "replace")
+    except OSError as exc:
+        raise PushFailed(f"POST {export.http_url} failed: {exc}") from None
+    finally:
+        conn.close()
+    if not 200 <= response.status < 300:
+        raise PushFailed(f"POST {export.http_url} answered {response.status}: {answer.strip()[:300]}")
+    return f"POST {export.http_url} → {response.status}"
+
+
+# --- SFTP ---------------------------------------------------------------------------------------------------------
+
+
+def private_key_load(text: str):
+    """A paramiko key from OpenSSH or PEM text (Ed25519, ECDSA or RSA)."""
+    import paramiko
+
+    for key_class in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+        try:
+            return key_class.from_private_key(io.StringIO(text.strip() + "\n"))
+        except (paramiko.SSHException, ValueError):
+            continue
+    raise ValidationFailed(
+        "The private key is not an unencrypted OpenSSH or PEM Ed25519, ECDSA or RSA key.", field="sftp_private_key"
+    )
+
+
+def host_key_line(key) -> str:
+    return f"{key.get_name()} {key.get_base64()}"
+
+
+def remote_path(pattern: str, when) -> str:
+    return when.astimezone(timezone.UTC).strftime(pattern)
+
+
+def sftp_push(export, file: IO[bytes], *, started_at) -> str:
+    import paramiko
+
+    host, port = export.sftp_host, export.sftp_port
+    _check_address(host, port)
+    path = remote_path(export.sftp_path, started_at)
+    try:
+        sock = socket.create_connection((host, port), timeout=settings.EXPORT_SFTP_TIMEOUT_SECONDS)
+    except OSError as exc:
+        raise PushFailed(f"SFTP {host}:{port} cannot be reached: {exc}") from None
+    transport = paramiko.Transport(sock)
+    try:
+        transport.banner_timeout = transport.auth_timeout = settings.EXPORT_SFTP_TIMEOUT_SECONDS
+        try:
+            transport.start_client(timeout=settings.EXPORT_SFTP_TIMEOUT_SECONDS)
+        except paramiko.SSHException as exc:
+            raise PushFailed(f"SFTP {host}:{port}: no SSH session ({exc})") from None
+        shown = host_key_line(transport.get_remote_server_key())
+        expected = " ".join(export.sftp_host_key.split()[:2])
+        if expected and expected != shown:
+            raise PushFailed(f"SFTP {host}:{port} shows host key {shown}, not the one stored on the export.")
+        try:
+            if export.sftp_private_key:
+                transport.auth_publickey(export.sftp_user, private_key_load(export.sftp_private_key))
+            else:
+                transport.auth_password(export.sftp_user, export.sftp_password)
+        except paramiko.SSHException as exc:
+            raise PushFailed(f"SFTP {host}:{port}: login as {export.sftp_user} refused ({exc})") from None
+        sftp = paramiko.SFTPClient.from_transport(transport)
+        partial = f"{path}.part"
+        try:
+            sftp.putfo(file, partial, confirm=True)
+            try:
+                sftp.posix_rename(partial, path)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    sftp.remove(path)
+                sftp.rename(partial, path)
+        except OSError as exc:
+            raise PushFailed(f"SFTP upload to {path} failed: {exc}") from None
+        finally:
+            sftp.close()
+        if not expected:
+            type(export).objects.filter(pk=export.pk, sftp_host_key="").update(sftp_host_key=shown)
+    finally:
+        transport.close()
+    return f"sftp://{export.sftp_user}@{host}:{port}/{path.lstrip('/')}"
+
+
+def push(export, file: IO[bytes], *, size: int, run) -> str:
+    """Send the spooled file to the export's target; returns where it went, raises PushFailed."""
+    if export.target == "http":
+        return http_push(export, file, size=size, msg_id=f"export-run-{run.pk}")
+    return sftp_push(export, file, started_at=run.started_at)

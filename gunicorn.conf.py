@@ -1,0 +1,49 @@
+"""gunicorn's configuration: ``.venv/bin/gunicorn crm.wsgi`` reads it from the working directory.
+
+Every value can be overridden from the environment (``GUNICORN_BIND``, ``WEB_CONCURRENCY``, …) or the
+command line. Sync workers, one request at a time each: the API's work is short database round trips,
+and each worker keeps its own small connection pool (``DB_POOL_MAX_SIZE``), so the database sees at most
+workers × pool size connections per machine (put PgBouncer in front past a few machines).
+"""
+
+import json
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+# Two per core (plus one) keeps the cores busy while others wait on PostgreSQL.
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
+worker_class = "sync"
+# Not preloaded: each worker opens its own database pool after the fork (a pool must not cross a fork).
+preload_app = False
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))  # behind a reverse proxy that reuses connections
+# Recycle workers now and then (jittered, so not all at once): bounds any slow growth in memory.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
+max_requests_jitter = max_requests // 10
+# gunicorn's own worker heartbeat files: in memory, off a possibly slow disk (gunicorn's documented advice).
+_SHM = "/dev/shm"  # noqa: S108 - gunicorn creates its files there itself, with private names
+worker_tmp_dir = _SHM if os.path.isdir(_SHM) else None
+# The proxy in front sets X-Forwarded-*; trust it only from these addresses (see BEHIND_PROXY for Django).
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+# Logs on stderr/stdout for the supervisor to collect. The access log (GUNICORN_ACCESS_LOG=1; the reverse proxy
+# usually keeps one already) is one JSON object a line, with the request id the app sets on every answer
+# (X-Request-ID), like the application's own log lines.
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+accesslog = "-" if os.environ.get("GUNICORN_ACCESS_LOG", "0") == "1" else None
+access_log_format = json.dumps(
+    {
+        "time": "%(t)s",
+        "logger": "gunicorn.access",
+        "request_id": "%({x-request-id}o)s",
+        "method": "%(m)s",
+        "path": "%(U)s",
+        "status": "%(s)s",
+        "bytes": "%(B)s",
+        "duration_ms": "%(M)s",
+        "remote": "%(h)s",
+    }
+)

@@ -94,8 +94,14 @@ def export_queryset(
         filters = query
     queryset = profiles_filter(filters)
     if segment_id is not None:
-        # Segments plug in here: the segment's profiles, intersected with the filters.
-        raise NotFound(f"Unknown segment {segment_id}.", field="segment", code="segment.not_found")
+        # The segment's profiles (its tree, evaluated now), intersected with the filters.
+        from segments.models import Segment
+        from segments.services import segment_q
+
+        segment = Segment.objects.filter(pk=segment_id).first() if 0 < segment_id < 2**63 else None
+        if segment is None:
+            raise NotFound(f"Unknown segment {segment_id}.", field="segment", code="segment.not_found")
+        queryset = queryset.filter(segment_q(segment))
     if changed_since is not None:
         queryset = queryset.filter(updated_at__gte=changed_since)
     return queryset

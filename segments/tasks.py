@@ -5,10 +5,11 @@ from datetime import timedelta
 from django.conf import settings
 from django.tasks import task
 
+from crm.queues import BATCHES, DEFAULT, RECURRING
 from crm.recurring import recurring
 
 
-@task
+@task(queue_name=DEFAULT)
 def segments_refresh_touched() -> int:
     """Refresh the profiles writes touched since the last run."""
     from segments.membership import segments_refresh_touched as refresh
@@ -16,7 +17,7 @@ def segments_refresh_touched() -> int:
     return refresh()
 
 
-@task
+@task(queue_name=BATCHES)
 def segment_fill_task(segment_id: int) -> int:
     """Fill a segment just created or edited (no events), and the segments that use it."""
     from segments.models import Segment
@@ -31,7 +32,7 @@ def segment_fill_task(segment_id: int) -> int:
     return done
 
 
-@task
+@task(queue_name=BATCHES)
 def segments_refresh_commerce() -> int:
     """After RFM scoring: segments with commerce conditions, with events."""
     from segments.membership import segments_refresh_commerce as refresh
@@ -40,7 +41,7 @@ def segments_refresh_commerce() -> int:
 
 
 @recurring(every=lambda: timedelta(seconds=settings.SEGMENT_TIME_REFRESH_SECONDS))
-@task
+@task(queue_name=RECURRING)
 def segments_refresh_time_relative() -> int:
     """Time-relative segments (inLastDays, withinDays), with events, on a schedule."""
     from segments.membership import segments_refresh_time_relative as refresh

@@ -92,6 +92,9 @@ def export_queryset(
         for key, value in filters.items():
             query.setlist(key, value if isinstance(value, list) else [value])
         filters = query
+    if segment_id is not None and "segment" in filters:
+        filters = filters.copy()  # the list's own segment filter would evaluate the same tree a second time
+        filters.pop("segment")
     queryset = profiles_filter(filters)
     if segment_id is not None:
         # The segment's profiles (its tree, evaluated now), intersected with the filters.

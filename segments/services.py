@@ -5,6 +5,7 @@ Surfaces (the Synerise-style API, the admin builder) call these; the tree langua
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from segments.conditions import (
 )
 from segments.models import Segment
 
+logger = logging.getLogger(__name__)
 PREVIEW_SIZE = 20
 NAME_MAX = 128
 
@@ -101,11 +103,15 @@ def _fill_enqueue(segment_id: int) -> None:
     from segments.membership import fill_delay_seconds
     from segments.tasks import segment_fill_task
 
-    if segment_fill_task.get_backend().supports_defer:
-        run_after = timezone.now() + timedelta(seconds=fill_delay_seconds())
-        segment_fill_task.using(run_after=run_after).enqueue(segment_id)
-    else:
-        segment_fill_task.enqueue(segment_id)
+    try:
+        if segment_fill_task.get_backend().supports_defer:
+            run_after = timezone.now() + timedelta(seconds=fill_delay_seconds())
+            segment_fill_task.using(run_after=run_after).enqueue(segment_id)
+        else:
+            segment_fill_task.enqueue(segment_id)
+    except Exception:
+        # The segment is saved; its membership fills on its next edit or refresh (a failing queue fails no write).
+        logger.exception("could not enqueue the fill of segment %s", segment_id)
 
 
 def segment_create(*, name, tree, description: str = "", actor: str = "") -> Segment:

@@ -168,3 +168,22 @@ def test_odd_segment_parameters_are_400(api, people, value):
     response = api.get("/v4/clients", {"segment": value})
     assert response.status_code == 400, response.content
     assert response.json()["field"] == "segment"
+
+
+def test_exports_read_a_segment_and_hold_it_in_use(api, people, settings):
+    from exports.models import ScheduledExport
+    from exports.stream import export_queryset
+
+    sid = create(api, name="VIP", tree={"tag": "VIP"}).json()["id"]
+    assert set(export_queryset(segment_id=sid).values_list("pk", flat=True)) == {people["ann"].pk, people["cid"].pk}
+    assert list(export_queryset(filters="city=Kraków", segment_id=sid).values_list("pk", flat=True)) == [
+        people["cid"].pk
+    ]
+    fields = {f.name for f in ScheduledExport._meta.concrete_fields}
+    export = ScheduledExport(name="Nightly VIPs", segment_id=sid, schedule="hourly", http_url="https://example.com/in")
+    for name in ("format", "schedule", "target"):
+        assert name in fields
+    ScheduledExport.objects.bulk_create([export])
+    response = api.delete(f"/v4/segments/{sid}")
+    assert response.status_code == 409
+    assert response.json()["usedBy"] == [f"scheduled export {export.pk} 'Nightly VIPs'"]

@@ -21,9 +21,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def worker(settings):
     from django_tasks_db.management.commands.db_worker import Worker
 
-    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    assert settings.TASKS["default"]["BACKEND"] == "django_tasks_db.DatabaseBackend"
     w = Worker(
-        queue_names=["default"],
+        queue_names=["*"],
         interval=0.1,
         batch=False,
         backend_name="default",

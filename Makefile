@@ -82,6 +82,7 @@ bench: venv-test
 	$(PY) bench/b8_events.py --profiles $${BENCH_PROFILES:-10000}
 	$(PY) bench/b10_admin.py --profiles $${BENCH_PROFILES:-100000}
 	$(PY) bench/export_stream.py --sizes 10000,$${BENCH_PROFILES:-100000}
+	$(PY) bench/b5_b6_segments.py --profiles $${BENCH_PROFILES:-100000}
 
 # The embedded PostgreSQL keeps running after `make run` stops, so the next start is instant; this stops it.
 db-stop: venv

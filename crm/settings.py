@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "tracker",
     "privacy",
     "exports",
+    "segments",
 ]
 
 MIDDLEWARE = [
@@ -427,3 +428,13 @@ IMPORT_CHUNK_ROWS = env_int("IMPORT_CHUNK_ROWS", 1000)
 INTEGRATION_JWT_MAX_AGE_SECONDS = env_int("INTEGRATION_JWT_MAX_AGE_SECONDS", 600)
 # Most records one incoming integration request may carry (its body is also held to API_MAX_BODY_BYTES).
 INTEGRATION_MAX_ITEMS = env_int("INTEGRATION_MAX_ITEMS", 1000)
+# --- Segments -----------------------------------------------------------------------------------
+# Live membership: a write's touched profiles are refreshed by a task planned this many seconds after the
+# write (one run per delay per process), in batches of SEGMENT_REFRESH_BATCH; time-relative segments
+# (inLastDays, withinDays) are re-evaluated whole every SEGMENT_TIME_REFRESH_SECONDS.
+SEGMENT_REFRESH_DELAY_SECONDS = float(os.environ.get("SEGMENT_REFRESH_DELAY_SECONDS", "1"))
+SEGMENT_REFRESH_BATCH = env_int("SEGMENT_REFRESH_BATCH", 1000)
+SEGMENT_TIME_REFRESH_SECONDS = env_int("SEGMENT_TIME_REFRESH_SECONDS", 900)
+# Every write asks whether any segment exists; a process keeps the answer this long (a new segment is filled
+# after this has passed, so writes made meanwhile are in the data its fill reads).
+SEGMENT_LIVE_CACHE_SECONDS = float(os.environ.get("SEGMENT_LIVE_CACHE_SECONDS", "1"))

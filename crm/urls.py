@@ -20,6 +20,7 @@ urlpatterns = [
     path("consents/", include("consents.urls")),
     path("", include("tracker.urls")),
     path("", views.home, name="home"),
+    path("", include("segments.urls")),
     path("", include("profiles.api.synerise.urls")),
     path("", include("profiles.api.expertsender.urls")),
     path("", include("profiles.api.capillary.urls")),

@@ -92,10 +92,19 @@ def export_queryset(
         for key, value in filters.items():
             query.setlist(key, value if isinstance(value, list) else [value])
         filters = query
+    if segment_id is not None and "segment" in filters:
+        filters = filters.copy()  # the list's own segment filter would evaluate the same tree a second time
+        filters.pop("segment")
     queryset = profiles_filter(filters)
     if segment_id is not None:
-        # Segments plug in here: the segment's profiles, intersected with the filters.
-        raise NotFound(f"Unknown segment {segment_id}.", field="segment", code="segment.not_found")
+        # The segment's profiles (its tree, evaluated now), intersected with the filters.
+        from segments.models import Segment
+        from segments.services import segment_q
+
+        segment = Segment.objects.filter(pk=segment_id).first() if 0 < segment_id < 2**63 else None
+        if segment is None:
+            raise NotFound(f"Unknown segment {segment_id}.", field="segment", code="segment.not_found")
+        queryset = queryset.filter(segment_q(segment))
     if changed_since is not None:
         queryset = queryset.filter(updated_at__gte=changed_since)
     return queryset

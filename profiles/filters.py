@@ -1,4 +1,9 @@
-"""The one filter language for profiles (lists, the admin, later segments and exports): django-filter."""
+"""The list's query parameters, as a thin django-filter front over the one filter language.
+
+Each parameter becomes a node of a condition tree (``segments.conditions``) and the compiler turns the tree into
+the ``Q`` the list runs: the API lists (``/v4/clients``, ``/crm/v1/list``), the admin's list filters, segments,
+counts and exports all ask the same compiler, so a filter means the same everywhere.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +11,22 @@ import re
 
 import django_filters
 from django import forms
-from django.db.models import Exists, JSONField, OuterRef, Q, QuerySet, Value
-from django.db.models.fields.json import KeyTextTransform, KeyTransform
-from django.db.models.functions import Lower
-from django.db.models.lookups import GreaterThan, GreaterThanOrEqual, IContains, LessThan, LessThanOrEqual
+from django.db.models import QuerySet
 
 from crm.errors import ValidationFailed
-from profiles.models import AttributeDefinition, AttributeType, Profile, ProfileTag, Tag
-from profiles.models.profile import recognized_q
-from profiles.normalize import identifier_normalize
+from profiles.models import Profile
+from segments.conditions import OPS, ConditionError, condition_compile
 
 CONDITION_OPERATORS = ("eq", "not", "gt", "gte", "lt", "lte", "contains", "exists")
-COMPARISONS = {"gt": GreaterThan, "gte": GreaterThanOrEqual, "lt": LessThan, "lte": LessThanOrEqual}
-_CONDITION_RE = re.compile(r"^(?P<name>[^:]+):(?P<op>[a-z]+)(?::(?P<value>.*))?$", re.S)
+_CONDITION_RE = re.compile(r"^(?P<name>[^:]+):(?P<op>[a-zA-Z]+)(?::(?P<value>.*))?$", re.S)
+
+
+def condition_filter(qs, tree: dict, *, field: str):
+    """Narrow a Profile queryset by one condition; a bad one is a 400 naming the query parameter."""
+    try:
+        return qs.filter(condition_compile(tree, path=field))
+    except ConditionError as exc:
+        raise ValidationFailed(exc.message, field=field, code=exc.code) from None
 
 
 class MultiValueField(forms.Field):
@@ -30,37 +38,8 @@ class MultiValueField(forms.Field):
         return [value] if isinstance(value, str) else list(value)
 
 
-class AttributeConditionFilter(django_filters.Filter):
-    """``attribute=NAME:OP:VALUE`` (repeatable): eq, not, gt, gte, lt, lte, contains, exists[:false]."""
-
-    field_class = MultiValueField
-
-    def filter(self, qs, value):
-        for condition in value or []:
-            qs = qs.filter(attribute_condition_q(condition))
-        return qs
-
-
-def _typed(definition: AttributeDefinition, raw: str):
-    if definition.type == AttributeType.NUMBER:
-        try:
-            number = float(raw)
-        except ValueError:
-            raise ValidationFailed(
-                f"Attribute '{definition.name}' is a number; '{raw}' is not.", field=f"attributes.{definition.name}"
-            ) from None
-        return int(number) if number.is_integer() else number
-    if definition.type == AttributeType.BOOLEAN:
-        if raw.lower() not in {"true", "false"}:
-            raise ValidationFailed(
-                f"Attribute '{definition.name}' is true or false; '{raw}' is neither.",
-                field=f"attributes.{definition.name}",
-            )
-        return raw.lower() == "true"
-    return raw
-
-
-def attribute_condition_q(condition: str) -> Q:
+def attribute_condition_tree(condition: str) -> tuple[dict, str]:
+    """``NAME:OP:VALUE`` → (the condition node, the field errors name: ``attributes.NAME``)."""
     match = _CONDITION_RE.match(condition)
     if not match or match["op"] not in CONDITION_OPERATORS:
         raise ValidationFailed(
@@ -68,36 +47,24 @@ def attribute_condition_q(condition: str) -> Q:
             field="attribute",
         )
     name, op, raw = match["name"], match["op"], match["value"]
-    definition = AttributeDefinition.objects.filter(name=name).first()
-    if definition is None:
-        raise ValidationFailed(f"Unknown attribute '{name}'.", field=f"attributes.{name}")
+    field = f"attributes.{name}"
     if op == "exists":
-        present = Q(attributes__has_key=name)
-        return ~present if (raw or "true").lower() == "false" else present
+        return {"attribute": name, "op": "exists", "value": (raw or "true").lower() != "false"}, field
     if raw is None or raw == "":
-        raise ValidationFailed(f"Attribute condition '{condition}' needs a value.", field=f"attributes.{name}")
-    if op == "contains":
-        if definition.type == AttributeType.LIST:
-            return Q(attributes__contains={name: [_typed_item(raw)]})
-        return Q(IContains(KeyTextTransform(name, "attributes"), raw))
-    value = _typed(definition, raw)
-    if op == "eq":
-        return Q(attributes__contains={name: value})
-    if op == "not":
-        return ~Q(attributes__contains={name: value})
-    if definition.type not in (AttributeType.NUMBER, AttributeType.DATE, AttributeType.DATETIME):
-        raise ValidationFailed(
-            f"Attribute '{name}' is a {definition.type}; {op} needs a number or a date.", field=f"attributes.{name}"
-        )
-    return Q(COMPARISONS[op](KeyTransform(name, "attributes"), Value(value, output_field=JSONField())))
+        raise ValidationFailed(f"Attribute condition '{condition}' needs a value.", field=field)
+    return {"attribute": name, "op": op, "value": raw}, field
 
 
-def _typed_item(raw: str):
-    try:
-        number = float(raw)
-    except ValueError:
-        return raw
-    return int(number) if number.is_integer() else number
+class AttributeConditionFilter(django_filters.Filter):
+    """``attribute=NAME:OP:VALUE`` (repeatable): eq, not, gt, gte, lt, lte, contains, exists[:false]."""
+
+    field_class = MultiValueField
+
+    def filter(self, qs, value):
+        for condition in value or []:
+            tree, field = attribute_condition_tree(condition)
+            qs = condition_filter(qs, tree, field=field)
+        return qs
 
 
 class TagsFilter(django_filters.Filter):
@@ -109,51 +76,73 @@ class TagsFilter(django_filters.Filter):
         names = [name.strip() for item in value or [] for name in item.split(",") if name.strip()]
         if not names:
             return qs
-        found = dict(
-            Tag.objects.annotate(key=Lower("name")).filter(key__in={n.lower() for n in names}).values_list("key", "pk")
-        )
-        for name in names:
-            tag_id = found.get(name.lower())
-            if tag_id is None:
-                raise ValidationFailed(f"Unknown tag '{name}'.", field="tags", code="tag.not_found")
-            qs = qs.filter(Exists(ProfileTag.objects.filter(profile=OuterRef("pk"), tag_id=tag_id)))
-        return qs
+        return condition_filter(qs, {"all": [{"tag": name} for name in names]}, field="tags")
 
 
-class IdentifierFilter(django_filters.CharFilter):
-    """Exact match on any identifier the profile owns, normalised as writes are."""
+class NativeFilter(django_filters.CharFilter):
+    """One native field or identifier under one op (identifiers normalised as writes are; text case-insensitive)."""
 
-    def __init__(self, *args, kind: str, **kwargs):
-        self.kind = kind
+    def __init__(self, *args, api_field: str, op: str = "eq", **kwargs):
+        self.api_field = api_field
+        self.op = op
         super().__init__(*args, **kwargs)
 
     def filter(self, qs, value):
-        if not value:
+        if value in (None, ""):
             return qs
-        normalized = identifier_normalize(self.kind, value)
-        return qs.filter(identifiers__kind=self.kind, identifiers__value=normalized)
+        return condition_filter(qs, {"field": self.api_field, "op": self.op, "value": value}, field=self.field_name)
+
+
+class DateFilter(django_filters.IsoDateTimeFilter):
+    def __init__(self, *args, api_field: str, op: str, **kwargs):
+        self.api_field = api_field
+        self.op = op
+        super().__init__(*args, **kwargs)
+
+    def filter(self, qs, value):
+        if value is None:
+            return qs
+        return condition_filter(
+            qs, {"field": self.api_field, "op": self.op, "value": value.isoformat()}, field=self.field_name
+        )
+
+
+class SegmentFilter(django_filters.NumberFilter):
+    """``segment=ID``: the profiles the segment's tree selects (exact at once, not its membership rows)."""
+
+    def filter(self, qs, value):
+        if value is None:
+            return qs
+        if value != int(value) or value < 1:
+            raise ValidationFailed("segment takes a segment id.", field="segment")
+        return condition_filter(qs, {"segment": int(value)}, field="segment")
+
+
+def _native(name: str, op: str = "eq") -> NativeFilter:
+    return NativeFilter(api_field=name, op=op, field_name=name)
 
 
 class ProfileFilterSet(django_filters.FilterSet):
-    email = IdentifierFilter(kind="email")
-    phone = IdentifierFilter(kind="phone")
-    customId = IdentifierFilter(kind="customId")
-    uuid = IdentifierFilter(kind="uuid")
-    firstName = django_filters.CharFilter(field_name="first_name", lookup_expr="iexact")
-    lastName = django_filters.CharFilter(field_name="last_name", lookup_expr="iexact")
-    displayName = django_filters.CharFilter(field_name="display_name", lookup_expr="icontains")
-    city = django_filters.CharFilter(field_name="city", lookup_expr="iexact")
-    countryCode = django_filters.CharFilter(field_name="country_code", lookup_expr="iexact")
-    sex = django_filters.CharFilter(field_name="sex")
+    email = _native("email")
+    phone = _native("phone")
+    customId = _native("customId")
+    uuid = _native("uuid")
+    firstName = _native("firstName")
+    lastName = _native("lastName")
+    displayName = _native("displayName", "contains")
+    city = _native("city")
+    countryCode = _native("countryCode")
+    sex = _native("sex")
     anonymous = django_filters.ChoiceFilter(choices=[("true", "true"), ("false", "false")], method="filter_anonymous")
-    createdFrom = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    createdTo = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-    updatedFrom = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
-    updatedTo = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="lt")
-    lastActivityFrom = django_filters.IsoDateTimeFilter(field_name="last_activity_date", lookup_expr="gte")
-    lastActivityTo = django_filters.IsoDateTimeFilter(field_name="last_activity_date", lookup_expr="lt")
+    createdFrom = DateFilter(api_field="createdAt", op="gte", field_name="createdFrom")
+    createdTo = DateFilter(api_field="createdAt", op="lt", field_name="createdTo")
+    updatedFrom = DateFilter(api_field="updatedAt", op="gte", field_name="updatedFrom")
+    updatedTo = DateFilter(api_field="updatedAt", op="lt", field_name="updatedTo")
+    lastActivityFrom = DateFilter(api_field="lastActivityDate", op="gte", field_name="lastActivityFrom")
+    lastActivityTo = DateFilter(api_field="lastActivityDate", op="lt", field_name="lastActivityTo")
     attribute = AttributeConditionFilter()
     tags = TagsFilter()
+    segment = SegmentFilter(field_name="segment")
 
     class Meta:
         model = Profile
@@ -162,7 +151,7 @@ class ProfileFilterSet(django_filters.FilterSet):
     def filter_anonymous(self, qs, name, value):
         if not value:
             return qs
-        return qs.exclude(recognized_q()) if value == "true" else qs.filter(recognized_q())
+        return condition_filter(qs, {"field": "anonymous", "op": "eq", "value": value == "true"}, field="anonymous")
 
 
 def profiles_filter(params) -> QuerySet:
@@ -173,3 +162,6 @@ def profiles_filter(params) -> QuerySet:
         field, errors = next(iter(filterset.errors.items()))
         raise ValidationFailed(f"{field}: {' '.join(errors)}", field=field)
     return filterset.qs
+
+
+__all__ = ["OPS", "ProfileFilterSet", "attribute_condition_tree", "condition_filter", "profiles_filter"]

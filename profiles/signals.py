@@ -28,3 +28,9 @@ profile_unmerged = Signal()
 # - ``note_added(events: list[Event], source, actor)``: notes are timeline events themselves
 tags_changed = Signal()
 note_added = Signal()
+
+# Activity and commerce (what segments' live membership listens to):
+# - ``activity_recorded(profile_ids: list[int])``: custom events or orders moved these profiles' last activity
+# - ``rfm_recomputed(scored: int)``: the RFM scores and segments of the whole base were recomputed
+activity_recorded = Signal()
+rfm_recomputed = Signal()

@@ -24,6 +24,8 @@ from crm.actors import actor_display
 from crm.errors import DomainError
 from profiles import selectors
 from profiles.models import Event, EventAction, IdentifierKind, Profile, Tag
+from segments.expressions import profile_expressions
+from segments.services import profile_segments
 
 TIMELINE_PAGE = 25
 TAG_SUGGESTIONS = 200
@@ -397,5 +399,7 @@ def card_context(request, profile: Profile) -> dict[str, Any]:
             "merges": merge_rows(profile),
             "mail_blocked": mail_blocked,
             "recognized": not profile.anonymous,
+            "segments": profile_segments(profile_id=profile.pk),
+            "expressions": profile_expressions(profile),
         }
     }

@@ -34,10 +34,11 @@ from profiles import selectors
 from profiles.admin.card import card_context, card_permissions
 from profiles.admin.card_actions import CardActions
 from profiles.admin.forms import SOURCE, ProfileAddForm, ProfileForm, attribute_field_name, attribute_formfield
-from profiles.models import AttributeDefinition, Identifier, IdentifierKind, Profile, ProfileTag, Tag
+from profiles.models import AttributeDefinition, Identifier, IdentifierKind, Profile, Tag
 from profiles.models.profile import recognized_q
 from profiles.services import identifier_normalize, profile_delete
 from profiles.services.tags import tag_create, tags_add, tags_remove
+from segments.conditions import condition_compile
 
 MAX_CLIENT_ID = 2**63 - 1
 
@@ -105,10 +106,10 @@ class RecognizedFilter(admin.SimpleListFilter):
         return [("yes", "recognized"), ("no", "anonymous")]
 
     def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.recognized()
-        if self.value() == "no":
-            return queryset.anonymous()
+        if self.value() in ("yes", "no"):
+            return _admin_filter(
+                request, queryset, {"field": "anonymous", "op": "eq", "value": self.value() == "no"}, "recognized"
+            )
         return queryset
 
     def get_facet_counts(self, pk_attname, filtered_qs):
@@ -147,7 +148,7 @@ class TagFilter(NoFacetsMixin, admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() and self.value().isdigit():
-            return queryset.filter(pk__in=ProfileTag.objects.filter(tag_id=int(self.value())).values("profile_id"))
+            return _admin_filter(request, queryset, {"tagId": int(self.value())}, self.parameter_name)
         return queryset
 
 
@@ -198,15 +199,9 @@ class AgreementStateFilter(admin.ListFilter):
         return [self.parameter_name]
 
     def queryset(self, request, queryset):
-        from consents.models import ConsentState
-
-        for key, state in self.chosen.items():
-            decided = ConsentState.objects.filter(agreement__key=key)
-            if state == "none":
-                queryset = queryset.exclude(pk__in=decided.values("profile_id"))
-            else:
-                queryset = queryset.filter(pk__in=decided.filter(status=state).values("profile_id"))
-        return queryset
+        states = {"awaiting_confirmation": "awaiting"}
+        conditions = [{"agreement": key, "state": states.get(state, state)} for key, state in self.chosen.items()]
+        return _admin_filter(request, queryset, {"all": conditions}, self.parameter_name) if conditions else queryset
 
     def choices(self, changelist):
         yield {
@@ -259,9 +254,45 @@ class CityFilter(InputFilter):
 
     def queryset(self, request, queryset):
         if value := (self.value() or "").strip():
-            # Lower(city) = lower(value): the expression index on Lower("city") serves it.
-            return queryset.alias(_city=Lower("city")).filter(_city=value.lower())
+            # Compiles to lower(city) = lower(value): the expression index on Lower("city") serves it.
+            return _admin_filter(request, queryset, {"field": "city", "op": "eq", "value": value}, self.parameter_name)
         return queryset
+
+
+class SegmentListFilter(NoFacetsMixin, admin.SimpleListFilter):
+    """The profiles of a segment, evaluated from its tree (the same answer as its count)."""
+
+    title = "segment"
+    parameter_name = "segment"
+
+    def lookups(self, request, model_admin):
+        from segments.models import Segment
+
+        # Filters are built again for the facet counts: read the segments once per request.
+        if not hasattr(request, "_profile_segment_choices"):
+            request._profile_segment_choices = list(Segment.objects.order_by("name").values_list("pk", "name")[:200])
+        return [(str(pk), name) for pk, name in request._profile_segment_choices]
+
+    def queryset(self, request, queryset):
+        if self.value() and self.value().isdigit():
+            return _admin_filter(request, queryset, {"segment": int(self.value())}, self.parameter_name)
+        return queryset
+
+
+def _admin_filter(request, queryset, tree: dict, parameter: str):
+    """A list filter through the one filter language, compiled once per request (the filters run again for the
+    facet counts); a condition that no longer holds (a deleted tag or segment) is the admin's "invalid filter"
+    answer (a redirect with ?e=1), not a 500."""
+    from django.contrib.admin.options import IncorrectLookupParameters
+
+    cache = request.__dict__.setdefault("_profile_filter_q", {})
+    key = json.dumps(tree, sort_keys=True)
+    if key not in cache:
+        try:
+            cache[key] = condition_compile(tree, path=parameter)
+        except DomainError as exc:
+            raise IncorrectLookupParameters(exc.message) from None
+    return queryset.filter(cache[key])
 
 
 class DateRangeFilter(NoFacetsMixin, admin.DateFieldListFilter):
@@ -362,6 +393,7 @@ class ProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
     list_filter = [
         RecognizedFilter,
         TagFilter,
+        SegmentListFilter,
         AgreementStateFilter,
         CityFilter,
         ("created_at", DateRangeFilter),

@@ -21,6 +21,8 @@ class EventAction:
     NOTE_ADDED = "note.added"
     TRANSACTION_CHARGE = "transaction.charge"
     TRANSACTION_RETURN = "transaction.return"
+    SEGMENT_ENTERED = "segment.entered"
+    SEGMENT_LEFT = "segment.left"
 
     SYSTEM = frozenset(
         {
@@ -34,6 +36,8 @@ class EventAction:
             TAG_REMOVED,
             CONSENT_CHANGED,
             NOTE_ADDED,
+            SEGMENT_ENTERED,
+            SEGMENT_LEFT,
         }
     )
 

@@ -111,6 +111,7 @@ def profiles_touch(activity: dict[int, datetime]) -> None:
             """,
             [list(ids), list(times)],
         )
+    signals.activity_recorded.send(sender=Event, profile_ids=sorted(ids))
 
 
 # --- validation shared by events and transactions --------------------------------------------------

@@ -22,11 +22,13 @@ from django.tasks import task
 from crm.errors import DomainError, NotFound, ValidationFailed
 from crm.queues import BATCHES
 from privacy.tombstones import tombstone_check
+from profiles import signals
 from profiles.currencies import CODES
 from profiles.merge_registry import rows_move, rows_move_back
 from profiles.models import (
     EventAction,
     IdentifierKind,
+    ProfileCommerce,
     Transaction,
     TransactionStatus,
 )
@@ -440,4 +442,6 @@ def transactions_unmerge_step(ctx) -> list[str]:
 @task(queue_name=BATCHES)
 def rfm_recompute() -> int:
     """Re-score RFM for the whole customer base (enqueued after transaction writes; idempotent)."""
-    return rfm_recompute_all()
+    scored = rfm_recompute_all()
+    signals.rfm_recomputed.send(sender=ProfileCommerce, scored=scored)
+    return scored

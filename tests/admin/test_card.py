@@ -19,7 +19,7 @@ from profiles.services.tags import tag_create, tags_add
 roles = importlib.import_module("crm.migrations.0003_roles")
 export_roles = importlib.import_module("exports.migrations.0002_roles")
 
-CARD_MAX_QUERIES = 26
+CARD_MAX_QUERIES = 28  # the segments the profile is in, and the expressions to show
 
 
 def card_url(profile, **params):

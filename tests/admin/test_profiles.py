@@ -14,8 +14,9 @@ from tests.admin.utils import form_post_data
 
 LIST_URL = reverse("admin:profiles_profile_changelist")
 ADD_URL = reverse("admin:profiles_profile_add")
-# session, user, table estimate, page count, page rows, recognized counts, page tags, tag and agreement filter choices
-MAX_LIST_QUERIES = 10  # a search reads its exact identifier matches first (one indexed query)
+# session, user, table estimate, page count, page rows, recognized counts, page tags, tag, segment and agreement
+# filter choices
+MAX_LIST_QUERIES = 11  # a search reads its exact identifier matches first (one indexed query)
 
 
 def change_url(profile):
@@ -140,7 +141,8 @@ def test_a_large_table_is_counted_from_statistics_and_filter_counts_wait_to_be_a
     asked = admin_client.get(LIST_URL, {"_facets": "True"})
 
     assert response.context["cl"].result_count == 23  # ANALYZE saw every row of this small table
-    assert len(unfiltered_sql) == 7  # session, user, the estimate, the page's rows and tags, tag and agreement choices
+    # session, user, the estimate, the page's rows and tags, tag, segment and agreement choices
+    assert len(unfiltered_sql) == 8
     assert not any("COUNT(" in sql for sql in unfiltered_sql)
     assert "recognized (" not in response.text
     assert "Show counts" in response.text

@@ -133,6 +133,47 @@ def int_param(params, name: str, default: int, *, low: int, high: int) -> int:
     return value
 
 
+def list_ordering(sort_by: str | None) -> list:
+    if not sort_by:
+        return ["-id"]
+    name, descending = sort_by, False
+    if name.startswith("-"):
+        name, descending = name[1:], True
+    if ":" in name:
+        name, direction = name.split(":", 1)
+        descending = direction.lower() == "desc"
+    if name not in SORT_FIELDS:
+        raise ValidationFailed(f"sortBy must be one of {', '.join(SORT_FIELDS)}.", field="sortBy")
+    column = F(SORT_FIELDS[name])
+    tiebreak = F("id")
+    if descending:
+        return [column.desc(nulls_last=True), tiebreak.desc()]
+    return [column.asc(nulls_last=True), tiebreak.asc()]
+
+
+def profile_list_response(queryset, params) -> Response:
+    """One page of a profile list (``pageIndex``, ``pageSize``, ``sortBy``), never beyond LIST_MAX_RESULTS, with the
+    total in ``X-Total-Count`` (capped); shared by the lists and a segment's profiles."""
+    queryset = queryset.order_by(*list_ordering(params.get("sortBy")))
+    page_size = int_param(params, "pageSize", DEFAULT_PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
+    page_index = int_param(params, "pageIndex", 0, low=0, high=settings.LIST_MAX_RESULTS)
+    start = page_index * page_size
+    limit = settings.LIST_MAX_RESULTS
+    if start >= limit:
+        raise ValidationFailed(
+            f"At most {limit} profiles can be listed; narrow the filters instead of paging further.",
+            field="pageIndex",
+        )
+    ids = list(queryset.values_list("pk", flat=True)[start : min(start + page_size, limit)])
+    response = Response(profile_documents_by_ids(ids))
+    total = queryset.values("pk")[: limit + 1].count()
+    response["X-Total-Count"] = str(min(total, limit))
+    response["X-Total-Count-Capped"] = "true" if total > limit else "false"
+    response["X-Page-Index"] = str(page_index)
+    response["X-Page-Size"] = str(page_size)
+    return response
+
+
 class ClientListCreateView(SyneriseView):
     @extend_schema(
         operation_id="clients_list",
@@ -157,48 +198,14 @@ class ClientListCreateView(SyneriseView):
                 "filters[attributes.NAME][gt]=5 (eq, not, gt, gte, lt, lte, contains, exists)",
             ),
             OpenApiParameter("attribute", str, many=True, description="NAME:OP:VALUE, repeatable"),
+            OpenApiParameter("segment", int, description="only the profiles of this segment (its tree, exact)"),
         ],
         responses={200: ProfileListJson, **ERRORS},
     )
     @replica_reads()
     def get(self, request):
         params = _synerise_query(request.query_params)
-        queryset = profiles_filter(params).order_by(*self._ordering(params.get("sortBy")))
-        page_size = int_param(params, "pageSize", DEFAULT_PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
-        page_index = int_param(params, "pageIndex", 0, low=0, high=settings.LIST_MAX_RESULTS)
-        start = page_index * page_size
-        limit = settings.LIST_MAX_RESULTS
-        if start >= limit:
-            raise ValidationFailed(
-                f"At most {limit} profiles can be listed; narrow the filters instead of paging further.",
-                field="pageIndex",
-            )
-        ids = list(queryset.values_list("pk", flat=True)[start : min(start + page_size, limit)])
-        response = Response(profile_documents_by_ids(ids))
-        total = queryset.values("pk")[: limit + 1].count()
-        response["X-Total-Count"] = str(min(total, limit))
-        response["X-Total-Count-Capped"] = "true" if total > limit else "false"
-        response["X-Page-Index"] = str(page_index)
-        response["X-Page-Size"] = str(page_size)
-        return response
-
-    @staticmethod
-    def _ordering(sort_by: str | None) -> list:
-        if not sort_by:
-            return ["-id"]
-        name, descending = sort_by, False
-        if name.startswith("-"):
-            name, descending = name[1:], True
-        if ":" in name:
-            name, direction = name.split(":", 1)
-            descending = direction.lower() == "desc"
-        if name not in SORT_FIELDS:
-            raise ValidationFailed(f"sortBy must be one of {', '.join(SORT_FIELDS)}.", field="sortBy")
-        column = F(SORT_FIELDS[name])
-        tiebreak = F("id")
-        if descending:
-            return [column.desc(nulls_last=True), tiebreak.desc()]
-        return [column.asc(nulls_last=True), tiebreak.asc()]
+        return profile_list_response(profiles_filter(params), params)
 
     @extend_schema(
         operation_id="clients_create",
@@ -222,13 +229,34 @@ class ClientDetailView(SyneriseView):
         return profile_lookup(kind=LOOKUP_KINDS[self.kwargs["kind"]], value=self.kwargs["value"])
 
     @extend_schema(
-        tags=["Profiles"], summary="Get a profile", parameters=[API_VERSION], responses={200: ProfileJson, **ERRORS}
+        tags=["Profiles"],
+        summary="Get a profile",
+        parameters=[
+            API_VERSION,
+            OpenApiParameter(
+                "expand",
+                str,
+                description="'expressions' adds an expressions object: each admin-defined expression's value",
+            ),
+        ],
+        responses={200: ProfileJson, **ERRORS},
     )
     @replica_reads()
     def get(self, request, **kwargs):
         if "client_id" in self.kwargs:
-            return Response(profile_document_by_identifier(kind="clientId", value=self.kwargs["client_id"]))
-        return Response(profile_document_by_identifier(kind=LOOKUP_KINDS[kwargs["kind"]], value=kwargs["value"]))
+            kind, value = "clientId", self.kwargs["client_id"]
+        else:
+            kind, value = LOOKUP_KINDS[kwargs["kind"]], kwargs["value"]
+        expand = {part.strip() for part in request.query_params.get("expand", "").split(",") if part.strip()}
+        unknown = expand - {"expressions"}
+        if unknown:
+            raise ValidationFailed(f"expand takes 'expressions'; got '{sorted(unknown)[0]}'.", field="expand")
+        document = profile_document_by_identifier(kind=kind, value=value)
+        if "expressions" in expand:
+            from segments.expressions import expressions_document
+
+            document = {**document, "expressions": expressions_document(profile_lookup(kind=kind, value=value))}
+        return Response(document)
 
     @extend_schema(
         tags=["Profiles"],

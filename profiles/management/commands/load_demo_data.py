@@ -66,6 +66,20 @@ TAGS = [  # name, colour, description
     ("b2b", "#607d8b", "Buys for a company"),
     ("survey-2026", "#558b2f", "Answered the 2026 survey"),
 ]
+DEMO_SEGMENTS = [
+    ("VIP customers", {"tag": "vip"}),
+    ("Engaged this month", {"event": "page.visit", "op": "gte", "count": 5, "withinDays": 30}),
+    ("Big spenders", {"commerce": "totalSpent", "op": "gte", "value": 500}),
+    (
+        "Mailable, never ordered",
+        {"all": [{"agreement": "email", "state": "granted"}, {"commerce": "totalOrders", "op": "eq", "value": 0}]},
+    ),
+]
+DEMO_EXPRESSIONS = [  # name, label, expression, type, format
+    ("averageOrder", "Average order", "totalSpent / max(totalOrders, 1)", "number", "currency"),
+    ("visits30", "Visits, 30 days", 'events("page.visit", 30)', "number", "integer"),
+    ("browsesALot", "Browses a lot", 'events("page.visit", 30) > 5', "boolean", "yesno"),
+]
 USER_AGENTS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/142.0.0.0 Safari/537.36",
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 "
@@ -154,6 +168,7 @@ class Command(BaseCommand):
             if done % 10_000 == 0 or done == profiles:
                 self.stdout.write(f"  {done:,}/{profiles:,} profiles ({time.perf_counter() - started:.0f} s)")
         scored = rfm_recompute_all() if profiles else 0
+        self._segments_and_expressions()
         self.stdout.write(
             self.style.SUCCESS(
                 f"Loaded {profiles:,} demo profiles in {time.perf_counter() - started:.1f} s: {counts['events']:,} "
@@ -162,6 +177,23 @@ class Command(BaseCommand):
                 + (f" Showcase profile: clientId {showcase}." if showcase else "")
             )
         )
+
+    @staticmethod
+    def _segments_and_expressions() -> None:
+        """A few saved segments (filled now) and card expressions, once: the segments list and the card's right
+        column show something from the start."""
+        from segments.membership import segment_fill
+        from segments.models import Expression, Segment
+        from segments.services import segment_create
+
+        if not Segment.objects.exists():
+            for name, tree in DEMO_SEGMENTS:
+                segment_fill(segment=segment_create(name=name, tree=tree, actor=ACTOR))
+        if not Expression.objects.exists():
+            for position, (name, label, text, type_, fmt) in enumerate(DEMO_EXPRESSIONS):
+                Expression.objects.create(
+                    name=name, label=label, expression=text, type=type_, format=fmt, position=position
+                )
 
     # --- profiles ---------------------------------------------------------------------------------------
 

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "axes",
     "profiles",
     "consents",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -290,6 +291,19 @@ LIST_MAX_PAGE_SIZE = env_int("LIST_MAX_PAGE_SIZE", 1000)
 # the system events the signal receivers write (off only to measure their cost, benchmark B8).
 EVENT_FUTURE_TOLERANCE_SECONDS = env_int("EVENT_FUTURE_TOLERANCE_SECONDS", 300)
 SYSTEM_EVENTS_ENABLED = env_bool("SYSTEM_EVENTS_ENABLED", True)
+
+# --- Webhooks -------------------------------------------------------------------------------------
+# Seconds before attempt 1, 2, … of a message (Standard Webhooks' schedule: at once, 5 s, 5 min, 30 min,
+# 2 h, 5 h, 10 h, 10 h); after the last the message is given up. A subscription failing this long
+# without a success is disabled. Private, loopback and link-local targets only with the switch.
+WEBHOOK_RETRY_SCHEDULE = [
+    int(s) for s in env_list("WEBHOOK_RETRY_SCHEDULE", ["0", "5", "300", "1800", "7200", "18000", "36000", "36000"])
+]
+WEBHOOK_DISABLE_AFTER_SECONDS = env_int("WEBHOOK_DISABLE_AFTER_SECONDS", 5 * 24 * 3600)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 15)
+WEBHOOK_HTTP_THREADS = env_int("WEBHOOK_HTTP_THREADS", 16)
+WEBHOOKS_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", False)
+WEBHOOKS_ENABLED = env_bool("WEBHOOKS_ENABLED", True)
 
 # --- E-mail and consents --------------------------------------------------------------------------
 # Django 6.1's MAILERS (the EMAIL_* settings are deprecated). The console backend prints messages; set

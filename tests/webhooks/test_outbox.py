@@ -1,0 +1,152 @@
+"""Outbox rows: written by the receivers in the transaction of the change, one INSERT per change set."""
+
+import json
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from consents.services import consent_set
+from profiles.models import Profile
+from profiles.services import ProfileInput, profile_delete, profile_update
+from profiles.services.batch import profiles_upsert_many
+from profiles.services.tags import tag_create, tags_add
+from webhooks import segments
+from webhooks.models import EventType, Message, Subscription
+
+pytestmark = pytest.mark.django_db
+
+
+def payloads(subscription=None, type_=None):
+    queryset = Message.objects.order_by("id")
+    if subscription is not None:
+        queryset = queryset.filter(subscription=subscription)
+    if type_:
+        queryset = queryset.filter(event_type=type_)
+    return [json.loads(m.body) for m in queryset]
+
+
+def test_a_created_profile_is_recorded_with_its_document(subscribe, make_profile):
+    subscription, _ = subscribe([EventType.PROFILE_CREATED])
+    profile = make_profile(email="ada@example.com", first_name="Ada")
+    (message,) = Message.objects.all()
+    assert (message.subscription, message.profile_id, message.state) == (subscription, profile.pk, "pending")
+    assert message.webhook_id.startswith("msg_") and len(message.webhook_id) == 36
+    body = json.loads(message.body)
+    assert set(body) == {"type", "timestamp", "data"}
+    assert body["type"] == "profile.created"
+    assert body["timestamp"].endswith("Z")
+    data = body["data"]
+    assert data["clientId"] == profile.pk
+    assert data["actor"] == "tests"
+    assert data["profile"]["email"] == "ada@example.com"
+    assert data["profile"]["firstName"] == "Ada"
+
+
+def test_an_update_carries_the_changed_fields_old_and_new(subscribe, make_profile):
+    profile = make_profile(email="ada@example.com", first_name="Ada")
+    subscribe([EventType.PROFILE_UPDATED])
+    profile_update(profile=profile, data=ProfileInput(fields={"first_name": "Ida"}), source="api", actor="user:ola")
+    (body,) = payloads()
+    assert body["type"] == "profile.updated"
+    assert body["data"]["changes"]["firstName"] == {"old": "Ada", "new": "Ida"}
+    assert body["data"]["profile"]["firstName"] == "Ida"
+    assert body["data"]["actor"] == "user:ola"
+    assert body["data"]["source"] == "api"
+
+
+def test_only_subscribed_types_and_enabled_subscriptions_get_messages(subscribe, make_profile):
+    tags_only, _ = subscribe([EventType.TAG_ADDED])
+    everything, _ = subscribe()
+    off, _ = subscribe(enabled=False)
+    profile = make_profile(email="ada@example.com")
+    tags_add(profiles=[profile], tags=[tag_create(name="vip")], source="tests", actor="tests")
+    assert [b["type"] for b in payloads(tags_only)] == ["tag.added"]
+    assert [b["data"]["tag"]["name"] for b in payloads(tags_only)] == ["vip"]
+    assert {b["type"] for b in payloads(everything)} >= {"profile.created", "tag.added"}
+    assert payloads(off) == []
+
+
+def test_rolled_back_changes_leave_no_outbox_rows(subscribe, make_profile):
+    subscribe()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        make_profile(email="gone@example.com")
+        assert Message.objects.count() >= 1  # written inside the change's transaction...
+        raise RuntimeError("the change fails after the outbox row was written")
+    assert Message.objects.count() == 0  # ...and gone with it
+    assert not Profile.objects.filter(email="gone@example.com").exists()
+
+
+def test_a_batch_of_1000_changes_is_one_insert(subscribe):
+    subscribe([EventType.PROFILE_CREATED])
+    subscribe([EventType.PROFILE_CREATED, EventType.PROFILE_UPDATED])
+    items = [ProfileInput(identifiers={"email": f"p{i}@example.com"}) for i in range(1000)]
+    with CaptureQueriesContext(connection) as queries:
+        results = profiles_upsert_many(items=items, source="tests", actor="tests")
+    assert all(r.status == "created" for r in results)
+    inserts = [q["sql"] for q in queries.captured_queries if "INSERT INTO webhooks_message" in q["sql"]]
+    assert len(inserts) == 1
+    assert Message.objects.count() == 2000
+    # Messages keep the change order: ids follow the items.
+    first = Message.objects.filter(subscription=Subscription.objects.first()).order_by("id")
+    emails = [json.loads(m.body)["data"]["profile"]["email"] for m in first[:3]]
+    assert emails == ["p0@example.com", "p1@example.com", "p2@example.com"]
+
+
+def test_changes_made_with_an_ignored_key_are_not_sent_back(subscribe, api, write_key):
+    key, _ = write_key
+    looped, _ = subscribe([EventType.PROFILE_CREATED], ignore_keys=[key.prefix])
+    other, _ = subscribe([EventType.PROFILE_CREATED], ignore_keys=["abcdef12"])
+    response = api.post("/v4/clients", {"email": "loop@example.com"}, format="json")
+    assert response.status_code in (200, 201, 202), response.content
+    assert payloads(looped) == []
+    (body,) = payloads(other)
+    assert body["data"]["actor"] == f"api-key:{key.prefix}"  # lets receivers filter further
+
+
+def test_a_consent_change_names_the_agreement_states_and_ledger_record(subscribe, make_profile, email_agreement):
+    profile = make_profile(email="ada@example.com")
+    subscribe([EventType.CONSENT_CHANGED])
+    consent_set(profile=profile, agreement=email_agreement, state="granted", source="tests", actor="tests")
+    (body,) = payloads()
+    data = body["data"]
+    assert (data["clientId"], data["agreement"], data["new"]) == (profile.pk, "email", "granted")
+    assert data["old"] in (None, "denied", "withdrawn")
+    assert isinstance(data["recordId"], int)
+
+
+def test_an_erasure_message_carries_no_personal_data(subscribe, make_profile):
+    profile = make_profile(email="secret@example.com", first_name="Hidden")
+    subscribe([EventType.PROFILE_DELETED])
+    profile_delete(profile=profile, source="tests", actor="user:dpo")
+    (message,) = Message.objects.all()
+    assert "secret@example.com" not in message.body and "Hidden" not in message.body
+    body = json.loads(message.body)
+    assert body["type"] == "profile.deleted"
+    assert body["data"] == {"clientId": profile.pk, "actor": "user:dpo", "source": "tests", "requestId": ""}
+
+
+def test_a_segment_limited_subscription_gets_only_its_members(subscribe, make_profile, monkeypatch):
+    inside = make_profile(email="in@example.com")
+    outside = make_profile(email="out@example.com")
+    subscription, _ = subscribe([EventType.PROFILE_UPDATED])
+    Subscription.objects.filter(pk=subscription.pk).update(segment_id=7)
+    asked = []
+
+    def matches(segment_id, profile_ids):
+        asked.append((segment_id, profile_ids))
+        return {inside.pk}
+
+    monkeypatch.setattr(segments, "_segment_matches", matches)
+    for profile in (inside, outside):
+        profile_update(profile=profile, data=ProfileInput(fields={"city": "Kraków"}), source="tests", actor="tests")
+    assert [b["data"]["clientId"] for b in payloads()] == [inside.pk]
+    assert asked == [(7, [inside.pk]), (7, [outside.pk])]
+
+
+def test_without_segments_a_segment_limited_subscription_gets_nothing(subscribe, make_profile):
+    profile = make_profile(email="ada@example.com")
+    subscription, _ = subscribe([EventType.PROFILE_UPDATED])
+    Subscription.objects.filter(pk=subscription.pk).update(segment_id=7)
+    profile_update(profile=profile, data=ProfileInput(fields={"city": "Kraków"}), source="tests", actor="tests")
+    assert payloads() == []

@@ -1,0 +1,119 @@
+"""Webhook subscriptions, their messages (the outbox) and each message's delivery attempts."""
+
+from __future__ import annotations
+
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import Q
+
+from crm.crypto import EncryptedTextField
+
+__all__ = ["Attempt", "EventType", "Message", "MessageState", "Subscription"]
+
+
+class EventType(models.TextChoices):
+    PROFILE_CREATED = "profile.created"
+    PROFILE_UPDATED = "profile.updated"
+    PROFILE_IDENTIFIED = "profile.identified"
+    PROFILE_DELETED = "profile.deleted"
+    PROFILE_MERGED = "profile.merged"
+    PROFILE_UNMERGED = "profile.unmerged"
+    CONSENT_CHANGED = "consent.changed"
+    TAG_ADDED = "tag.added"
+    TAG_REMOVED = "tag.removed"
+    SEGMENT_ENTERED = "segment.entered"
+    SEGMENT_LEFT = "segment.left"
+    IMPORT_FINISHED = "import.finished"
+
+
+class Subscription(models.Model):
+    """A URL with the event types it receives, signed with its own secret (kept encrypted: we sign with it)."""
+
+    url = models.URLField(max_length=2000)
+    events = ArrayField(models.CharField(max_length=40, choices=EventType.choices))
+    # The segment whose members' changes alone are sent (null: every profile). An integer until the
+    # segments table exists; then a foreign key.
+    segment_id = models.BigIntegerField(null=True, blank=True)
+    ignore_keys = ArrayField(
+        models.CharField(max_length=16),
+        default=list,
+        blank=True,
+        help_text="API key prefixes whose changes are never sent here (loop prevention).",
+    )
+    enabled = models.BooleanField(default=True)
+    secret = EncryptedTextField(editable=False)
+    disabled_reason = models.CharField(max_length=300, blank=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    failing_since = models.DateTimeField(
+        null=True, blank=True, help_text="First failed attempt since the last success."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"{self.url} ({', '.join(self.events)})"
+
+
+class MessageState(models.TextChoices):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class Message(models.Model):
+    """One event for one subscription, with one ``webhook-id``; written in the transaction of the change.
+
+    Its id orders a profile's messages to a subscription: the next is sent only when the one before it
+    is delivered or given up.
+    """
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="messages")
+    webhook_id = models.CharField(max_length=64, unique=True)
+    event_type = models.CharField(max_length=40, choices=EventType.choices)
+    # No foreign key: a message outlives its profile (a merge or an erasure) and is never blocked by one.
+    profile_id = models.BigIntegerField(null=True, blank=True)
+    actor = models.CharField(max_length=256, blank=True)
+    body = models.TextField(help_text="The exact JSON sent (and signed), every attempt alike.")
+    state = models.CharField(max_length=16, choices=MessageState.choices, default=MessageState.PENDING)
+    attempt_count = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    manual = models.BooleanField(default=False, help_text="A resend is due: one attempt, no retries after it.")
+    created_at = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["next_attempt_at", "id"], condition=Q(state="pending"), name="webhooks_message_due"),
+            models.Index(
+                fields=["subscription", "profile_id", "id"],
+                condition=Q(state="pending"),
+                name="webhooks_message_profile_order",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.webhook_id}"
+
+
+class Attempt(models.Model):
+    """One HTTP request of a message: when, the answer's status, how long it took, what came back."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attempts")
+    attempted_at = models.DateTimeField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    response_excerpt = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["attempted_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.attempted_at:%Y-%m-%d %H:%M:%S} {self.status_code or self.error[:40]}"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300

@@ -1,0 +1,283 @@
+"""Receivers that record outbox messages from the services' signals, in the transaction of the change.
+
+They record; they decide nothing. Each signal costs one query for the subscriptions that want it and,
+when there is any, one INSERT for all its messages (``outbox_write``); profile events read the profiles'
+Synerise documents after the change in one more query. ``WEBHOOKS_ENABLED = False`` switches them off.
+"""
+
+from __future__ import annotations
+
+from django.dispatch import receiver
+from django.utils import timezone
+
+from crm.request_id import current_request_id
+from profiles import signals
+from webhooks.models import EventType
+from webhooks.services import OutboxEvent, outbox_enabled, outbox_write, subscriptions_for
+
+
+def _base(client_id, *, source: str, actor: str) -> dict:
+    return {"clientId": client_id, "actor": actor or "", "source": source or "", "requestId": current_request_id()}
+
+
+def _documents(profile_ids) -> dict[int, dict]:
+    from profiles.api.synerise.documents import profile_documents_by_ids
+
+    return {doc["clientId"]: doc for doc in profile_documents_by_ids(sorted(set(profile_ids)))}
+
+
+def _record(event_type: str, actor: str, build) -> None:
+    """Ask for the subscriptions first: with none, nothing is built."""
+    if not outbox_enabled():
+        return
+    subscriptions = subscriptions_for([event_type], actor=actor)
+    if subscriptions:
+        outbox_write(build(), subscriptions)
+
+
+def _profile_events(event_type: str, changes: dict[int, dict], *, source: str, actor: str) -> list[OutboxEvent]:
+    now = timezone.now()
+    documents = _documents(changes)
+    return [
+        OutboxEvent(
+            type=event_type,
+            profile_id=pid,
+            actor=actor,
+            time=now,
+            data={**_base(pid, source=source, actor=actor), "profile": documents.get(pid), "changes": diff},
+        )
+        for pid, diff in changes.items()
+        if pid in documents
+    ]
+
+
+@receiver(signals.profile_created, dispatch_uid="webhooks.profile_created")
+def on_profile_created(sender, *, profiles, source="", actor="", **kwargs):
+    _record(
+        EventType.PROFILE_CREATED,
+        actor,
+        lambda: _profile_events(EventType.PROFILE_CREATED, {p.pk: {} for p in profiles}, source=source, actor=actor),
+    )
+
+
+@receiver(signals.profile_changed, dispatch_uid="webhooks.profile_changed")
+def on_profile_changed(sender, *, changes, source="", actor="", **kwargs):
+    """``profile.updated`` per profile with a real change: each changed field's old and new value."""
+
+    def build():
+        real = {}
+        for profile_id, diff in changes:
+            fields = {name: {"old": old, "new": new} for name, (old, new) in diff.items() if old != new}
+            if fields:
+                real.setdefault(profile_id, {}).update(fields)
+        return _profile_events(EventType.PROFILE_UPDATED, real, source=source, actor=actor)
+
+    _record(EventType.PROFILE_UPDATED, actor, build)
+
+
+@receiver(signals.profile_identified, dispatch_uid="webhooks.profile_identified")
+def on_profile_identified(sender, *, profiles, source="", actor="", **kwargs):
+    _record(
+        EventType.PROFILE_IDENTIFIED,
+        actor,
+        lambda: _profile_events(EventType.PROFILE_IDENTIFIED, {p.pk: {} for p in profiles}, source=source, actor=actor),
+    )
+
+
+@receiver(signals.profile_deleted, dispatch_uid="webhooks.profile_deleted")
+def on_profile_deleted(sender, *, snapshots, source="", actor="", **kwargs):
+    """The erased profile's clientId and who erased it: no personal data."""
+    now = timezone.now()
+    _record(
+        EventType.PROFILE_DELETED,
+        actor,
+        lambda: [
+            OutboxEvent(
+                type=EventType.PROFILE_DELETED,
+                profile_id=snap["clientId"],
+                actor=actor,
+                time=now,
+                data=_base(snap["clientId"], source=source, actor=actor),
+            )
+            for snap in snapshots
+        ],
+    )
+
+
+@receiver(signals.profiles_merged, dispatch_uid="webhooks.profiles_merged")
+def on_profiles_merged(sender, *, survivor, merged, source="", actor="", **kwargs):
+    now = timezone.now()
+    _record(
+        EventType.PROFILE_MERGED,
+        actor,
+        lambda: [
+            OutboxEvent(
+                type=EventType.PROFILE_MERGED,
+                profile_id=survivor.pk,
+                actor=actor,
+                time=now,
+                data={
+                    **_base(survivor.pk, source=source, actor=actor),
+                    "survivorClientId": survivor.pk,
+                    "mergedClientId": snap.get("clientId"),
+                    "reason": snap.get("reason"),
+                },
+            )
+            for snap in merged
+        ],
+    )
+
+
+@receiver(signals.profile_unmerged, dispatch_uid="webhooks.profile_unmerged")
+def on_profile_unmerged(sender, *, survivor, restored, notes=(), source="", actor="", **kwargs):
+    now = timezone.now()
+    _record(
+        EventType.PROFILE_UNMERGED,
+        actor,
+        lambda: [
+            OutboxEvent(
+                type=EventType.PROFILE_UNMERGED,
+                profile_id=survivor.pk,
+                actor=actor,
+                time=now,
+                data={
+                    **_base(survivor.pk, source=source, actor=actor),
+                    "survivorClientId": survivor.pk,
+                    "restoredClientId": restored.pk,
+                    "notes": list(notes or []),
+                },
+            )
+        ],
+    )
+
+
+@receiver(signals.tags_changed, dispatch_uid="webhooks.tags_changed")
+def on_tags_changed(sender, *, changes, source="", actor="", **kwargs):
+    if not outbox_enabled():
+        return
+    subscriptions = subscriptions_for([EventType.TAG_ADDED, EventType.TAG_REMOVED], actor=actor)
+    if not subscriptions:
+        return
+    now = timezone.now()
+    events = []
+    for profile_id, added, removed in changes:
+        for event_type, tags in ((EventType.TAG_ADDED, added), (EventType.TAG_REMOVED, removed)):
+            events.extend(
+                OutboxEvent(
+                    type=event_type,
+                    profile_id=profile_id,
+                    actor=actor,
+                    time=now,
+                    data={**_base(profile_id, source=source, actor=actor), "tag": {"id": tag.pk, "name": tag.name}},
+                )
+                for tag in tags
+            )
+    outbox_write(events, subscriptions)
+
+
+def on_consent_changed(sender, *, changes, source="", actor="", **kwargs):
+    """Per decision: the agreement, the old and new state and the ledger record. A decision removed because
+    its profile was merged away sends nothing (the survivor's ``profile.merged`` covers it)."""
+    _record(
+        EventType.CONSENT_CHANGED,
+        actor,
+        lambda: [
+            OutboxEvent(
+                type=EventType.CONSENT_CHANGED,
+                profile_id=change.client_id,
+                actor=actor,
+                time=change.changed_at,
+                data={
+                    **_base(change.client_id, source=source, actor=actor),
+                    "agreement": change.agreement_key,
+                    "agreementId": change.agreement_id,
+                    "old": change.old_status or None,
+                    "new": change.new_status,
+                    "recordId": change.record_id,
+                },
+            )
+            for change in changes
+            if change.new_status
+        ],
+    )
+
+
+def _segment_document(segment) -> dict:
+    return {"id": segment.pk, "name": getattr(segment, "name", str(segment))}
+
+
+def on_segment_entered(sender, *, segment, profile_ids, source="", actor="", **kwargs):
+    """``segment.entered`` per profile that entered ``segment``."""
+    _segment_events(EventType.SEGMENT_ENTERED, segment, profile_ids, source=source, actor=actor)
+
+
+def on_segment_left(sender, *, segment, profile_ids, source="", actor="", **kwargs):
+    """``segment.left`` per profile that left ``segment``."""
+    _segment_events(EventType.SEGMENT_LEFT, segment, profile_ids, source=source, actor=actor)
+
+
+def _segment_events(event_type, segment, profile_ids, *, source, actor):
+    now = timezone.now()
+    document = _segment_document(segment)
+    _record(
+        event_type,
+        actor,
+        lambda: [
+            OutboxEvent(
+                type=event_type,
+                profile_id=pid,
+                actor=actor,
+                time=now,
+                data={**_base(pid, source=source, actor=actor), "segment": document},
+            )
+            for pid in profile_ids
+        ],
+    )
+
+
+def on_import_finished(sender, *, import_id, counts, source="", actor="", **kwargs):
+    """``import.finished``: the import's id, status and counts (no profile)."""
+    now = timezone.now()
+    _record(
+        EventType.IMPORT_FINISHED,
+        actor,
+        lambda: [
+            OutboxEvent(
+                type=EventType.IMPORT_FINISHED,
+                profile_id=None,
+                actor=actor,
+                time=now,
+                data={
+                    "clientId": None,
+                    "actor": actor or "",
+                    "source": source or "",
+                    "requestId": current_request_id(),
+                    "importId": import_id,
+                    "status": kwargs.get("status", ""),
+                    "counts": dict(counts or {}),
+                },
+            )
+        ],
+    )
+
+
+OPTIONAL = [
+    ("consents.signals", "consent_changed", on_consent_changed),
+    ("profiles.signals", "segment_entered", on_segment_entered),
+    ("profiles.signals", "segment_left", on_segment_left),
+    ("profiles.signals", "import_finished", on_import_finished),
+]
+
+
+def connect_optional() -> None:
+    """Receivers of signals other apps define (or will): consents, segments, imports."""
+    from importlib import import_module
+
+    for module_name, signal_name, handler in OPTIONAL:
+        try:
+            module = import_module(module_name)
+        except ImportError:
+            continue
+        signal = getattr(module, signal_name, None)
+        if signal is not None:
+            signal.connect(handler, dispatch_uid=f"webhooks.{signal_name}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +20,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: str
+    status: int = 0
 
     @property
     def json(self):
@@ -32,6 +34,7 @@ class Receiver:
         self.requests: list[Received] = []
         self.answers: deque[int] = deque()
         self.default = 200
+        self.delay = 0.0
         self.lock = threading.Lock()
         receiver = self
 
@@ -40,8 +43,10 @@ class Receiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length).decode()
                 with receiver.lock:
-                    receiver.requests.append(Received(self.path, dict(self.headers), body))
                     status = receiver.answers.popleft() if receiver.answers else receiver.default
+                    receiver.requests.append(Received(self.path, dict(self.headers), body, status))
+                if receiver.delay:
+                    time.sleep(receiver.delay)
                 self.send_response(status)
                 if status in (301, 302, 307):
                     self.send_header("Location", f"http://127.0.0.1:{receiver.port}/elsewhere")

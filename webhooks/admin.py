@@ -8,6 +8,7 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import ActionLocation
+from django.core.serializers.json import DjangoJSONEncoder
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
@@ -16,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 from crm.admin import ServiceAdminMixin, ServiceModelForm
 from crm.errors import DomainError
 from webhooks.models import EventType, Message, MessageState, Subscription
-from webhooks.services import message_resend, subscription_create, subscription_update
+from webhooks.services import event_payload, message_resend, subscription_create, subscription_update
 
 
 class CommaSeparated(forms.CharField):
@@ -121,9 +122,10 @@ class MessageAdmin(admin.ModelAdmin):
     """The delivery log: every message with its attempts (read-only); resend from the list or the message."""
 
     list_display = ["created_at", "event_type", "profile_id", "state", "attempt_count", "next_due", "subscription"]
-    list_filter = ["state", "event_type", "subscription"]
-    list_select_related = ["subscription"]
-    search_fields = ["=webhook_id", "=profile_id"]
+    list_filter = ["state", "event__event_type", "subscription"]
+    list_select_related = ["subscription", "event"]
+    search_fields = ["=profile_id"]
+    ordering = ["-id"]
     show_full_result_count = False
     actions = ["resend"]
     fields = [
@@ -158,13 +160,32 @@ class MessageAdmin(admin.ModelAdmin):
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
+    @admin.display(description="created", ordering="event__time")
+    def created_at(self, obj):
+        return obj.event.time
+
+    @admin.display(description="event type", ordering="event__event_type")
+    def event_type(self, obj):
+        return obj.event.event_type
+
+    @admin.display(description="actor")
+    def actor(self, obj):
+        return obj.event.actor
+
+    @admin.display(description="webhook-id")
+    def webhook_id(self, obj):
+        return obj.webhook_id
+
     @admin.display(description="next attempt")
     def next_due(self, obj):
         return obj.next_attempt_at if obj.state == MessageState.PENDING else "–"
 
     @admin.display(description="payload")
     def payload(self, obj):
-        return format_html("<pre class='webhook-payload'>{}</pre>", json.dumps(json.loads(obj.body), indent=2))
+        return format_html(
+            "<pre class='webhook-payload'>{}</pre>",
+            json.dumps(event_payload(obj.event), indent=2, ensure_ascii=False, cls=DjangoJSONEncoder),
+        )
 
     @admin.display(description="attempts")
     def attempts_table(self, obj):
@@ -198,9 +219,9 @@ class MessageAdmin(admin.ModelAdmin):
     )
     def resend(self, request, queryset):
         done, refused = 0, []
-        for message in queryset.only("pk", "subscription_id"):
+        for message_id, subscription_id in queryset.values_list("pk", "subscription_id"):
             try:
-                message_resend(subscription_id=message.subscription_id, message_id=message.pk)
+                message_resend(subscription_id=subscription_id, message_id=message_id)
                 done += 1
             except DomainError as exc:
                 refused.append(exc.message)

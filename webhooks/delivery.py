@@ -30,7 +30,8 @@ from django.utils import timezone
 from standardwebhooks import Webhook
 
 from crm.errors import DomainError
-from webhooks.models import Attempt, Subscription
+from webhooks.models import Attempt, Event, Subscription, webhook_id_of
+from webhooks.services import event_body
 from webhooks.targets import Target, target_resolve
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ USER_AGENT = "crm-webhooks/1"
 DEFAULT_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
 
 CLAIM_SQL = """
-SELECT m.id, m.subscription_id, m.webhook_id, m.body, m.attempt_count, m.manual
+SELECT m.id, m.subscription_id, m.event_id, m.uid, m.attempt_count, m.manual
 FROM webhooks_message m
 JOIN webhooks_subscription s ON s.id = m.subscription_id AND s.enabled
 WHERE m.state = 'pending' AND m.next_attempt_at <= %(now)s
@@ -73,10 +74,14 @@ def retry_schedule() -> tuple[int, ...]:
 class Claimed:
     id: int
     subscription_id: int
-    webhook_id: str
-    body: str
+    event_id: int
+    uid: object
     attempt_count: int
     manual: bool
+
+    @property
+    def webhook_id(self) -> str:
+        return webhook_id_of(self.uid)
 
 
 @dataclass
@@ -194,13 +199,13 @@ def deliver_due(*, now: datetime | None = None, limit: int = 20) -> int:
         if not claimed:
             return 0
         subscriptions = Subscription.objects.in_bulk({c.subscription_id for c in claimed})
+        events = Event.objects.in_bulk({c.event_id for c in claimed})
+        bodies = {event_id: event_body(event) for event_id, event in events.items()}
         jobs = []
         for message in claimed:
-            subscription = subscriptions[message.subscription_id]
-            headers = signed_headers(
-                secret=subscription.secret, webhook_id=message.webhook_id, body=message.body, at=now
-            )
-            jobs.append(_pool().submit(http_send, url=subscription.url, body=message.body, headers=headers))
+            subscription, body = subscriptions[message.subscription_id], bodies[message.event_id]
+            headers = signed_headers(secret=subscription.secret, webhook_id=message.webhook_id, body=body, at=now)
+            jobs.append(_pool().submit(http_send, url=subscription.url, body=body, headers=headers))
         outcomes = [job.result() for job in jobs]
         _record(now, claimed, outcomes, subscriptions)
     return len(claimed)

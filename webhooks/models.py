@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
 from crm.crypto import EncryptedTextField
 
-__all__ = ["Attempt", "EventType", "Message", "MessageState", "Subscription"]
+__all__ = ["Attempt", "Event", "EventType", "Message", "MessageState", "Subscription"]
 
 
 class EventType(models.TextChoices):
@@ -63,6 +65,25 @@ class MessageState(models.TextChoices):
     FAILED = "failed"
 
 
+class Event(models.Model):
+    """One change as the webhooks tell it, written once whatever the number of subscriptions it goes to.
+
+    ``data`` is the payload's ``data`` without the profile document; ``snapshot`` keeps the profile as it was
+    right after the change (its row and extras, taken in the same INSERT), from which each attempt renders
+    the document, so every attempt of a message sends the same body.
+    """
+
+    event_type = models.CharField(max_length=40, choices=EventType.choices)
+    profile_id = models.BigIntegerField(null=True, blank=True)
+    actor = models.CharField(max_length=256, blank=True)
+    time = models.DateTimeField()
+    data = models.JSONField(default=dict)
+    snapshot = models.JSONField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.profile_id or ''}".strip()
+
+
 class Message(models.Model):
     """One event for one subscription, with one ``webhook-id``; written in the transaction of the change.
 
@@ -70,22 +91,22 @@ class Message(models.Model):
     is delivered or given up.
     """
 
-    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="messages")
-    webhook_id = models.CharField(max_length=64, unique=True)
-    event_type = models.CharField(max_length=40, choices=EventType.choices)
-    # No foreign key: a message outlives its profile (a merge or an erasure) and is never blocked by one.
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="messages", db_index=False)
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="messages", db_index=False)
+    # Random, so unique without an index (which would cost every outbox INSERT); sent as ``msg_<hex>``.
+    uid = models.UUIDField(default=uuid.uuid4, editable=False)
+    # The event's profile, copied for the per-profile order. No foreign key: a message outlives its
+    # profile (a merge, an erasure) and is never blocked by one.
     profile_id = models.BigIntegerField(null=True, blank=True)
-    actor = models.CharField(max_length=256, blank=True)
-    body = models.TextField(help_text="The exact JSON sent (and signed), every attempt alike.")
     state = models.CharField(max_length=16, choices=MessageState.choices, default=MessageState.PENDING)
     attempt_count = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     manual = models.BooleanField(default=False, help_text="A resend is due: one attempt, no retries after it.")
-    created_at = models.DateTimeField()
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
+            models.Index(fields=["subscription", "id"], name="webhooks_message_log"),
             models.Index(fields=["next_attempt_at", "id"], condition=Q(state="pending"), name="webhooks_message_due"),
             models.Index(
                 fields=["subscription", "profile_id", "id"],
@@ -95,7 +116,15 @@ class Message(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.event_type} {self.webhook_id}"
+        return self.webhook_id
+
+    @property
+    def webhook_id(self) -> str:
+        return webhook_id_of(self.uid)
+
+
+def webhook_id_of(uid) -> str:
+    return f"msg_{uuid.UUID(str(uid)).hex}"
 
 
 class Attempt(models.Model):

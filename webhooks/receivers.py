@@ -1,8 +1,8 @@
 """Receivers that record outbox messages from the services' signals, in the transaction of the change.
 
 They record; they decide nothing. Each signal costs one query for the subscriptions that want it and,
-when there is any, one INSERT for all its messages (``outbox_write``); profile events read the profiles'
-Synerise documents after the change in one more query. ``WEBHOOKS_ENABLED = False`` switches them off.
+when there is any, one statement for all its messages (``outbox_write``), which also snapshots the changed
+profiles for their documents. ``WEBHOOKS_ENABLED = False`` switches them off.
 """
 
 from __future__ import annotations
@@ -20,12 +20,6 @@ def _base(client_id, *, source: str, actor: str) -> dict:
     return {"clientId": client_id, "actor": actor or "", "source": source or "", "requestId": current_request_id()}
 
 
-def _documents(profile_ids) -> dict[int, dict]:
-    from profiles.api.synerise.documents import profile_documents_by_ids
-
-    return {doc["clientId"]: doc for doc in profile_documents_by_ids(sorted(set(profile_ids)))}
-
-
 def _record(event_type: str, actor: str, build) -> None:
     """Ask for the subscriptions first: with none, nothing is built."""
     if not outbox_enabled():
@@ -37,17 +31,16 @@ def _record(event_type: str, actor: str, build) -> None:
 
 def _profile_events(event_type: str, changes: dict[int, dict], *, source: str, actor: str) -> list[OutboxEvent]:
     now = timezone.now()
-    documents = _documents(changes)
     return [
         OutboxEvent(
             type=event_type,
             profile_id=pid,
             actor=actor,
             time=now,
-            data={**_base(pid, source=source, actor=actor), "profile": documents.get(pid), "changes": diff},
+            data={**_base(pid, source=source, actor=actor), "changes": diff},
+            document=True,
         )
         for pid, diff in changes.items()
-        if pid in documents
     ]
 
 

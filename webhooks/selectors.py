@@ -41,9 +41,9 @@ def subscription_messages(*, subscription_id: int, cursor: str | None = None, li
     if cursor:
         queryset = queryset.filter(pk__lt=_cursor_decode(cursor))
     messages = list(
-        queryset.order_by("-id").prefetch_related(
-            Prefetch("attempts", queryset=Attempt.objects.order_by("attempted_at", "id"))
-        )[: limit + 1]
+        queryset.order_by("-id")
+        .select_related("event")
+        .prefetch_related(Prefetch("attempts", queryset=Attempt.objects.order_by("attempted_at", "id")))[: limit + 1]
     )
     more = len(messages) > limit
     messages = messages[:limit]

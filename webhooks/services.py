@@ -23,7 +23,9 @@ from django.utils import timezone
 
 from crm.errors import Conflict, NotFound, ValidationFailed
 from crm.models import ApiKey
-from webhooks.models import EventType, Message, MessageState, Subscription
+from profiles.api.synerise.documents import profile_document_from_snapshot
+from profiles.selectors import profile_snapshot_params, profile_snapshot_sql
+from webhooks.models import Event, EventType, Message, MessageState, Subscription
 from webhooks.segments import segment_exists, subscription_segment_filter
 from webhooks.targets import target_resolve
 
@@ -140,13 +142,15 @@ def message_resend(*, subscription_id: int, message_id: int, now: datetime | Non
 
 @dataclass
 class OutboxEvent:
-    """One event about to be recorded for every subscription that wants it."""
+    """One event about to be recorded for every subscription that wants it; ``document``: the payload gets
+    the profile's Synerise document as it is right after the change (snapshot taken in the INSERT)."""
 
     type: str
     profile_id: int | None
     data: dict[str, Any]
     actor: str = ""
     time: datetime = field(default_factory=timezone.now)
+    document: bool = False
 
 
 def _timestamp(value: datetime) -> str:
@@ -171,8 +175,32 @@ def subscriptions_for(event_types: Iterable[str], *, actor: str = "") -> list[Su
     return list(queryset.only("pk", "events", "segment_id", "ignore_keys"))
 
 
+OUTBOX_SQL = f"""
+WITH r AS MATERIALIZED (
+    SELECT nextval(pg_get_serial_sequence('webhooks_event', 'id')) AS id, q.*
+    FROM (SELECT * FROM json_to_recordset(%(rows)s::json)
+                 AS j(o int, t text, pid bigint, a text, n timestamptz, d jsonb, x boolean, s bigint[])
+          ORDER BY j.o) AS q
+),
+e AS (
+    INSERT INTO webhooks_event (id, event_type, profile_id, actor, time, data, snapshot)
+    SELECT r.id, r.t, r.pid, r.a, r.n, r.d, CASE WHEN r.x THEN {profile_snapshot_sql("r.pid")} END FROM r
+),
+m AS (
+    INSERT INTO webhooks_message
+           (event_id, subscription_id, uid, profile_id, state, attempt_count, next_attempt_at, manual)
+    SELECT r.id, s.id, gen_random_uuid(), r.pid, 'pending', 0, r.n, false
+    FROM r CROSS JOIN LATERAL unnest(r.s) WITH ORDINALITY AS s(id, k)
+    ORDER BY r.id, s.k
+    RETURNING 1
+)
+SELECT count(*), pg_notify('{NOTIFY_CHANNEL}', '') FROM m
+"""  # noqa: S608
+
+
 def outbox_write(events: Sequence[OutboxEvent], subscriptions: Sequence[Subscription] | None = None) -> int:
-    """Record messages for ``events`` in one INSERT; returns how many.
+    """Record messages for ``events`` in one statement (events, their snapshots and messages); returns how many
+    messages.
 
     Each event goes to the enabled subscriptions of its type that do not ignore its actor's API key and,
     for a segment-limited subscription, whose segment holds its profile now (evaluated once per
@@ -208,38 +236,33 @@ def outbox_write(events: Sequence[OutboxEvent], subscriptions: Sequence[Subscrip
                 or event.profile_id in members[s.pk]
             )
         ]
-        if not targets:
-            continue
-        body = json.dumps(
-            {"type": event.type, "timestamp": _timestamp(event.time), "data": event.data},
-            cls=DjangoJSONEncoder,
-            separators=(",", ":"),
-            ensure_ascii=False,
-        )
-        row = {"o": len(rows), "t": event.type, "p": event.profile_id, "a": event.actor[:256], "b": body}
-        rows.append({**row, "n": event.time.isoformat(), "s": targets})
+        if targets:
+            data = {**event.data, "profile": None} if event.document else event.data  # null: the profile is gone
+            row = {"o": len(rows), "t": event.type, "pid": event.profile_id, "a": event.actor[:256], "d": data}
+            rows.append({**row, "n": event.time.isoformat(), "x": event.document, "s": targets})
     if not rows:
         return 0
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""
-            WITH inserted AS (
-                INSERT INTO webhooks_message
-                       (webhook_id, subscription_id, event_type, profile_id, actor, body, state, attempt_count,
-                        next_attempt_at, created_at, manual)
-                SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), s.id, e.t, e.p, e.a, e.b, 'pending', 0,
-                       e.n, e.n, false
-                FROM json_to_recordset(%s::json)
-                     AS e(o bigint, t text, p bigint, a text, b text, n timestamptz, s bigint[])
-                     CROSS JOIN LATERAL unnest(e.s) WITH ORDINALITY AS s(id, k)
-                ORDER BY e.o, s.k
-                RETURNING 1
-            )
-            SELECT count(*), pg_notify('{NOTIFY_CHANNEL}', '') FROM inserted
-            """,  # noqa: S608
-            [json.dumps(rows, separators=(",", ":"), ensure_ascii=False)],
+            OUTBOX_SQL,
+            {"rows": json.dumps(rows, cls=DjangoJSONEncoder, separators=(",", ":")), **profile_snapshot_params()},
         )
         return cursor.fetchone()[0]
+
+
+def event_payload(event: Event) -> dict[str, Any]:
+    """The JSON a message sends: ``type``, ``timestamp`` and ``data`` (the profile's document rendered from the
+    event's snapshot, when it has one)."""
+    data = dict(event.data)
+    if event.snapshot is not None:
+        data["profile"] = profile_document_from_snapshot(event.snapshot)
+    first = {key: data.pop(key) for key in ("clientId", "actor", "source", "requestId", "profile") if key in data}
+    return {"type": event.event_type, "timestamp": _timestamp(event.time), "data": {**first, **data}}
+
+
+def event_body(event: Event) -> str:
+    """The exact bytes sent and signed: the same for every attempt of a message."""
+    return json.dumps(event_payload(event), cls=DjangoJSONEncoder, separators=(",", ":"), ensure_ascii=False)
 
 
 def _notify() -> None:

@@ -13,17 +13,18 @@ from profiles.services.batch import profiles_upsert_many
 from profiles.services.tags import tag_create, tags_add
 from webhooks import segments
 from webhooks.models import EventType, Message, Subscription
+from webhooks.services import event_body
 
 pytestmark = pytest.mark.django_db
 
 
 def payloads(subscription=None, type_=None):
-    queryset = Message.objects.order_by("id")
+    queryset = Message.objects.select_related("event").order_by("id")
     if subscription is not None:
         queryset = queryset.filter(subscription=subscription)
     if type_:
-        queryset = queryset.filter(event_type=type_)
-    return [json.loads(m.body) for m in queryset]
+        queryset = queryset.filter(event__event_type=type_)
+    return [json.loads(event_body(m.event)) for m in queryset]
 
 
 def test_a_created_profile_is_recorded_with_its_document(subscribe, make_profile):
@@ -32,7 +33,7 @@ def test_a_created_profile_is_recorded_with_its_document(subscribe, make_profile
     (message,) = Message.objects.all()
     assert (message.subscription, message.profile_id, message.state) == (subscription, profile.pk, "pending")
     assert message.webhook_id.startswith("msg_") and len(message.webhook_id) == 36
-    body = json.loads(message.body)
+    body = json.loads(event_body(message.event))
     assert set(body) == {"type", "timestamp", "data"}
     assert body["type"] == "profile.created"
     assert body["timestamp"].endswith("Z")
@@ -89,7 +90,7 @@ def test_a_batch_of_1000_changes_is_one_insert(subscribe):
     assert Message.objects.count() == 2000
     # Messages keep the change order: ids follow the items.
     first = Message.objects.filter(subscription=Subscription.objects.first()).order_by("id")
-    emails = [json.loads(m.body)["data"]["profile"]["email"] for m in first[:3]]
+    emails = [json.loads(event_body(m.event))["data"]["profile"]["email"] for m in first[:3]]
     assert emails == ["p0@example.com", "p1@example.com", "p2@example.com"]
 
 
@@ -120,8 +121,8 @@ def test_an_erasure_message_carries_no_personal_data(subscribe, make_profile):
     subscribe([EventType.PROFILE_DELETED])
     profile_delete(profile=profile, source="tests", actor="user:dpo")
     (message,) = Message.objects.all()
-    assert "secret@example.com" not in message.body and "Hidden" not in message.body
-    body = json.loads(message.body)
+    assert "secret@example.com" not in event_body(message.event) and "Hidden" not in event_body(message.event)
+    body = json.loads(event_body(message.event))
     assert body["type"] == "profile.deleted"
     assert body["data"] == {"clientId": profile.pk, "actor": "user:dpo", "source": "tests", "requestId": ""}
 
@@ -150,3 +151,14 @@ def test_without_segments_a_segment_limited_subscription_gets_nothing(subscribe,
     Subscription.objects.filter(pk=subscription.pk).update(segment_id=7)
     profile_update(profile=profile, data=ProfileInput(fields={"city": "Kraków"}), source="tests", actor="tests")
     assert payloads() == []
+
+
+def test_the_document_is_the_profile_right_after_the_change_not_later(subscribe, make_profile):
+    subscribe([EventType.PROFILE_CREATED])
+    profile = make_profile(email="ada@example.com", first_name="Ada")
+    profile_update(profile=profile, data=ProfileInput(fields={"first_name": "Ida"}), source="tests", actor="tests")
+    (body,) = payloads()
+    assert body["data"]["profile"]["firstName"] == "Ada"  # as created; the later update is its own event
+    profile.delete()
+    (body,) = payloads()
+    assert body["data"]["profile"]["email"] == "ada@example.com"  # kept with the message

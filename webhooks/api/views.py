@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -16,6 +14,7 @@ from profiles.api.synerise.views import API_VERSION, ERRORS, SyneriseView, int_p
 from webhooks.models import EventType, Message, Subscription
 from webhooks.selectors import subscription_messages
 from webhooks.services import (
+    event_payload,
     message_resend,
     subscription_create,
     subscription_delete,
@@ -126,15 +125,15 @@ def message_document(message: Message) -> dict:
     return {
         "id": message.pk,
         "webhookId": message.webhook_id,
-        "type": message.event_type,
+        "type": message.event.event_type,
         "clientId": message.profile_id,
-        "actor": message.actor,
+        "actor": message.event.actor,
         "state": message.state,
         "attemptCount": message.attempt_count,
         "nextAttemptAt": _iso(message.next_attempt_at) if message.state == "pending" else None,
-        "createdAt": _iso(message.created_at),
+        "createdAt": _iso(message.event.time),
         "deliveredAt": _iso(message.delivered_at),
-        "payload": json.loads(message.body),
+        "payload": event_payload(message.event),
         "attempts": [
             {
                 "time": _iso(a.attempted_at),
@@ -257,5 +256,5 @@ class WebhookResendView(WebhookView):
     )
     def post(self, request, webhook_id: int, message_id: int):
         message = message_resend(subscription_id=webhook_id, message_id=message_id)
-        message = Message.objects.prefetch_related("attempts").get(pk=message.pk)
+        message = Message.objects.select_related("event").prefetch_related("attempts").get(pk=message.pk)
         return Response(message_document(message), status=202)

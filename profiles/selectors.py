@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, JSONField, Max, Min, Q
+from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
 from crm.errors import NotFound, ValidationFailed
@@ -361,54 +361,18 @@ def _profiles_with_extras(where: str, params: dict) -> list[tuple[Profile, Profi
         for i, convert in converters:
             values[i] = convert(values[i], None, connection)
         profile = Profile.from_db(connection.alias, _profile_attnames(), values)
-        result.append((profile, _extras(row[n], row[n + 1], row[n + 2])))
+        previous, tags, consents = row[n], row[n + 1], row[n + 2]
+        if isinstance(consents, str):  # json is handed over as text where the driver is told to
+            consents = json.loads(consents)
+        agreements = dict.fromkeys(DEFAULT_KEYS, False)
+        custom = {}
+        for key, is_default, status in consents:
+            if is_default:
+                agreements[key] = True
+            else:
+                custom[key] = status == ConsentStatus.GRANTED
+        result.append((profile, ProfileExtras(list(previous), list(tags), agreements, custom)))
     return result
-
-
-def _extras(previous, tags, consents) -> ProfileExtras:
-    from consents.models import ConsentStatus
-    from consents.selectors import DEFAULT_KEYS
-
-    if isinstance(consents, str):  # json is handed over as text where the driver is told to
-        consents = json.loads(consents)
-    agreements = dict.fromkeys(DEFAULT_KEYS, False)
-    custom = {}
-    for key, is_default, status in consents:
-        if is_default:
-            agreements[key] = True
-        else:
-            custom[key] = status == ConsentStatus.GRANTED
-    return ProfileExtras(list(previous), list(tags), agreements, custom)
-
-
-# --- snapshots: a profile and its extras as they were, kept in one jsonb value --------------------------
-
-
-def profile_snapshot_sql(profile_id: str) -> str:
-    """A SQL expression: the profile whose id is the SQL expression ``profile_id``, with its document's extras,
-    as one jsonb value (NULL when there is no such profile). It takes the named parameters of
-    ``profile_snapshot_params``. Records that must show a document as it was when they were written (webhook
-    messages) store it in the same INSERT; ``profile_from_snapshot`` reads it back."""
-    return f"(SELECT jsonb_build_array(to_jsonb(p), {_EXTRAS_SQL}) FROM profiles_profile p WHERE p.id = {profile_id})"  # noqa: S608
-
-
-def profile_snapshot_params() -> dict:
-    from consents.models import ConsentStatus
-    from consents.selectors import DEFAULT_KEYS
-
-    return {"defaults": list(DEFAULT_KEYS), "granted": ConsentStatus.GRANTED.value}
-
-
-def profile_from_snapshot(snapshot: list) -> tuple[Profile, ProfileExtras]:
-    """The profile and extras of a ``profile_snapshot_sql`` value."""
-    row, previous, tags, consents = snapshot
-    values = []
-    for f in Profile._meta.concrete_fields:
-        value = row.get(f.column)
-        if value is not None and not isinstance(f, JSONField):
-            value = f.to_python(value)
-        values.append(value)
-    return profile_from_row(values), _extras(previous or [], tags or [], consents or [])
 
 
 def profiles_versions(ids: Iterable[int]) -> dict[int, tuple[Profile, str]]:

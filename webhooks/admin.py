@@ -17,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 from crm.admin import ServiceAdminMixin, ServiceModelForm
 from crm.errors import DomainError
 from webhooks.models import EventType, Message, MessageState, Subscription
-from webhooks.services import event_payload, message_resend, subscription_create, subscription_update
+from webhooks.services import events_payloads, message_resend, subscription_create, subscription_update
 
 
 class CommaSeparated(forms.CharField):
@@ -184,7 +184,7 @@ class MessageAdmin(admin.ModelAdmin):
     def payload(self, obj):
         return format_html(
             "<pre class='webhook-payload'>{}</pre>",
-            json.dumps(event_payload(obj.event), indent=2, ensure_ascii=False, cls=DjangoJSONEncoder),
+            json.dumps(events_payloads([obj.event])[obj.event_id], indent=2, ensure_ascii=False, cls=DjangoJSONEncoder),
         )
 
     @admin.display(description="attempts")

@@ -31,7 +31,7 @@ from standardwebhooks import Webhook
 
 from crm.errors import DomainError
 from webhooks.models import Attempt, Event, Subscription, webhook_id_of
-from webhooks.services import event_body
+from webhooks.services import events_render, outbox_fan_out
 from webhooks.targets import Target, target_resolve
 
 logger = logging.getLogger(__name__)
@@ -194,13 +194,13 @@ def deliver_due(*, now: datetime | None = None, limit: int = 20) -> int:
     ``now`` is the clock for the due check, the signatures and the retry times (tests move it).
     """
     now = now or timezone.now()
+    outbox_fan_out()
     with transaction.atomic():
         claimed = _claim(now, limit)
         if not claimed:
             return 0
         subscriptions = Subscription.objects.in_bulk({c.subscription_id for c in claimed})
-        events = Event.objects.in_bulk({c.event_id for c in claimed})
-        bodies = {event_id: event_body(event) for event_id, event in events.items()}
+        bodies = events_render(Event.objects.filter(pk__in={c.event_id for c in claimed}))
         jobs = []
         for message in claimed:
             subscription, body = subscriptions[message.subscription_id], bodies[message.event_id]

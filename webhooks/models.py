@@ -66,11 +66,13 @@ class MessageState(models.TextChoices):
 
 
 class Event(models.Model):
-    """One change as the webhooks tell it, written once whatever the number of subscriptions it goes to.
+    """The outbox row: one change as the webhooks tell it, written in the transaction of the change (one INSERT
+    per change set), with the subscriptions it goes to. The worker turns it into one message per subscription
+    (``fanned_out``) after the commit.
 
-    ``data`` is the payload's ``data`` without the profile document; ``snapshot`` keeps the profile as it was
-    right after the change (its row and extras, taken in the same INSERT), from which each attempt renders
-    the document, so every attempt of a message sends the same body.
+    ``data`` is the payload's ``data`` as known at the change (ids, actor, request id, the changed fields);
+    ``body`` is the JSON sent, rendered once at the first attempt (with the profile's document then) and sent
+    unchanged by every later attempt and resend.
     """
 
     event_type = models.CharField(max_length=40, choices=EventType.choices)
@@ -78,7 +80,13 @@ class Event(models.Model):
     actor = models.CharField(max_length=256, blank=True)
     time = models.DateTimeField()
     data = models.JSONField(default=dict)
-    snapshot = models.JSONField(null=True, blank=True)
+    document = models.BooleanField(default=False, help_text="The payload carries the profile's document.")
+    subscription_ids = ArrayField(models.BigIntegerField(), default=list)
+    fanned_out = models.BooleanField(default=False)
+    body = models.TextField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["id"], condition=Q(fanned_out=False), name="webhooks_event_fan_out")]
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.profile_id or ''}".strip()

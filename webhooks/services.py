@@ -23,8 +23,6 @@ from django.utils import timezone
 
 from crm.errors import Conflict, NotFound, ValidationFailed
 from crm.models import ApiKey
-from profiles.api.synerise.documents import profile_document_from_snapshot
-from profiles.selectors import profile_snapshot_params, profile_snapshot_sql
 from webhooks.models import Event, EventType, Message, MessageState, Subscription
 from webhooks.segments import segment_exists, subscription_segment_filter
 from webhooks.targets import target_resolve
@@ -142,8 +140,8 @@ def message_resend(*, subscription_id: int, message_id: int, now: datetime | Non
 
 @dataclass
 class OutboxEvent:
-    """One event about to be recorded for every subscription that wants it; ``document``: the payload gets
-    the profile's Synerise document as it is right after the change (snapshot taken in the INSERT)."""
+    """One event about to be recorded for every subscription that wants it; ``document``: its payload carries
+    the profile's Synerise document (rendered at the first attempt)."""
 
     type: str
     profile_id: int | None
@@ -176,31 +174,21 @@ def subscriptions_for(event_types: Iterable[str], *, actor: str = "") -> list[Su
 
 
 OUTBOX_SQL = f"""
-WITH r AS MATERIALIZED (
-    SELECT nextval(pg_get_serial_sequence('webhooks_event', 'id')) AS id, q.*
-    FROM (SELECT * FROM json_to_recordset(%(rows)s::json)
-                 AS j(o int, t text, pid bigint, a text, n timestamptz, d jsonb, x boolean, s bigint[])
-          ORDER BY j.o) AS q
-),
-e AS (
-    INSERT INTO webhooks_event (id, event_type, profile_id, actor, time, data, snapshot)
-    SELECT r.id, r.t, r.pid, r.a, r.n, r.d, CASE WHEN r.x THEN {profile_snapshot_sql("r.pid")} END FROM r
-),
-m AS (
-    INSERT INTO webhooks_message
-           (event_id, subscription_id, uid, profile_id, state, attempt_count, next_attempt_at, manual)
-    SELECT r.id, s.id, gen_random_uuid(), r.pid, 'pending', 0, r.n, false
-    FROM r CROSS JOIN LATERAL unnest(r.s) WITH ORDINALITY AS s(id, k)
-    ORDER BY r.id, s.k
+WITH e AS (
+    INSERT INTO webhooks_event
+           (event_type, profile_id, actor, time, data, document, subscription_ids, fanned_out)
+    SELECT j.t, j.p, j.a, j.n, j.d, j.x, j.s, false
+    FROM json_to_recordset(%s::json)
+         AS j(o int, t text, p bigint, a text, n timestamptz, d jsonb, x boolean, s bigint[])
+    ORDER BY j.o
     RETURNING 1
 )
-SELECT count(*), pg_notify('{NOTIFY_CHANNEL}', '') FROM m
+SELECT count(*), pg_notify('{NOTIFY_CHANNEL}', '') FROM e
 """  # noqa: S608
 
 
 def outbox_write(events: Sequence[OutboxEvent], subscriptions: Sequence[Subscription] | None = None) -> int:
-    """Record messages for ``events`` in one statement (events, their snapshots and messages); returns how many
-    messages.
+    """Record ``events`` for the subscriptions that want them, in one INSERT; returns how many were recorded.
 
     Each event goes to the enabled subscriptions of its type that do not ignore its actor's API key and,
     for a segment-limited subscription, whose segment holds its profile now (evaluated once per
@@ -237,32 +225,114 @@ def outbox_write(events: Sequence[OutboxEvent], subscriptions: Sequence[Subscrip
             )
         ]
         if targets:
-            data = {**event.data, "profile": None} if event.document else event.data  # null: the profile is gone
-            row = {"o": len(rows), "t": event.type, "pid": event.profile_id, "a": event.actor[:256], "d": data}
+            row = {"o": len(rows), "t": event.type, "p": event.profile_id, "a": event.actor[:256], "d": event.data}
             rows.append({**row, "n": event.time.isoformat(), "x": event.document, "s": targets})
     if not rows:
         return 0
     with connection.cursor() as cursor:
-        cursor.execute(
-            OUTBOX_SQL,
-            {"rows": json.dumps(rows, cls=DjangoJSONEncoder, separators=(",", ":")), **profile_snapshot_params()},
-        )
+        cursor.execute(OUTBOX_SQL, [json.dumps(rows, cls=DjangoJSONEncoder, separators=(",", ":"))])
         return cursor.fetchone()[0]
 
 
-def event_payload(event: Event) -> dict[str, Any]:
-    """The JSON a message sends: ``type``, ``timestamp`` and ``data`` (the profile's document rendered from the
-    event's snapshot, when it has one)."""
+FAN_OUT_SQL = """
+WITH ev AS (
+    SELECT id, profile_id, time, subscription_ids FROM webhooks_event
+    WHERE NOT fanned_out ORDER BY id LIMIT %(limit)s
+),
+done AS (
+    UPDATE webhooks_event e SET fanned_out = true FROM ev WHERE e.id = ev.id
+),
+m AS (
+    INSERT INTO webhooks_message
+           (event_id, subscription_id, uid, profile_id, state, attempt_count, next_attempt_at, manual)
+    SELECT ev.id, s.id, gen_random_uuid(), ev.profile_id, 'pending', 0, ev.time, false
+    FROM ev CROSS JOIN LATERAL unnest(ev.subscription_ids) WITH ORDINALITY AS u(id, k)
+         JOIN webhooks_subscription s ON s.id = u.id
+    ORDER BY ev.id, u.k
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM ev), (SELECT count(*) FROM m)
+"""
+FAN_OUT_LOCK = 0x77656268  # one fan-out at a time keeps message ids in event order (a profile's order)
+
+
+@transaction.atomic
+def outbox_fan_out(*, limit: int = 5000) -> int:
+    """Turn committed outbox events into one message per subscription, oldest first; returns the messages made.
+
+    One fan-out runs at a time (an advisory lock; a caller that does not get it returns 0 at once), so
+    message ids follow event ids and a profile's messages keep their change order.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [FAN_OUT_LOCK])
+        if not cursor.fetchone()[0]:
+            return 0
+        cursor.execute(FAN_OUT_SQL, {"limit": limit})
+        return cursor.fetchone()[1]
+
+
+def event_payload(event: Event, document: dict | None = None) -> dict[str, Any]:
+    """The JSON a message sends: ``type``, ``timestamp`` and ``data`` (with ``profile``, the document, for the
+    events that carry one)."""
+    if event.body is not None:
+        return json.loads(event.body)
     data = dict(event.data)
-    if event.snapshot is not None:
-        data["profile"] = profile_document_from_snapshot(event.snapshot)
-    first = {key: data.pop(key) for key in ("clientId", "actor", "source", "requestId", "profile") if key in data}
+    first = {key: data.pop(key) for key in ("clientId", "actor", "source", "requestId") if key in data}
+    if event.document:
+        first["profile"] = document
     return {"type": event.event_type, "timestamp": _timestamp(event.time), "data": {**first, **data}}
 
 
+def _rendered(events: list[Event]) -> dict[int, str]:
+    """Bodies of events not sent yet, with the profiles' documents as they are now (one query)."""
+    from profiles.api.synerise.documents import profile_documents_by_ids
+
+    wanted = sorted({e.profile_id for e in events if e.document and e.profile_id is not None})
+    documents = {doc["clientId"]: doc for doc in profile_documents_by_ids(wanted)} if wanted else {}
+    return {
+        e.pk: json.dumps(
+            event_payload(e, documents.get(e.profile_id)),
+            cls=DjangoJSONEncoder,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        for e in events
+    }
+
+
+def events_render(events: Iterable[Event]) -> dict[int, str]:
+    """Each event's body, rendered once and kept: the first attempt renders it and stores it, every later attempt
+    and resend sends the stored text."""
+    events = list(events)
+    missing = [e for e in events if e.body is None]
+    if missing:
+        rendered = _rendered(missing)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                UPDATE webhooks_event e SET body = u.b
+                FROM json_to_recordset(%s::json) AS u(i bigint, b text)
+                WHERE e.id = u.i AND e.body IS NULL
+                """,
+                [json.dumps([{"i": i, "b": b} for i, b in rendered.items()])],
+            )
+        # Another worker may have rendered one first: the stored text is the one every attempt sends.
+        stored = dict(Event.objects.filter(pk__in=list(rendered)).values_list("pk", "body"))
+        for e in missing:
+            e.body = stored.get(e.pk) or rendered[e.pk]
+    return {e.pk: e.body for e in events}
+
+
+def events_payloads(events: Iterable[Event]) -> dict[int, dict[str, Any]]:
+    """What each event's messages send (or, not sent yet, would send now), for the log; stores nothing."""
+    events = list(events)
+    bodies = {e.pk: e.body for e in events if e.body is not None}
+    bodies |= _rendered([e for e in events if e.body is None])
+    return {pk: json.loads(body) for pk, body in bodies.items()}
+
+
 def event_body(event: Event) -> str:
-    """The exact bytes sent and signed: the same for every attempt of a message."""
-    return json.dumps(event_payload(event), cls=DjangoJSONEncoder, separators=(",", ":"), ensure_ascii=False)
+    return events_render([event])[event.pk]
 
 
 def _notify() -> None:

@@ -14,7 +14,7 @@ from profiles.api.synerise.views import API_VERSION, ERRORS, SyneriseView, int_p
 from webhooks.models import EventType, Message, Subscription
 from webhooks.selectors import subscription_messages
 from webhooks.services import (
-    event_payload,
+    events_payloads,
     message_resend,
     subscription_create,
     subscription_delete,
@@ -121,7 +121,7 @@ def subscription_document(subscription: Subscription) -> dict:
     }
 
 
-def message_document(message: Message) -> dict:
+def message_document(message: Message, payload: dict) -> dict:
     return {
         "id": message.pk,
         "webhookId": message.webhook_id,
@@ -133,7 +133,7 @@ def message_document(message: Message) -> dict:
         "nextAttemptAt": _iso(message.next_attempt_at) if message.state == "pending" else None,
         "createdAt": _iso(message.event.time),
         "deliveredAt": _iso(message.delivered_at),
-        "payload": event_payload(message.event),
+        "payload": payload,
         "attempts": [
             {
                 "time": _iso(a.attempted_at),
@@ -242,7 +242,10 @@ class WebhookMessagesView(WebhookView):
             cursor=params.get("cursor") or None,
             limit=int_param(params, "limit", DEFAULT_PAGE, low=1, high=settings.TIMELINE_MAX_PAGE_SIZE),
         )
-        return Response({"data": [message_document(m) for m in page.messages], "nextCursor": page.next_cursor})
+        payloads = events_payloads({m.event for m in page.messages})
+        return Response(
+            {"data": [message_document(m, payloads[m.event_id]) for m in page.messages], "nextCursor": page.next_cursor}
+        )
 
 
 class WebhookResendView(WebhookView):
@@ -257,4 +260,4 @@ class WebhookResendView(WebhookView):
     def post(self, request, webhook_id: int, message_id: int):
         message = message_resend(subscription_id=webhook_id, message_id=message_id)
         message = Message.objects.select_related("event").prefetch_related("attempts").get(pk=message.pk)
-        return Response(message_document(message), status=202)
+        return Response(message_document(message, events_payloads([message.event])[message.event_id]), status=202)

@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from profiles.fields import EDITABLE_API_NAMES
 from profiles.models import Profile
-from profiles.selectors import ProfileExtras, profile_from_snapshot, profile_with_extras, profiles_with_extras
+from profiles.selectors import ProfileExtras, profile_with_extras, profiles_with_extras
 
 DOCUMENT_ORDER = {
     name: i
@@ -115,11 +115,6 @@ def profile_documents(profiles: Iterable[Profile]) -> list[dict]:
 
 def profile_documents_by_ids(ids: list[int]) -> list[dict]:
     return [_document(profile, extras) for profile, extras in profiles_with_extras(ids)]
-
-
-def profile_document_from_snapshot(snapshot: list) -> dict:
-    """The document of a profile as a ``profile_snapshot_sql`` value kept it (webhook messages)."""
-    return _document(*profile_from_snapshot(snapshot))
 
 
 def profile_document_by_identifier(*, kind: str, value) -> dict:

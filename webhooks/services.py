@@ -236,11 +236,10 @@ def outbox_write(events: Sequence[OutboxEvent], subscriptions: Sequence[Subscrip
 
 FAN_OUT_SQL = """
 WITH ev AS (
-    SELECT id, profile_id, time, subscription_ids FROM webhooks_event
-    WHERE NOT fanned_out ORDER BY id LIMIT %(limit)s
-),
-done AS (
-    UPDATE webhooks_event e SET fanned_out = true FROM ev WHERE e.id = ev.id
+    UPDATE webhooks_event e SET fanned_out = true, body = u.b
+    FROM json_to_recordset(%s::json) AS u(i bigint, b text)
+    WHERE e.id = u.i
+    RETURNING e.id, e.profile_id, e.time, e.subscription_ids
 ),
 m AS (
     INSERT INTO webhooks_message
@@ -251,24 +250,30 @@ m AS (
     ORDER BY ev.id, u.k
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM ev), (SELECT count(*) FROM m)
+SELECT count(*) FROM m
 """
 FAN_OUT_LOCK = 0x77656268  # one fan-out at a time keeps message ids in event order (a profile's order)
 
 
 @transaction.atomic
-def outbox_fan_out(*, limit: int = 5000) -> int:
+def outbox_fan_out(*, limit: int = 1000) -> int:
     """Turn committed outbox events into one message per subscription, oldest first; returns the messages made.
 
-    One fan-out runs at a time (an advisory lock; a caller that does not get it returns 0 at once), so
-    message ids follow event ids and a profile's messages keep their change order.
+    Each event's body is rendered here, once, with the profile's document as it is now (milliseconds after the
+    change's commit), and stored: every attempt and resend of its messages sends these bytes. One fan-out
+    runs at a time (an advisory lock; a caller that does not get it returns 0 at once), so message ids
+    follow event ids and a profile's messages keep their change order.
     """
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [FAN_OUT_LOCK])
         if not cursor.fetchone()[0]:
             return 0
-        cursor.execute(FAN_OUT_SQL, {"limit": limit})
-        return cursor.fetchone()[1]
+        events = list(Event.objects.filter(fanned_out=False).order_by("id")[:limit])
+        if not events:
+            return 0
+        rendered = _rendered(events)
+        cursor.execute(FAN_OUT_SQL, [json.dumps([{"i": i, "b": b} for i, b in rendered.items()])])
+        return cursor.fetchone()[0]
 
 
 def event_payload(event: Event, document: dict | None = None) -> dict[str, Any]:
@@ -301,26 +306,10 @@ def _rendered(events: list[Event]) -> dict[int, str]:
 
 
 def events_render(events: Iterable[Event]) -> dict[int, str]:
-    """Each event's body, rendered once and kept: the first attempt renders it and stores it, every later attempt
-    and resend sends the stored text."""
+    """Each event's body: the one stored when it was fanned out (rendered now only for one that has none)."""
     events = list(events)
-    missing = [e for e in events if e.body is None]
-    if missing:
-        rendered = _rendered(missing)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                """
-                UPDATE webhooks_event e SET body = u.b
-                FROM json_to_recordset(%s::json) AS u(i bigint, b text)
-                WHERE e.id = u.i AND e.body IS NULL
-                """,
-                [json.dumps([{"i": i, "b": b} for i, b in rendered.items()])],
-            )
-        # Another worker may have rendered one first: the stored text is the one every attempt sends.
-        stored = dict(Event.objects.filter(pk__in=list(rendered)).values_list("pk", "body"))
-        for e in missing:
-            e.body = stored.get(e.pk) or rendered[e.pk]
-    return {e.pk: e.body for e in events}
+    bodies = {e.pk: e.body for e in events if e.body is not None}
+    return bodies | _rendered([e for e in events if e.body is None])
 
 
 def events_payloads(events: Iterable[Event]) -> dict[int, dict[str, Any]]:

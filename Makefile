@@ -74,6 +74,7 @@ bench: venv-test
 	$(PY) bench/b4_lookup.py --profiles $${BENCH_PROFILES:-10000}
 	$(PY) bench/b1_b3_batch.py --profiles $${BENCH_PROFILES:-10000}
 	$(PY) bench/b8_events.py --profiles $${BENCH_PROFILES:-10000}
+	$(PY) bench/b9_webhooks.py --profiles $${BENCH_PROFILES:-10000}
 	$(PY) bench/b10_admin.py --profiles $${BENCH_PROFILES:-100000}
 
 # The embedded PostgreSQL keeps running after `make run` stops, so the next start is instant; this stops it.

@@ -56,16 +56,17 @@ def on_profile_created(sender, *, profiles, source="", actor="", **kwargs):
 @receiver(signals.profile_changed, dispatch_uid="webhooks.profile_changed")
 def on_profile_changed(sender, *, changes, source="", actor="", **kwargs):
     """``profile.updated`` per profile with a real change: each changed field's old and new value."""
-
-    def build():
-        real = {}
-        for profile_id, diff in changes:
-            fields = {name: {"old": old, "new": new} for name, (old, new) in diff.items() if old != new}
-            if fields:
-                real.setdefault(profile_id, {}).update(fields)
-        return _profile_events(EventType.PROFILE_UPDATED, real, source=source, actor=actor)
-
-    _record(EventType.PROFILE_UPDATED, actor, build)
+    real: dict[int, dict] = {}
+    for profile_id, diff in changes:
+        fields = {name: {"old": old, "new": new} for name, (old, new) in diff.items() if old != new}
+        if fields:
+            real.setdefault(profile_id, {}).update(fields)
+    if real:  # nothing changed: not even the subscriptions are read
+        _record(
+            EventType.PROFILE_UPDATED,
+            actor,
+            lambda: _profile_events(EventType.PROFILE_UPDATED, real, source=source, actor=actor),
+        )
 
 
 @receiver(signals.profile_identified, dispatch_uid="webhooks.profile_identified")

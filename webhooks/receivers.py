@@ -196,23 +196,19 @@ def on_consent_changed(sender, *, changes, source="", actor="", **kwargs):
     )
 
 
-def _segment_document(segment) -> dict:
-    return {"id": segment.pk, "name": getattr(segment, "name", str(segment))}
+def on_segment_entered(sender, *, pairs, segments=None, cause="", **kwargs):
+    """``segment.entered`` per (profile, segment) pair; ``segments`` names them; ``cause``: write, time, commerce."""
+    _segment_events(EventType.SEGMENT_ENTERED, pairs, segments or {}, cause=cause)
 
 
-def on_segment_entered(sender, *, segment, profile_ids, source="", actor="", **kwargs):
-    """``segment.entered`` per profile that entered ``segment``."""
-    _segment_events(EventType.SEGMENT_ENTERED, segment, profile_ids, source=source, actor=actor)
+def on_segment_left(sender, *, pairs, segments=None, cause="", **kwargs):
+    """``segment.left`` per (profile, segment) pair."""
+    _segment_events(EventType.SEGMENT_LEFT, pairs, segments or {}, cause=cause)
 
 
-def on_segment_left(sender, *, segment, profile_ids, source="", actor="", **kwargs):
-    """``segment.left`` per profile that left ``segment``."""
-    _segment_events(EventType.SEGMENT_LEFT, segment, profile_ids, source=source, actor=actor)
-
-
-def _segment_events(event_type, segment, profile_ids, *, source, actor):
+def _segment_events(event_type, pairs, names, *, cause):
     now = timezone.now()
-    document = _segment_document(segment)
+    actor = "system"  # membership changes are the platform's own (a write, time passing, commerce figures)
     _record(
         event_type,
         actor,
@@ -222,15 +218,20 @@ def _segment_events(event_type, segment, profile_ids, *, source, actor):
                 profile_id=pid,
                 actor=actor,
                 time=now,
-                data={**_base(pid, source=source, actor=actor), "segment": document},
+                data={
+                    **_base(pid, source=cause, actor=actor),
+                    "segment": {"id": segment_id, "name": names.get(segment_id, "")},
+                },
             )
-            for pid in profile_ids
+            for pid, segment_id in pairs
         ],
     )
 
 
-def on_import_finished(sender, *, import_id, counts, source="", actor="", **kwargs):
-    """``import.finished``: the import's id, status and counts (no profile)."""
+def on_import_finished(sender, *, import_job, status="", counts=None, dry_run=False, source="", actor="", **kwargs):
+    """``import.finished``: the import's id, status and counts (no profile); a dry run sends nothing."""
+    if dry_run:
+        return
     now = timezone.now()
     _record(
         EventType.IMPORT_FINISHED,
@@ -242,12 +243,9 @@ def on_import_finished(sender, *, import_id, counts, source="", actor="", **kwar
                 actor=actor,
                 time=now,
                 data={
-                    "clientId": None,
-                    "actor": actor or "",
-                    "source": source or "",
-                    "requestId": current_request_id(),
-                    "importId": import_id,
-                    "status": kwargs.get("status", ""),
+                    **_base(None, source=source, actor=actor),
+                    "importId": str(getattr(import_job, "pk", import_job)),
+                    "status": status,
                     "counts": dict(counts or {}),
                 },
             )
@@ -257,9 +255,9 @@ def on_import_finished(sender, *, import_id, counts, source="", actor="", **kwar
 
 OPTIONAL = [
     ("consents.signals", "consent_changed", on_consent_changed),
-    ("profiles.signals", "segment_entered", on_segment_entered),
-    ("profiles.signals", "segment_left", on_segment_left),
-    ("profiles.signals", "import_finished", on_import_finished),
+    ("segments.signals", "segment_entered", on_segment_entered),
+    ("segments.signals", "segment_left", on_segment_left),
+    ("imports.signals", "import_finished", on_import_finished),
 ]
 
 

@@ -14,7 +14,7 @@ from django.apps import apps
 
 def _segment_model():
     try:
-        return apps.get_model("profiles", "Segment")
+        return apps.get_model("segments", "Segment")
     except LookupError:
         return None
 
@@ -37,12 +37,11 @@ def _segment_matches(segment_id: int, profile_ids: list[int]) -> set[int]:
     model = _segment_model()
     if model is None:
         return set()
-    from profiles.services import segments as segment_services  # the segments service, once it exists
+    from segments.services import segment_matches  # the segments app's one evaluation of a segment's tree
 
-    segment = model.objects.filter(pk=segment_id).first()
-    if segment is None:
+    if not model.objects.filter(pk=segment_id).exists():
         return set()
-    return set(segment_services.segment_matches(segment, profile_ids))
+    return set(segment_matches(segment_id, profile_ids))
 
 
 def subscription_segment_filter(subscription, profile_ids: Collection[int]) -> set[int]:

@@ -172,3 +172,22 @@ def test_the_body_is_rendered_once_and_every_attempt_sends_it(subscribe, make_pr
     profile_update(profile=profile, data=ProfileInput(fields={"first_name": "Ida"}), source="tests", actor="tests")
     profile.delete()
     assert payloads() == [first]  # later attempts and resends send the same bytes
+
+
+def test_segment_and_import_signals_are_recorded(subscribe, make_profile):
+    from webhooks.receivers import on_import_finished, on_segment_entered, on_segment_left
+
+    profile = make_profile(email="ada@example.com")
+    subscribe([EventType.SEGMENT_ENTERED, EventType.SEGMENT_LEFT, EventType.IMPORT_FINISHED])
+    on_segment_entered(None, pairs=[(profile.pk, 4)], segments={4: "VIP"}, cause="write")
+    on_segment_left(None, pairs=[(profile.pk, 5)], segments={5: "New"}, cause="time")
+    on_import_finished(None, import_job=12, status="done", counts={"created": 3}, source="import", actor="import:12")
+    on_import_finished(None, import_job=13, status="done", counts={}, dry_run=True, source="import", actor="x")
+    bodies = payloads()
+    assert [(b["type"], b["data"].get("segment")) for b in bodies[:2]] == [
+        ("segment.entered", {"id": 4, "name": "VIP"}),
+        ("segment.left", {"id": 5, "name": "New"}),
+    ]
+    assert bodies[2]["type"] == "import.finished"
+    assert (bodies[2]["data"]["importId"], bodies[2]["data"]["counts"]) == ("12", {"created": 3})
+    assert len(bodies) == 3  # a dry run sends nothing

@@ -19,7 +19,7 @@ FIND_PYTHON = for p in $(PYTHON) python3.14 python3.13 python3.12 python3 $$(ls 
 	  if "$$p" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; then "$$p" -c 'import sys; print(sys.executable)'; exit 0; fi; \
 	done; echo "No Python 3.12+ found: install python3.12 (or newer), or run make PYTHON=/path/to/python3.12" >&2; exit 1
 
-.PHONY: help run test venv venv-test lint format bench worker celery-worker deploy-check db-stop reset screenshots
+.PHONY: help run test venv venv-test lint format bench worker webhook-worker celery-worker deploy-check db-stop reset screenshots
 
 help:
 	@echo "make run    set up and serve the product (admin at http://$(HOST):$(PORT)/admin/)"
@@ -50,8 +50,9 @@ run: venv
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py load_demo_data --profiles $(DEMO_PROFILES) --if-empty
 	$(PY) manage.py ensure_admin
-	@echo "Starting the background worker and the web server on http://$(HOST):$(PORT)/ (Ctrl-C stops both)"
-	@$(PY) manage.py db_worker & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	@echo "Starting the background worker, the webhook worker and the web server on http://$(HOST):$(PORT)/ (Ctrl-C stops all)"
+	@$(PY) manage.py db_worker & worker=$$!; $(PY) manage.py webhook_worker & webhooks=$$!; \
+	  trap 'kill $$worker $$webhooks 2>/dev/null' EXIT INT TERM; \
 	  $(PY) manage.py runserver $(HOST):$(PORT)
 
 worker: venv
@@ -64,6 +65,9 @@ celery-worker: venv
 # Run with the production environment (DEBUG=0, SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL, …) after migrate and collectstatic.
 deploy-check: venv
 	DEBUG=0 $(PY) manage.py deploy_check
+
+webhook-worker: venv
+	$(PY) manage.py webhook_worker
 
 test: venv-test
 	DEBUG=0 $(PY) -m pytest -n $${PYTEST_WORKERS:-2} $(PYTEST_ARGS)
@@ -80,6 +84,7 @@ bench: venv-test
 	$(PY) bench/b4_lookup.py --profiles $${BENCH_PROFILES:-10000}
 	$(PY) bench/b1_b3_batch.py --profiles $${BENCH_PROFILES:-10000}
 	$(PY) bench/b8_events.py --profiles $${BENCH_PROFILES:-10000}
+	$(PY) bench/b9_webhooks.py --profiles $${BENCH_PROFILES:-10000}
 	$(PY) bench/b10_admin.py --profiles $${BENCH_PROFILES:-100000}
 	$(PY) bench/export_stream.py --sizes 10000,$${BENCH_PROFILES:-100000}
 	$(PY) bench/b5_b6_segments.py --profiles $${BENCH_PROFILES:-100000}

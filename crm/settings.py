@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "privacy",
     "exports",
     "segments",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -370,6 +371,19 @@ SYSTEM_EVENTS_ENABLED = env_bool("SYSTEM_EVENTS_ENABLED", True)
 # The events table has one partition per month; the recurring task keeps this many months ready ahead.
 EVENT_PARTITIONS_AHEAD = env_int("EVENT_PARTITIONS_AHEAD", 3)
 EVENT_PARTITIONS_INTERVAL_SECONDS = env_int("EVENT_PARTITIONS_INTERVAL_SECONDS", 24 * 3600)
+
+# --- Webhooks -------------------------------------------------------------------------------------
+# Seconds before attempt 1, 2, … of a message (Standard Webhooks' schedule: at once, 5 s, 5 min, 30 min,
+# 2 h, 5 h, 10 h, 10 h); after the last the message is given up. A subscription failing this long
+# without a success is disabled. Private, loopback and link-local targets only with the switch.
+WEBHOOK_RETRY_SCHEDULE = [
+    int(s) for s in env_list("WEBHOOK_RETRY_SCHEDULE", ["0", "5", "300", "1800", "7200", "18000", "36000", "36000"])
+]
+WEBHOOK_DISABLE_AFTER_SECONDS = env_int("WEBHOOK_DISABLE_AFTER_SECONDS", 5 * 24 * 3600)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 15)
+WEBHOOK_HTTP_THREADS = env_int("WEBHOOK_HTTP_THREADS", 16)
+WEBHOOKS_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", False)
+WEBHOOKS_ENABLED = env_bool("WEBHOOKS_ENABLED", True)
 
 # --- E-mail and consents --------------------------------------------------------------------------
 # Django 6.1's MAILERS (the EMAIL_* settings are deprecated). The console backend prints messages; set

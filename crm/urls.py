@@ -25,6 +25,7 @@ urlpatterns = [
     path("", include("profiles.api.expertsender.urls")),
     path("", include("profiles.api.capillary.urls")),
     path("", include("imports.urls")),
+    path("", include("webhooks.api.urls")),
 ]
 
 handler404 = "crm.views.not_found"

@@ -1,0 +1,347 @@
+"""B9: the webhook outbox — its cost on the batch upsert, the first attempt's latency, and no loss under SIGKILL.
+
+Three parts, on one benchmark database:
+
+1. Cost: B1 (``profiles_upsert_many``, every item a new profile, batches of ``--chunk``) with three active
+   subscriptions (each profile's ``profile.created`` written three times, with its document) against the same
+   batches with none (the three disabled), interleaved over ``--rounds`` rounds from truncated tables.
+   Goal: rows/s with subscriptions ≥ 0.9 of rows/s without.
+2. Latency: the real ``webhook_worker`` process delivering to a receiver on loopback (this process) while
+   ``--latency-writes`` single-profile writes commit one after another (paced), then ``--latency-batches``
+   batches of ``--chunk`` profiles; the time from each write's commit to its message's first request.
+   Goal: p99 < 1 s.
+3. Loss: ``--kill-profiles`` new profiles (10,000 by default) delivered to a receiver that fails 30 % of its
+   answers, with a short retry schedule, the worker killed by SIGKILL twice during the run and started again.
+   Goal: every message arrives; a message accepted twice had its first answer lost (the database recorded one
+   success per message), and every copy carries the message's webhook-id.
+
+    flock /tmp/bench.lock .venv/bin/python bench/b9_webhooks.py --profiles 10000
+
+The last lines are the figures and the ratios. See docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import b1_b3_batch as b1
+from bench import common
+
+SOURCE = "bench"
+ACTOR = "bench b9"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profiles", type=int, default=10_000, help="profiles per cost round (default 10000)")
+    parser.add_argument("--chunk", type=int, default=1000, help="items per profiles_upsert_many call (default 1000)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved cost rounds per mode (default 3)")
+    parser.add_argument("--latency-writes", type=int, default=1000, help="single writes timed (default 1000)")
+    parser.add_argument("--latency-rate", type=float, default=50, help="single writes per second (default 50)")
+    parser.add_argument("--latency-batches", type=int, default=3, help="batches timed (default 3)")
+    parser.add_argument("--kill-profiles", type=int, default=10_000, help="profiles of the SIGKILL part")
+    parser.add_argument("--failure-rate", type=float, default=0.3, help="receiver's share of failed answers")
+    parser.add_argument("--threads", type=int, default=4, help="webhook worker threads (default 4)")
+    parser.add_argument("--parts", default="cost,latency,kill", help="which parts to run (default all three)")
+    parser.add_argument("--seed", type=int, default=common.DEFAULT_SEED)
+    parser.add_argument("--db", default="crm_bench_b9", help="benchmark database (created, dropped at the end)")
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark database afterwards")
+    return parser.parse_args(argv)
+
+
+# --- a receiver on loopback -------------------------------------------------------------------------------
+
+
+class Receiver:
+    """Records (time, webhook-id, body, status) of every request; fails ``failure_rate`` of them (seeded)."""
+
+    def __init__(self, *, failure_rate: float = 0.0, seed: int = 1):
+        self.lock = threading.Lock()
+        self.requests: list[tuple[float, str, bytes, int]] = []
+        self.failure_rate = failure_rate
+        self.rng = random.Random(seed)
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                now = time.time()
+                with receiver.lock:
+                    status = 500 if receiver.rng.random() < receiver.failure_rate else 200
+                    receiver.requests.append((now, self.headers.get("webhook-id"), body, status))
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.server.request_queue_size = 128
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def start_worker(args, schedule: str | None = None) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "BENCH_DB_NAME": args.db,
+        "WEBHOOKS_ALLOW_PRIVATE_TARGETS": "1",
+    }
+    if schedule:
+        env["WEBHOOK_RETRY_SCHEDULE"] = schedule
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "webhook_worker", "--threads", str(args.threads)],
+        cwd=common.ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def stop_worker(worker: subprocess.Popen) -> None:
+    worker.terminate()
+    try:
+        worker.wait(30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
+
+
+def truncate() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE profiles_profile, consents_consentrecord, webhooks_message RESTART IDENTITY CASCADE")
+
+
+def subscriptions(url: str, count: int):
+    from django.test import override_settings
+
+    from webhooks.models import EventType, Subscription
+    from webhooks.services import subscription_create
+
+    Subscription.objects.all().delete()
+    kinds = [
+        list(EventType.values),
+        [EventType.PROFILE_CREATED, EventType.PROFILE_UPDATED, EventType.PROFILE_IDENTIFIED],
+        [EventType.PROFILE_CREATED, EventType.CONSENT_CHANGED, EventType.TAG_ADDED],
+    ]
+    with override_settings(WEBHOOKS_ALLOW_PRIVATE_TARGETS=True):
+        return [subscription_create(url=url, events=kinds[i % len(kinds)])[0] for i in range(count)]
+
+
+def items_for(n: int, chunk: int, seed: int, start_email: int = 0):
+    """New profiles as batch items (B1's generator), each chunk a list."""
+    for rows in b1.row_chunks(n, chunk, seed):
+        yield [b1.new_item(row, consents=False) for row in rows]
+
+
+# --- part 1: cost -----------------------------------------------------------------------------------------
+
+
+def part_cost(args) -> list[str]:
+    from profiles.services.batch import profiles_upsert_many
+    from webhooks.models import Event, Subscription
+
+    subscriptions("http://127.0.0.1:9/none", 3)  # never delivered here: no worker runs
+    chunks = list(items_for(args.profiles, args.chunk, args.seed))
+    timings: dict[str, list[float]] = defaultdict(list)
+    messages: dict[str, int] = {}
+    for r in range(args.rounds):
+        for mode in ("none", "three") if r % 2 == 0 else ("three", "none"):
+            Subscription.objects.update(enabled=mode == "three")
+            truncate()
+            b1.analyze()
+            started = time.perf_counter()
+            for items in chunks:
+                profiles_upsert_many(items=items, source=SOURCE, actor=ACTOR)
+            timings[mode].append(time.perf_counter() - started)
+            messages[mode] = sum(len(ids) for ids in Event.objects.values_list("subscription_ids", flat=True))
+    n = args.profiles
+    none = n / statistics.median(timings["none"])
+    three = n / statistics.median(timings["three"])
+    return [
+        f"B9 cost: {n} new profiles in batches of {args.chunk}, {args.rounds} interleaved rounds per mode; "
+        f"messages recorded (outbox rows × subscriptions): none={messages['none']}, three={messages['three']}",
+        f"B9 B1 with no subscriptions: {none:9.0f} rows/s   with three: {three:9.0f} rows/s",
+        f"B9 outbox ratio three/none = {three / none:.2f} {common.verdict(three / none, 0.9, at_most=False)}",
+    ]
+
+
+# --- part 2: latency ----------------------------------------------------------------------------------------
+
+
+def part_latency(args) -> list[str]:
+    from profiles.services import ProfileInput, profile_upsert
+    from profiles.services.batch import profiles_upsert_many
+    from webhooks.models import Event
+
+    truncate()
+    receiver = Receiver()
+    subscriptions(receiver.url, 3)
+    worker = start_worker(args)
+    committed: dict[int, float] = {}
+    try:
+        time.sleep(3)  # the worker starts (Django set-up) before the clock matters
+        gap = 1 / args.latency_rate
+        for i in range(args.latency_writes):
+            began = time.time()
+            result = profile_upsert(
+                data=ProfileInput(identifiers={"email": f"latency{i}@example.com"}), source=SOURCE, actor=ACTOR
+            )
+            committed[result.profile.pk] = time.time()
+            time.sleep(max(0.0, gap - (time.time() - began)))
+        single_ids = set(committed)
+        batch_commits: list[tuple[set[int], float]] = []
+        for b, items in enumerate(items_for(args.latency_batches * args.chunk, args.chunk, args.seed + 1)):
+            if b >= args.latency_batches:
+                break
+            results = profiles_upsert_many(items=items, source=SOURCE, actor=ACTOR)
+            at = time.time()
+            ids = {r.client_id for r in results if getattr(r, "client_id", None)}
+            batch_commits.append((ids, at))
+            for pid in ids:
+                committed[pid] = at
+            time.sleep(5)  # the batch is sent before the next
+        expected = sum(len(ids) for ids in Event.objects.values_list("subscription_ids", flat=True))
+        deadline = time.time() + 120
+        while len(receiver.requests) < expected and time.time() < deadline:
+            time.sleep(0.2)
+    finally:
+        stop_worker(worker)
+        receiver.close()
+    first: dict[str, float] = {}
+    client_of: dict[str, int] = {}
+    for at, webhook_id, body, _ in receiver.requests:
+        if webhook_id not in first:
+            first[webhook_id] = at
+            client_of[webhook_id] = json.loads(body)["data"]["clientId"]
+    single = [first[w] - committed[c] for w, c in client_of.items() if c in single_ids]
+    batch = [first[w] - committed[c] for w, c in client_of.items() if c not in single_ids and c in committed]
+    lines = [
+        f"B9 latency: worker with {args.threads} threads, 3 subscriptions, receiver on loopback; "
+        f"{expected} messages, {len(first)} received",
+    ]
+    for name, values, count in (
+        (f"single writes ({args.latency_rate:g}/s)", single, args.latency_writes * 3),
+        (f"batches of {args.chunk}", batch, sum(len(ids) for ids, _ in batch_commits) * 3),
+    ):
+        if not values:
+            lines.append(f"B9 first attempt after commit, {name}: nothing received MISSED")
+            continue
+        p50, p99 = common.percentile(values, 50), common.percentile(values, 99)
+        lines.append(
+            f"B9 first attempt after commit, {name}: n={len(values)}/{count} p50={p50 * 1000:.0f} ms "
+            f"p99={p99 * 1000:.0f} ms max={max(values) * 1000:.0f} ms {common.verdict(p99, 1.0, at_most=True)}"
+            + ("" if len(values) == count else " MISSED (not all received)")
+        )
+    return lines
+
+
+# --- part 3: SIGKILL ----------------------------------------------------------------------------------------
+
+
+def part_kill(args) -> list[str]:
+    from profiles.services.batch import profiles_upsert_many
+    from webhooks.models import Attempt, Message, Subscription, webhook_id_of
+
+    truncate()
+    receiver = Receiver(failure_rate=args.failure_rate, seed=args.seed)
+    subscriptions(receiver.url, 1)
+    Subscription.objects.update(events=["profile.created"])
+    schedule = ",".join(["0"] + ["1"] * 30)  # seconds: the real schedule's 5 min and hours would take days here
+    n = args.kill_profiles
+    kills = 0
+    started = time.time()
+    worker = start_worker(args, schedule)
+    try:
+        for items in items_for(n, args.chunk, args.seed + 2):
+            profiles_upsert_many(items=items, source=SOURCE, actor=ACTOR)
+        for fraction in (0.3, 0.65):
+            while sum(1 for r in receiver.requests if r[3] == 200) < n * fraction:
+                if time.time() - started > 900:
+                    break
+                time.sleep(0.05)
+            os.kill(worker.pid, signal.SIGKILL)
+            worker.wait()
+            kills += 1
+            worker = start_worker(args, schedule)
+        deadline = time.time() + 900
+        while time.time() < deadline and (
+            Message.objects.count() < n or Message.objects.exclude(state="delivered").exists()
+        ):
+            time.sleep(0.5)
+    finally:
+        stop_worker(worker)
+        receiver.close()
+    elapsed = time.time() - started
+    messages = {webhook_id_of(uid): pid for uid, pid in Message.objects.values_list("uid", "profile_id")}
+    successes = Counter(w for _, w, _, status in receiver.requests if status == 200)
+    missing = [w for w in messages if w not in successes]
+    unknown = [w for w in successes if w not in messages]
+    duplicates = [w for w, count in successes.items() if count > 1]
+    recorded = Counter(
+        webhook_id_of(u) for u in Attempt.objects.filter(status_code=200).values_list("message__uid", flat=True)
+    )
+    unexplained = [w for w in duplicates if recorded[w] >= successes[w]]  # a copy whose answer was not lost
+    clients_ok = all(
+        json.loads(body)["data"]["clientId"] == messages.get(w) for _, w, body, _ in receiver.requests if w in messages
+    )
+    failures = sum(1 for r in receiver.requests if r[3] != 200)
+    ok = not missing and not unknown and not unexplained and clients_ok and len(messages) == n
+    return [
+        f"B9 SIGKILL: {n} changes, receiver failing {args.failure_rate:.0%} of answers, worker killed {kills} times, "
+        f"all delivered in {elapsed:.0f} s; requests {len(receiver.requests)} ({failures} answered 500)",
+        f"B9 messages {len(messages)}, arrived {len(messages) - len(missing)}, missing {len(missing)}, "
+        f"accepted twice {len(duplicates)} (each with its first answer lost: {len(duplicates) - len(unexplained)}), "
+        f"same webhook-id and clientId on every copy: {clients_ok} "
+        f"(goal: every message arrives, duplicates only where an answer was lost: {'met' if ok else 'MISSED'})",
+    ]
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    common.setup_django(args.db)
+    try:
+        b1.define_attributes()
+        parts = set(args.parts.split(","))
+        lines = [common.machine(), f"load before: {common.load_average()}"]
+        if "cost" in parts:
+            lines += part_cost(args)
+        if "latency" in parts:
+            lines += part_latency(args)
+        if "kill" in parts:
+            lines += part_kill(args)
+        lines.append(f"load after: {common.load_average()}")
+        common.print_lines(lines)
+    finally:
+        if not args.keep:
+            common.drop_database(args.db)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Fixtures of the webhook tests: a receiver on loopback that records what it gets and answers as told."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from webhooks.models import EventType
+from webhooks.services import subscription_create
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: str
+    status: int = 0
+
+    @property
+    def json(self):
+        return json.loads(self.body)
+
+
+class Receiver:
+    """A local HTTP server: ``answers`` are the status codes of the next requests (then ``default``)."""
+
+    def __init__(self):
+        self.requests: list[Received] = []
+        self.answers: deque[int] = deque()
+        self.default = 200
+        self.delay = 0.0
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode()
+                with receiver.lock:
+                    status = receiver.answers.popleft() if receiver.answers else receiver.default
+                    receiver.requests.append(Received(self.path, dict(self.headers), body, status))
+                if receiver.delay:
+                    time.sleep(receiver.delay)
+                self.send_response(status)
+                if status in (301, 302, 307):
+                    self.send_header("Location", f"http://127.0.0.1:{receiver.port}/elsewhere")
+                payload = f"answer {status}".encode()
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def allow_private(settings):
+    settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS = True
+    return settings
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def subscribe(allow_private, receiver):
+    """A subscription to the loopback receiver (private targets allowed); returns (subscription, secret)."""
+
+    def make(events=None, **kwargs):
+        return subscription_create(
+            url=kwargs.pop("url", receiver.url), events=events or list(EventType.values), **kwargs
+        )
+
+    return make

@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+
+class WebhooksConfig(AppConfig):
+    name = "webhooks"
+    verbose_name = "Webhooks"
+
+    def ready(self):
+        from segments.usage import register_segment_user
+        from webhooks import privacy, receivers, segments
+
+        receivers.connect_optional()
+        privacy.register()
+        register_segment_user("webhooks", segments.subscriptions_using)

@@ -1,0 +1,275 @@
+"""Receivers that record outbox messages from the services' signals, in the transaction of the change.
+
+They record; they decide nothing. Each signal costs one query for the subscriptions that want it and,
+when there is any, one INSERT of outbox rows for all its events (``outbox_write``); the profile documents
+are rendered by the delivery worker. ``WEBHOOKS_ENABLED = False`` switches them off.
+"""
+
+from __future__ import annotations
+
+from django.dispatch import receiver
+from django.utils import timezone
+
+from crm.request_id import current_request_id
+from profiles import signals
+from webhooks.models import EventType
+from webhooks.services import OutboxEvent, outbox_enabled, outbox_write, subscriptions_for
+
+
+def _base(client_id, *, source: str, actor: str) -> dict:
+    return {"clientId": client_id, "actor": actor or "", "source": source or "", "requestId": current_request_id()}
+
+
+def _record(event_type: str, actor: str, build) -> None:
+    """Ask for the subscriptions first: with none, nothing is built."""
+    if not outbox_enabled():
+        return
+    subscriptions = subscriptions_for([event_type], actor=actor)
+    if subscriptions:
+        outbox_write(build(), subscriptions)
+
+
+def _profile_events(event_type: str, changes: dict[int, dict], *, source: str, actor: str) -> list[OutboxEvent]:
+    now = timezone.now()
+    return [
+        OutboxEvent(
+            type=event_type,
+            profile_id=pid,
+            actor=actor,
+            time=now,
+            data={**_base(pid, source=source, actor=actor), "changes": diff},
+            document=True,
+        )
+        for pid, diff in changes.items()
+    ]
+
+
+@receiver(signals.profile_created, dispatch_uid="webhooks.profile_created")
+def on_profile_created(sender, *, profiles, source="", actor="", **kwargs):
+    _record(
+        EventType.PROFILE_CREATED,
+        actor,
+        lambda: _profile_events(EventType.PROFILE_CREATED, {p.pk: {} for p in profiles}, source=source, actor=actor),
+    )
+
+
+@receiver(signals.profile_changed, dispatch_uid="webhooks.profile_changed")
+def on_profile_changed(sender, *, changes, source="", actor="", **kwargs):
+    """``profile.updated`` per profile with a real change: each changed field's old and new value."""
+    real: dict[int, dict] = {}
+    for profile_id, diff in changes:
+        fields = {name: {"old": old, "new": new} for name, (old, new) in diff.items() if old != new}
+        if fields:
+            real.setdefault(profile_id, {}).update(fields)
+    if real:  # nothing changed: not even the subscriptions are read
+        _record(
+            EventType.PROFILE_UPDATED,
+            actor,
+            lambda: _profile_events(EventType.PROFILE_UPDATED, real, source=source, actor=actor),
+        )
+
+
+@receiver(signals.profile_identified, dispatch_uid="webhooks.profile_identified")
+def on_profile_identified(sender, *, profiles, source="", actor="", **kwargs):
+    _record(
+        EventType.PROFILE_IDENTIFIED,
+        actor,
+        lambda: _profile_events(EventType.PROFILE_IDENTIFIED, {p.pk: {} for p in profiles}, source=source, actor=actor),
+    )
+
+
+@receiver(signals.profile_deleted, dispatch_uid="webhooks.profile_deleted")
+def on_profile_deleted(sender, *, snapshots, source="", actor="", **kwargs):
+    """The erased profile's clientId and who erased it: no personal data."""
+    now = timezone.now()
+    _record(
+        EventType.PROFILE_DELETED,
+        actor,
+        lambda: [
+            OutboxEvent(
+                type=EventType.PROFILE_DELETED,
+                profile_id=snap["clientId"],
+                actor=actor,
+                time=now,
+                data=_base(snap["clientId"], source=source, actor=actor),
+            )
+            for snap in snapshots
+        ],
+    )
+
+
+@receiver(signals.profiles_merged, dispatch_uid="webhooks.profiles_merged")
+def on_profiles_merged(sender, *, survivor, merged, source="", actor="", **kwargs):
+    now = timezone.now()
+    _record(
+        EventType.PROFILE_MERGED,
+        actor,
+        lambda: [
+            OutboxEvent(
+                type=EventType.PROFILE_MERGED,
+                profile_id=survivor.pk,
+                actor=actor,
+                time=now,
+                data={
+                    **_base(survivor.pk, source=source, actor=actor),
+                    "survivorClientId": survivor.pk,
+                    "mergedClientId": snap.get("clientId"),
+                    "reason": snap.get("reason"),
+                },
+            )
+            for snap in merged
+        ],
+    )
+
+
+@receiver(signals.profile_unmerged, dispatch_uid="webhooks.profile_unmerged")
+def on_profile_unmerged(sender, *, survivor, restored, notes=(), source="", actor="", **kwargs):
+    now = timezone.now()
+    _record(
+        EventType.PROFILE_UNMERGED,
+        actor,
+        lambda: [
+            OutboxEvent(
+                type=EventType.PROFILE_UNMERGED,
+                profile_id=survivor.pk,
+                actor=actor,
+                time=now,
+                data={
+                    **_base(survivor.pk, source=source, actor=actor),
+                    "survivorClientId": survivor.pk,
+                    "restoredClientId": restored.pk,
+                    "notes": list(notes or []),
+                },
+            )
+        ],
+    )
+
+
+@receiver(signals.tags_changed, dispatch_uid="webhooks.tags_changed")
+def on_tags_changed(sender, *, changes, source="", actor="", **kwargs):
+    if not outbox_enabled():
+        return
+    subscriptions = subscriptions_for([EventType.TAG_ADDED, EventType.TAG_REMOVED], actor=actor)
+    if not subscriptions:
+        return
+    now = timezone.now()
+    events = []
+    for profile_id, added, removed in changes:
+        for event_type, tags in ((EventType.TAG_ADDED, added), (EventType.TAG_REMOVED, removed)):
+            events.extend(
+                OutboxEvent(
+                    type=event_type,
+                    profile_id=profile_id,
+                    actor=actor,
+                    time=now,
+                    data={**_base(profile_id, source=source, actor=actor), "tag": {"id": tag.pk, "name": tag.name}},
+                )
+                for tag in tags
+            )
+    outbox_write(events, subscriptions)
+
+
+def on_consent_changed(sender, *, changes, source="", actor="", **kwargs):
+    """Per decision: the agreement, the old and new state and the ledger record. A decision removed because
+    its profile was merged away sends nothing (the survivor's ``profile.merged`` covers it)."""
+    _record(
+        EventType.CONSENT_CHANGED,
+        actor,
+        lambda: [
+            OutboxEvent(
+                type=EventType.CONSENT_CHANGED,
+                profile_id=change.client_id,
+                actor=actor,
+                time=change.changed_at,
+                data={
+                    **_base(change.client_id, source=source, actor=actor),
+                    "agreement": change.agreement_key,
+                    "agreementId": change.agreement_id,
+                    "old": change.old_status or None,
+                    "new": change.new_status,
+                    "recordId": change.record_id,
+                },
+            )
+            for change in changes
+            if change.new_status
+        ],
+    )
+
+
+def on_segment_entered(sender, *, pairs, segments=None, cause="", **kwargs):
+    """``segment.entered`` per (profile, segment) pair; ``segments`` names them; ``cause``: write, time, commerce."""
+    _segment_events(EventType.SEGMENT_ENTERED, pairs, segments or {}, cause=cause)
+
+
+def on_segment_left(sender, *, pairs, segments=None, cause="", **kwargs):
+    """``segment.left`` per (profile, segment) pair."""
+    _segment_events(EventType.SEGMENT_LEFT, pairs, segments or {}, cause=cause)
+
+
+def _segment_events(event_type, pairs, names, *, cause):
+    now = timezone.now()
+    actor = "system"  # membership changes are the platform's own (a write, time passing, commerce figures)
+    _record(
+        event_type,
+        actor,
+        lambda: [
+            OutboxEvent(
+                type=event_type,
+                profile_id=pid,
+                actor=actor,
+                time=now,
+                data={
+                    **_base(pid, source=cause, actor=actor),
+                    "segment": {"id": segment_id, "name": names.get(segment_id, "")},
+                },
+            )
+            for pid, segment_id in pairs
+        ],
+    )
+
+
+def on_import_finished(sender, *, import_job, status="", counts=None, dry_run=False, source="", actor="", **kwargs):
+    """``import.finished``: the import's id, status and counts (no profile); a dry run sends nothing."""
+    if dry_run:
+        return
+    now = timezone.now()
+    _record(
+        EventType.IMPORT_FINISHED,
+        actor,
+        lambda: [
+            OutboxEvent(
+                type=EventType.IMPORT_FINISHED,
+                profile_id=None,
+                actor=actor,
+                time=now,
+                data={
+                    **_base(None, source=source, actor=actor),
+                    "importId": str(getattr(import_job, "pk", import_job)),
+                    "status": status,
+                    "counts": dict(counts or {}),
+                },
+            )
+        ],
+    )
+
+
+OPTIONAL = [
+    ("consents.signals", "consent_changed", on_consent_changed),
+    ("segments.signals", "segment_entered", on_segment_entered),
+    ("segments.signals", "segment_left", on_segment_left),
+    ("imports.signals", "import_finished", on_import_finished),
+]
+
+
+def connect_optional() -> None:
+    """Receivers of signals other apps define (or will): consents, segments, imports."""
+    from importlib import import_module
+
+    for module_name, signal_name, handler in OPTIONAL:
+        try:
+            module = import_module(module_name)
+        except ImportError:
+            continue
+        signal = getattr(module, signal_name, None)
+        if signal is not None:
+            signal.connect(handler, dispatch_uid=f"webhooks.{signal_name}")

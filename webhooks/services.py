@@ -1,0 +1,329 @@
+"""Every write of the webhooks app: subscriptions, the outbox (messages written with their change), resends.
+
+Outbox rows are written by ``webhooks.receivers`` from the services' signals, inside the transaction of
+the change, one INSERT per signal whatever its size (``outbox_write``); the delivery worker
+(``webhooks.delivery``) sends them only once that transaction has committed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.utils import timezone
+
+from crm.errors import Conflict, NotFound, ValidationFailed
+from crm.models import ApiKey
+from webhooks.models import Event, EventType, Message, MessageState, Subscription
+from webhooks.segments import segment_exists, subscription_segment_filter
+from webhooks.targets import target_resolve
+
+NOTIFY_CHANNEL = "crm_webhooks"
+SECRET_PREFIX = "whsec_"
+KEY_PREFIX_RE = re.compile(r"^[A-Za-z0-9]{1,%d}$" % ApiKey._meta.get_field("prefix").max_length)  # noqa: UP031
+URL_MAX_LENGTH = Subscription._meta.get_field("url").max_length
+
+
+def secret_generate() -> str:
+    """A Standard Webhooks secret: ``whsec_`` and 32 random bytes in base64."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+# --- subscriptions ------------------------------------------------------------------------------------
+
+
+def _validated(*, url, events, segment, ignore_keys) -> dict[str, Any]:
+    if not isinstance(url, str) or not url.strip():
+        raise ValidationFailed("url is required.", field="url")
+    url = url.strip()
+    if len(url) > URL_MAX_LENGTH:
+        raise ValidationFailed(f"url is longer than {URL_MAX_LENGTH} characters.", field="url")
+    target_resolve(url)
+    events = list(dict.fromkeys(events or []))
+    if not events:
+        raise ValidationFailed("events must name at least one event type.", field="events")
+    for i, name in enumerate(events):
+        if name not in EventType.values:
+            raise ValidationFailed(
+                f"{name!r} is not an event type; one of {', '.join(EventType.values)}.", field=f"events[{i}]"
+            )
+    if segment is not None and not segment_exists(segment):
+        raise NotFound(f"Segment {segment} does not exist.", field="segment")
+    ignore_keys = list(dict.fromkeys(ignore_keys or []))
+    for i, prefix in enumerate(ignore_keys):
+        if not isinstance(prefix, str) or not KEY_PREFIX_RE.match(prefix):
+            raise ValidationFailed(
+                "ignoreKeys holds API key prefixes: the letters and digits between 'crm_' and the next '_'.",
+                field=f"ignoreKeys[{i}]",
+            )
+    return {"url": url, "events": events, "segment_id": segment, "ignore_keys": ignore_keys}
+
+
+@transaction.atomic
+def subscription_create(
+    *, url: str, events: Sequence[str], segment: int | None = None, ignore_keys: Sequence[str] = (), enabled=True
+) -> tuple[Subscription, str]:
+    """A new subscription and its secret (returned here once; stored encrypted)."""
+    values = _validated(url=url, events=events, segment=segment, ignore_keys=ignore_keys)
+    secret = secret_generate()
+    subscription = Subscription.objects.create(**values, enabled=bool(enabled), secret=secret)
+    return subscription, secret
+
+
+@transaction.atomic
+def subscription_update(
+    *,
+    subscription_id: int,
+    url: str,
+    events: Sequence[str],
+    segment: int | None = None,
+    ignore_keys: Sequence[str] = (),
+    enabled: bool = True,
+) -> Subscription:
+    """Replace a subscription's settings; enabling one that was disabled clears why it was."""
+    subscription = subscription_get(subscription_id=subscription_id, lock=True)
+    values = _validated(url=url, events=events, segment=segment, ignore_keys=ignore_keys)
+    for name, value in values.items():
+        setattr(subscription, name, value)
+    if enabled and not subscription.enabled:
+        subscription.disabled_reason, subscription.disabled_at, subscription.failing_since = "", None, None
+    elif not enabled and subscription.enabled:
+        subscription.disabled_reason, subscription.disabled_at = "Disabled by hand.", timezone.now()
+    subscription.enabled = bool(enabled)
+    subscription.save()
+    return subscription
+
+
+def subscription_get(*, subscription_id, lock: bool = False) -> Subscription:
+    queryset = Subscription.objects.select_for_update() if lock else Subscription.objects
+    subscription = queryset.filter(pk=subscription_id).first()
+    if subscription is None:
+        raise NotFound(f"Webhook {subscription_id} does not exist.", field="id")
+    return subscription
+
+
+@transaction.atomic
+def subscription_delete(*, subscription_id: int) -> None:
+    """Delete a subscription with its messages and their attempts."""
+    subscription_get(subscription_id=subscription_id, lock=True).delete()
+
+
+@transaction.atomic
+def message_resend(*, subscription_id: int, message_id: int, now: datetime | None = None) -> Message:
+    """One more attempt of the message (same ``webhook-id`` and body), as soon as the worker gets to it."""
+    subscription = subscription_get(subscription_id=subscription_id)
+    message = Message.objects.select_for_update().filter(pk=message_id, subscription=subscription).first()
+    if message is None:
+        raise NotFound(f"Message {message_id} of webhook {subscription_id} does not exist.", field="messageId")
+    if not subscription.enabled:
+        raise Conflict(f"Webhook {subscription_id} is disabled; enable it to resend.", field="enabled")
+    if message.state != MessageState.PENDING:
+        message.manual = True
+    message.state = MessageState.PENDING
+    message.next_attempt_at = now or timezone.now()
+    message.save(update_fields=["state", "next_attempt_at", "manual"])
+    _notify()
+    return message
+
+
+# --- the outbox -------------------------------------------------------------------------------------
+
+
+@dataclass
+class OutboxEvent:
+    """One event about to be recorded for every subscription that wants it; ``document``: its payload carries
+    the profile's Synerise document (rendered at the first attempt)."""
+
+    type: str
+    profile_id: int | None
+    data: dict[str, Any]
+    actor: str = ""
+    time: datetime = field(default_factory=timezone.now)
+    document: bool = False
+
+
+def _timestamp(value: datetime) -> str:
+    return value.astimezone(timezone.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _actor_key_prefix(actor: str) -> str | None:
+    kind, _, rest = (actor or "").partition(":")
+    return rest if kind == "api-key" and rest else None
+
+
+def outbox_enabled() -> bool:
+    return getattr(settings, "WEBHOOKS_ENABLED", True)
+
+
+def subscriptions_for(event_types: Iterable[str], *, actor: str = "") -> list[Subscription]:
+    """Enabled subscriptions to any of these types that do not ignore the actor's API key (one query)."""
+    types = list(event_types)
+    queryset = Subscription.objects.filter(enabled=True, events__overlap=types)
+    if prefix := _actor_key_prefix(actor):
+        queryset = queryset.exclude(ignore_keys__contains=[prefix])
+    return list(queryset.only("pk", "events", "segment_id", "ignore_keys"))
+
+
+OUTBOX_SQL = f"""
+WITH e AS (
+    INSERT INTO webhooks_event
+           (event_type, profile_id, actor, time, data, document, subscription_ids, fanned_out)
+    SELECT j.t, j.p, j.a, j.n, j.d, j.x, j.s, false
+    FROM json_to_recordset(%s::json)
+         AS j(o int, t text, p bigint, a text, n timestamptz, d jsonb, x boolean, s bigint[])
+    ORDER BY j.o
+    RETURNING 1
+)
+SELECT count(*), pg_notify('{NOTIFY_CHANNEL}', '') FROM e
+"""  # noqa: S608
+
+
+def outbox_write(events: Sequence[OutboxEvent], subscriptions: Sequence[Subscription] | None = None) -> int:
+    """Record ``events`` for the subscriptions that want them, in one INSERT; returns how many were recorded.
+
+    Each event goes to the enabled subscriptions of its type that do not ignore its actor's API key and,
+    for a segment-limited subscription, whose segment holds its profile now (evaluated once per
+    subscription for all the events' profiles). Events without a profile (an import's end) skip the
+    segment rule; a profile's erasure reaches every subscriber of ``profile.deleted`` (it names no one).
+    A NOTIFY in the same statement wakes the delivery worker at commit.
+    """
+    if not events:
+        return 0
+    if subscriptions is None:
+        subscriptions = subscriptions_for({e.type for e in events})
+    if not subscriptions:
+        return 0
+    members: dict[int, set[int] | None] = {}
+    for subscription in subscriptions:
+        if subscription.segment_id is None:
+            members[subscription.pk] = None
+        else:
+            ids = {e.profile_id for e in events if e.type != EventType.PROFILE_DELETED}
+            members[subscription.pk] = subscription_segment_filter(subscription, ids)
+    rows = []
+    for event in events:
+        prefix = _actor_key_prefix(event.actor)
+        targets = [
+            s.pk
+            for s in subscriptions
+            if event.type in s.events
+            and not (prefix and prefix in s.ignore_keys)
+            and (
+                members[s.pk] is None
+                or event.profile_id is None
+                or event.type == EventType.PROFILE_DELETED
+                or event.profile_id in members[s.pk]
+            )
+        ]
+        if targets:
+            row = {"o": len(rows), "t": event.type, "p": event.profile_id, "a": event.actor[:256], "d": event.data}
+            rows.append({**row, "n": event.time.isoformat(), "x": event.document, "s": targets})
+    if not rows:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(OUTBOX_SQL, [json.dumps(rows, cls=DjangoJSONEncoder, separators=(",", ":"))])
+        return cursor.fetchone()[0]
+
+
+FAN_OUT_SQL = """
+WITH ev AS (
+    UPDATE webhooks_event e SET fanned_out = true, body = u.b
+    FROM json_to_recordset(%s::json) AS u(i bigint, b text)
+    WHERE e.id = u.i
+    RETURNING e.id, e.profile_id, e.time, e.subscription_ids
+),
+m AS (
+    INSERT INTO webhooks_message
+           (event_id, subscription_id, uid, profile_id, state, attempt_count, next_attempt_at, manual)
+    SELECT ev.id, s.id, gen_random_uuid(), ev.profile_id, 'pending', 0, ev.time, false
+    FROM ev CROSS JOIN LATERAL unnest(ev.subscription_ids) WITH ORDINALITY AS u(id, k)
+         JOIN webhooks_subscription s ON s.id = u.id
+    ORDER BY ev.id, u.k
+    RETURNING 1
+)
+SELECT count(*) FROM m
+"""
+FAN_OUT_LOCK = 0x77656268  # one fan-out at a time keeps message ids in event order (a profile's order)
+
+
+@transaction.atomic
+def outbox_fan_out(*, limit: int = 1000) -> int:
+    """Turn committed outbox events into one message per subscription, oldest first; returns the messages made.
+
+    Each event's body is rendered here, once, with the profile's document as it is now (milliseconds after the
+    change's commit), and stored: every attempt and resend of its messages sends these bytes. One fan-out
+    runs at a time (an advisory lock; a caller that does not get it returns 0 at once), so message ids
+    follow event ids and a profile's messages keep their change order.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [FAN_OUT_LOCK])
+        if not cursor.fetchone()[0]:
+            return 0
+        events = list(Event.objects.filter(fanned_out=False).order_by("id")[:limit])
+        if not events:
+            return 0
+        rendered = _rendered(events)
+        cursor.execute(FAN_OUT_SQL, [json.dumps([{"i": i, "b": b} for i, b in rendered.items()])])
+        return cursor.fetchone()[0]
+
+
+def event_payload(event: Event, document: dict | None = None) -> dict[str, Any]:
+    """The JSON a message sends: ``type``, ``timestamp`` and ``data`` (with ``profile``, the document, for the
+    events that carry one)."""
+    if event.body is not None:
+        return json.loads(event.body)
+    data = dict(event.data)
+    first = {key: data.pop(key) for key in ("clientId", "actor", "source", "requestId") if key in data}
+    if event.document:
+        first["profile"] = document
+    return {"type": event.event_type, "timestamp": _timestamp(event.time), "data": {**first, **data}}
+
+
+def _rendered(events: list[Event]) -> dict[int, str]:
+    """Bodies of events not sent yet, with the profiles' documents as they are now (one query)."""
+    from profiles.api.synerise.documents import profile_documents_by_ids
+
+    wanted = sorted({e.profile_id for e in events if e.document and e.profile_id is not None})
+    documents = {doc["clientId"]: doc for doc in profile_documents_by_ids(wanted)} if wanted else {}
+    return {
+        e.pk: json.dumps(
+            event_payload(e, documents.get(e.profile_id)),
+            cls=DjangoJSONEncoder,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        for e in events
+    }
+
+
+def events_render(events: Iterable[Event]) -> dict[int, str]:
+    """Each event's body: the one stored when it was fanned out (rendered now only for one that has none)."""
+    events = list(events)
+    bodies = {e.pk: e.body for e in events if e.body is not None}
+    return bodies | _rendered([e for e in events if e.body is None])
+
+
+def events_payloads(events: Iterable[Event]) -> dict[int, dict[str, Any]]:
+    """What each event's messages send (or, not sent yet, would send now), for the log; stores nothing."""
+    events = list(events)
+    bodies = {e.pk: e.body for e in events if e.body is not None}
+    bodies |= _rendered([e for e in events if e.body is None])
+    return {pk: json.loads(body) for pk, body in bodies.items()}
+
+
+def event_body(event: Event) -> str:
+    return events_render([event])[event.pk]
+
+
+def _notify() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, '')", [NOTIFY_CHANNEL])

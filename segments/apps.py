@@ -7,7 +7,7 @@ class SegmentsConfig(AppConfig):
 
     def ready(self):
         from profiles.merge_registry import register_merge_step
-        from segments import receivers, tasks, usage  # noqa: F401 - tasks registers the recurring refresh
+        from segments import membership, receivers, usage  # noqa: F401 - membership registers the recurring refresh
         from segments.membership import membership_merge_step, membership_unmerge_step
 
         receivers.connect()

@@ -20,11 +20,15 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.tasks import task
 from django.utils import timezone
 
+from crm.queues import BATCHES, DEFAULT, RECURRING
+from crm.recurring import recurring
 from segments import signals
 from segments.conditions import ConditionError, _Catalog, condition_parse, condition_q
 from segments.models import Segment, SegmentMembership, TouchedProfile
+from segments.selectors import segment_dependents
 
 logger = logging.getLogger(__name__)
 
@@ -73,19 +77,18 @@ def touched_record(profile_ids) -> None:
 def refresh_schedule() -> None:
     """Plan the refresh task after a write committed (once per delay per process; a failing queue fails nothing)."""
     global _planned_until
-    from segments.tasks import segments_refresh_touched
 
     now = time.monotonic()
     if now < _planned_until - 0.2:
         return  # a planned run starts after this commit and will see its rows
     delay = settings.SEGMENT_REFRESH_DELAY_SECONDS
     try:
-        backend = segments_refresh_touched.get_backend()
+        backend = segments_refresh_touched_task.get_backend()
         if backend.supports_defer and delay > 0:
-            segments_refresh_touched.using(run_after=timezone.now() + timedelta(seconds=delay)).enqueue()
+            segments_refresh_touched_task.using(run_after=timezone.now() + timedelta(seconds=delay)).enqueue()
             _planned_until = now + delay
         else:
-            segments_refresh_touched.enqueue()
+            segments_refresh_touched_task.enqueue()
     except Exception:
         logger.exception("could not enqueue the segment refresh")
 
@@ -278,13 +281,51 @@ def membership_unmerge_step(ctx) -> list[str]:
     return []
 
 
+# --- The background tasks of live membership, run by the configured django.tasks backend ----------------
+
+
+@task(queue_name=DEFAULT)
+def segments_refresh_touched_task() -> int:
+    """Refresh the profiles writes touched since the last run."""
+    return segments_refresh_touched()
+
+
+@task(queue_name=BATCHES)
+def segment_fill_task(segment_id: int) -> int:
+    """Fill a segment just created or edited (no events), and the segments that use it."""
+    done = 0
+    for segment in Segment.objects.filter(pk__in=[segment_id, *segment_dependents(segment_id)]):
+        segment_fill(segment=segment)
+        done += 1
+    return done
+
+
+@task(queue_name=BATCHES)
+def segments_refresh_commerce_task() -> int:
+    """After RFM scoring: segments with commerce conditions, with events."""
+    return segments_refresh_commerce()
+
+
+@recurring(every=lambda: timedelta(seconds=settings.SEGMENT_TIME_REFRESH_SECONDS))
+@task(queue_name=RECURRING)
+def segments_refresh_time_relative_task() -> int:
+    """Time-relative segments (inLastDays, withinDays), with events, on a schedule; and the touched profiles
+    too, so a worker started after writes whose own plan was lost catches up."""
+    segments_refresh_touched()
+    return segments_refresh_time_relative()
+
+
 __all__ = [
     "TouchedProfile",
     "live_segments_exist",
     "membership_refresh",
     "segment_fill",
+    "segment_fill_task",
     "segments_refresh_commerce",
+    "segments_refresh_commerce_task",
     "segments_refresh_time_relative",
+    "segments_refresh_time_relative_task",
     "segments_refresh_touched",
+    "segments_refresh_touched_task",
     "touched_record",
 ]

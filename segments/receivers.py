@@ -46,10 +46,10 @@ def on_consents(sender, *, changes, **kwargs):
 def on_rfm(sender, **kwargs):
     from django.db import transaction
 
-    from segments.tasks import segments_refresh_commerce
+    from segments.membership import segments_refresh_commerce_task
 
     if _commerce_segments():
-        transaction.on_commit(segments_refresh_commerce.enqueue)
+        transaction.on_commit(segments_refresh_commerce_task.enqueue)
 
 
 def _commerce_segments() -> bool:

@@ -28,37 +28,6 @@ PREVIEW_SIZE = 20
 NAME_MAX = 128
 
 
-def tree_segment_refs(tree) -> set[int]:
-    """Segment ids a stored tree names directly, read from the JSON (no database)."""
-    found: set[int] = set()
-
-    def visit(node):
-        if isinstance(node, dict):
-            if isinstance(node.get("segment"), int) and not isinstance(node.get("segment"), bool):
-                found.add(node["segment"])
-            for key in ("all", "any"):
-                if isinstance(node.get(key), list):
-                    for child in node[key]:
-                        visit(child)
-            if "not" in node:
-                visit(node["not"])
-
-    visit(tree)
-    return found
-
-
-def segment_dependents(segment_id: int) -> list[int]:
-    """Segments that use this one, directly or through others (to refill after an edit)."""
-    trees = dict(Segment.objects.values_list("pk", "tree"))
-    found: list[int] = []
-    frontier = {segment_id}
-    while frontier:
-        frontier = {pk for pk, tree in trees.items() if tree_segment_refs(tree) & frontier and pk not in found}
-        frontier.discard(segment_id)
-        found.extend(sorted(frontier))
-    return found
-
-
 def _name(name) -> str:
     if not isinstance(name, str) or not name.strip():
         raise ValidationFailed("name must be a non-empty string.", field="name")
@@ -100,8 +69,7 @@ def _fill_later(segment_id: int) -> None:
 def _fill_enqueue(segment_id: int) -> None:
     from datetime import timedelta
 
-    from segments.membership import fill_delay_seconds
-    from segments.tasks import segment_fill_task
+    from segments.membership import fill_delay_seconds, segment_fill_task
 
     try:
         if segment_fill_task.get_backend().supports_defer:

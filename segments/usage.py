@@ -35,7 +35,7 @@ def segment_users(segment_id: int) -> list[str]:
 def segments_using(segment_id: int) -> list[str]:
     """Other segments whose tree names this one (``{"segment": id}`` at any depth)."""
     from segments.models import Segment
-    from segments.services import tree_segment_refs
+    from segments.selectors import tree_segment_refs
 
     return [
         f"segment {pk} '{name}'"

@@ -1,0 +1,36 @@
+"""Reads about segments themselves (which segments a tree names, which segments use one), below the services."""
+
+from __future__ import annotations
+
+from segments.models import Segment
+
+
+def tree_segment_refs(tree) -> set[int]:
+    """Segment ids a stored tree names directly, read from the JSON (no database)."""
+    found: set[int] = set()
+
+    def visit(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("segment"), int) and not isinstance(node.get("segment"), bool):
+                found.add(node["segment"])
+            for key in ("all", "any"):
+                if isinstance(node.get(key), list):
+                    for child in node[key]:
+                        visit(child)
+            if "not" in node:
+                visit(node["not"])
+
+    visit(tree)
+    return found
+
+
+def segment_dependents(segment_id: int) -> list[int]:
+    """Segments that use this one, directly or through others (to refill after an edit)."""
+    trees = dict(Segment.objects.values_list("pk", "tree"))
+    found: list[int] = []
+    frontier = {segment_id}
+    while frontier:
+        frontier = {pk for pk, tree in trees.items() if tree_segment_refs(tree) & frontier and pk not in found}
+        frontier.discard(segment_id)
+        found.extend(sorted(frontier))
+    return found

@@ -76,3 +76,51 @@ def page(browser):
 def screenshots() -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
+
+
+PASSWORD = "correct horse battery"
+
+# The data migrations that make an install's groups, grants and default agreements, in migration order.
+_INSTALL_DATA = [
+    ("consents.migrations.0002_default_agreements", "create_defaults"),
+    ("crm.migrations.0003_roles", "create_roles"),
+    ("exports.migrations.0002_roles", "grant"),
+    ("imports.migrations.0002_roles", "grant"),
+    ("segments.migrations.0002_roles", "grant"),
+    ("tracker.migrations.0001_sites", "admin_staff_manage_sites"),
+    ("privacy.migrations.0001_initial", "staff_may_view_erasures"),
+    ("webhooks.migrations.0001_initial", "admin_staff_permissions"),
+]
+
+
+def install_data_restore() -> None:
+    """Make the data migrations' rows again: transactional tests empty the database between tests, and
+    ``create_roles`` alone would leave the Marketers without the grants later apps add."""
+    import importlib
+
+    from django.apps import apps
+
+    for module, function in _INSTALL_DATA:
+        getattr(importlib.import_module(module), function)(apps, None)
+
+
+def _user(username: str, group: str):
+    from django.contrib.auth.models import Group, User
+
+    user = User.objects.create_user(username, password=PASSWORD, is_staff=True)
+    user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+@pytest.fixture
+def marketer(db):
+    """A member of Marketers, with the install's groups and grants as a fresh install has them."""
+    install_data_restore()
+    return _user("mia@example.com", "Marketers")
+
+
+@pytest.fixture
+def staff(db):
+    """A member of Admin staff, with the install's groups and grants as a fresh install has them."""
+    install_data_restore()
+    return _user("ada@example.com", "Admin staff")

@@ -1,33 +1,15 @@
 """A marketer's day in a real browser: log in, find a profile, work on its card; keys stay out of reach."""
 
-import importlib
 import uuid
 
 import pytest
-from django.apps import apps
-from django.contrib.auth.models import Group, User
 
 from consents.models import Agreement
 from profiles.services import ProfileInput, profile_upsert
 from tests.admin.test_card import insert_events
+from tests.browser.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-roles = importlib.import_module("crm.migrations.0003_roles")
-export_roles = importlib.import_module("exports.migrations.0002_roles")
-default_agreements = importlib.import_module("consents.migrations.0002_default_agreements")
-PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def marketer(db):
-    # Transactional tests empty the database between tests: data migrations' rows are made again here.
-    default_agreements.create_defaults(apps, None)
-    roles.create_roles(apps, None)
-    export_roles.grant(apps, None)
-    user = User.objects.create_user("mia@example.com", password=PASSWORD, is_staff=True)
-    user.groups.add(Group.objects.get(name="Marketers"))
-    return user
 
 
 @pytest.fixture

@@ -1,35 +1,17 @@
 """A marketer creates a scheduled export in the admin, runs it now and reads its run log (Chromium)."""
 
 import csv
-import importlib
 import io
 
 import pytest
-from django.apps import apps
-from django.contrib.auth.models import Group, User
 from standardwebhooks import Webhook
 
 from exports.models import ScheduledExport
 from profiles.services import ProfileInput, profile_upsert
+from tests.browser.conftest import PASSWORD
 from tests.exports.conftest import Receiver
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-roles = importlib.import_module("crm.migrations.0003_roles")
-export_roles = importlib.import_module("exports.migrations.0002_roles")
-default_agreements = importlib.import_module("consents.migrations.0002_default_agreements")
-PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def marketer(db):
-    # Transactional tests empty the database between tests: data migrations' rows are made again here.
-    default_agreements.create_defaults(apps, None)
-    roles.create_roles(apps, None)
-    export_roles.grant(apps, None)
-    user = User.objects.create_user("mia@example.com", password=PASSWORD, is_staff=True)
-    user.groups.add(Group.objects.get(name="Marketers"))
-    return user
 
 
 @pytest.fixture

@@ -1,34 +1,20 @@
 """A new marketer's first hour in a real browser, at 1280 and 1920 px: consent controls that change nothing
 untouched, a profile list that fits, search by part of an e-mail, tags near the top of the card, offline API docs."""
 
-import importlib
 import uuid
 
 import pytest
-from django.apps import apps
-from django.contrib.auth.models import Group, User
 
 from consents.models import Agreement, ConsentRecord, ConsentState, ConsentStatus
 from consents.services import consent_set
 from profiles.services import ProfileInput, profile_upsert
 from profiles.services.tags import tag_create, tags_add
 from tests.admin.test_card import insert_events
+from tests.browser.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-roles = importlib.import_module("crm.migrations.0003_roles")
-default_agreements = importlib.import_module("consents.migrations.0002_default_agreements")
-PASSWORD = "correct horse battery"
 WIDTHS = [1280, 1920]
-
-
-@pytest.fixture
-def marketer(db):
-    default_agreements.create_defaults(apps, None)
-    roles.create_roles(apps, None)
-    user = User.objects.create_user("mia@example.com", password=PASSWORD, is_staff=True)
-    user.groups.add(Group.objects.get(name="Marketers"))
-    return user
 
 
 def make_profile(**fields):

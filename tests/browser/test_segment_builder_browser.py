@@ -1,34 +1,16 @@
 """A marketer builds a two-condition segment in the builder without writing JSON, sees the live count, saves it,
 opens a member's card and finds the segment in the right column."""
 
-import importlib
-
 import pytest
-from django.apps import apps
-from django.contrib.auth.models import Group, User
 from playwright.sync_api import expect
 
 from profiles.models import Tag
 from profiles.services import ProfileInput, profile_upsert
 from profiles.services.tags import tags_add
 from segments.models import Segment
+from tests.browser.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-roles = importlib.import_module("crm.migrations.0003_roles")
-segment_roles = importlib.import_module("segments.migrations.0002_roles")
-default_agreements = importlib.import_module("consents.migrations.0002_default_agreements")
-PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def marketer(db):
-    default_agreements.create_defaults(apps, None)
-    roles.create_roles(apps, None)
-    segment_roles.grant(apps, None)
-    user = User.objects.create_user("mia@example.com", password=PASSWORD, is_staff=True)
-    user.groups.add(Group.objects.get(name="Marketers"))
-    return user
 
 
 def person(email, city):

@@ -1,27 +1,14 @@
 """The webhooks admin in a real browser: Admin staff read a message's attempts in the log and resend it."""
 
-import importlib
-
 import pytest
-from django.apps import apps
-from django.contrib.auth.models import Group, User
 
+from tests.browser.conftest import PASSWORD
 from tests.webhooks.conftest import Receiver
 from webhooks.delivery import deliver_due
 from webhooks.models import EventType, Message
 from webhooks.services import subscription_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-roles = importlib.import_module("crm.migrations.0003_roles")
-PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def staff(db):
-    roles.create_roles(apps, None)
-    user = User.objects.create_user("ada@example.com", password=PASSWORD, is_staff=True)
-    user.groups.add(Group.objects.get(name="Admin staff"))
-    return user
 
 
 @pytest.fixture

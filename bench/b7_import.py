@@ -213,10 +213,11 @@ def main(argv=None) -> int:
     begin = time.perf_counter()
     csv_path, jsonl_path = write_files(args, folder, n)
     small_csv, _ = write_files(args, folder, small)
+    jsonl_size = f"{jsonl_path.stat().st_size / 1e6:.1f} MB JSONL"
     if args.memory_only:
-        jsonl_path.unlink()
+        jsonl_path.unlink()  # only the CSV is imported: the disk is given back before the run
     print(
-        f"files: {csv_path.stat().st_size / 1e6:.1f} MB CSV, {jsonl_path.stat().st_size / 1e6:.1f} MB JSONL "
+        f"files: {csv_path.stat().st_size / 1e6:.1f} MB CSV, {jsonl_size} "
         f"(written in {time.perf_counter() - begin:.1f} s)",
         flush=True,
     )

@@ -98,7 +98,7 @@ def segment_document(segment: Segment) -> dict:
         "updatedBy": segment.updated_by,
         "lastCount": segment.last_count,
         "lastEvaluatedAt": _iso(segment.last_evaluated_at),
-        "evaluationMs": segment.evaluation_ms,
+        "evaluationMs": None if segment.evaluation_ms is None else round(segment.evaluation_ms, 2),
     }
 
 

@@ -252,6 +252,19 @@ def _identify(profile: Profile, identifiers: dict[str, Any], email, *, source: s
         raise
 
 
+def _profile_hold(profile_id: int) -> None:
+    """Hold the profile against deletion until this transaction ends.
+
+    The event's foreign key is checked only at COMMIT, so an erasure committing in between would turn the
+    write into an IntegrityError. ``FOR KEY SHARE`` lets concurrent updates of the row go on, makes an erasure
+    wait for this write (which it then erases with the rest), or, when the erasure came first, finds no row:
+    the write is refused as the erasure's tombstone says (410)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM profiles_profile WHERE id = %s FOR KEY SHARE", [profile_id])
+        if cursor.fetchone() is None:
+            raise profile_missing(profile_id)
+
+
 def event_record(*, data: EventInput, source: str, actor: str = "") -> EventResult:
     """Record one custom event; a repeated ``eventSalt`` records nothing and reports ``duplicate``.
 
@@ -267,6 +280,7 @@ def event_record(*, data: EventInput, source: str, actor: str = "") -> EventResu
     try:
         with transaction.atomic():
             profile = event_profile_resolve(identifiers, source=source, actor=actor)
+            _profile_hold(profile.pk)
             if data.action == FORM_SUBMIT and data.params.get("email") is not None:
                 profile = _identify(profile, identifiers, data.params["email"], source=source, actor=actor)
             try:

@@ -20,10 +20,10 @@ from rest_framework.response import Response
 from crm.api import ApiView, RequestTooLarge
 from crm.errors import ValidationFailed
 from crm.parsers import bad_text
+from crm.problems import problem_responses, render_problem
 from imports.integrations import integration_receive
 from imports.models import Format, ImportJob, Issue, SavedMapping
 from imports.services import COUNT_KEYS, import_get, import_progress, import_report_csv, import_submit
-from profiles.api.expertsender.errors import PROBLEM_JSON, problem_body
 from profiles.api.synerise.batch import JobJson, job_document
 from profiles.api.synerise.views import API_VERSION, ERRORS, SyneriseView
 
@@ -250,34 +250,11 @@ class ImportReportView(SyneriseView):
 
 # --- incoming integrations --------------------------------------------------------------------------
 
-Problem = inline_serializer(
-    "IntegrationProblem",
-    {
-        "type": serializers.CharField(),
-        "title": serializers.CharField(),
-        "status": serializers.IntegerField(),
-        "detail": serializers.CharField(),
-        "instance": serializers.CharField(),
-        "code": serializers.CharField(),
-        "field": serializers.CharField(required=False),
-        "errors": serializers.ListField(child=serializers.CharField(), required=False),
-    },
-)
-
-
-def problem_error(*, status, code, message, field, request, extra=None) -> Response:
-    """RFC 7807 problem details, with a stable ``code`` and the offending ``field``."""
-    errors = [f"{field}: {message}"] if field else [message]
-    body = problem_body(status=status, detail=message, instance=request.path, errors=errors, code=code)
-    if field:
-        body["field"] = field
-    return Response(body, status=status, content_type=PROBLEM_JSON)
-
 
 class IncomingIntegrationView(ApiView):
     """A third party's own JSON, signed with a JWT under the integration's secret (not an API key)."""
 
-    error_renderer = staticmethod(problem_error)
+    error_renderer = staticmethod(render_problem)
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
@@ -299,7 +276,7 @@ class IncomingIntegrationView(ApiView):
         ],
         responses={
             202: OpenApiResponse(JobJson, description="Queued; Location names the batch job"),
-            **{(code, PROBLEM_JSON): OpenApiResponse(Problem) for code in (400, 401, 404, 411, 413, 503)},
+            **problem_responses(400, 401, 404, 411, 413, 503),
         },
     )
     def post(self, request, slug):

@@ -29,7 +29,6 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils import timezone
-from standardwebhooks.webhooks import Webhook
 
 from crm.errors import ValidationFailed
 
@@ -59,15 +58,21 @@ def _check_address(host: str, port: int) -> None:
 
 
 def signing_key(secret: str) -> bytes:
-    """The HMAC key of a Standard Webhooks secret (``whsec_`` + base64), read by the library itself."""
+    """The HMAC key of a Standard Webhooks secret: the bytes of the base64 after ``whsec_``.
+
+    Decoded strictly (the reference library skips stray characters); tests check signatures made with this key
+    against the reference library's verification."""
+    text = secret.removeprefix("whsec_")
     try:
-        base64.b64decode(secret.removeprefix("whsec_"), validate=True)  # the library itself skips stray characters
-        return Webhook(secret)._whsecret
-    except Exception:
+        key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except ValueError:
+        key = b""
+    if not key:
         raise ValidationFailed(
             "The signing secret must be whsec_ followed by base64 (leave it empty to have one made).",
             field="http_secret",
-        ) from None
+        )
+    return key
 
 
 def signature(secret: str, *, msg_id: str, timestamp: int, body: IO[bytes]) -> str:

@@ -244,3 +244,23 @@ def test_the_worker_runs_a_due_export_through_the_recurring_dispatcher(receiver,
     assert len(receiver.requests) == 1
     # The dispatcher planned its own next run.
     assert DBTaskResult.objects.filter(task_path=scheduled_exports_dispatch.module_path, status="READY").exists()
+
+
+@pytest.mark.parametrize("secret", ["whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_c2VjcmV0LWtleQ"])
+def test_signatures_match_the_reference_library_padded_or_not(secret):
+    """Our streaming signature equals the one ``standardwebhooks`` makes, unpadded base64 included."""
+    from exports.targets import signature
+
+    body = b'{"a": 1}\n'
+    sig = signature(secret, msg_id="msg_1", timestamp=1_700_000_000, body=io.BytesIO(body))
+    expected = Webhook(secret).sign("msg_1", datetime.fromtimestamp(1_700_000_000, tz=timezone.UTC), body.decode())
+    assert sig == expected
+
+
+@pytest.mark.parametrize("secret", ["whsec_", "whsec_not base64!", "plain-text"])
+def test_a_secret_that_is_not_base64_is_refused_naming_the_field(secret):
+    from exports.targets import signing_key
+
+    with pytest.raises(ValidationFailed) as caught:
+        signing_key(secret)
+    assert caught.value.field == "http_secret"

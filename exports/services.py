@@ -24,6 +24,7 @@ from django.tasks import task
 from django.utils import timezone
 
 from crm.errors import DomainError, ValidationFailed
+from crm.outbound import url_split
 from crm.queues import DELIVERIES, RECURRING
 from crm.recurring import recurring
 from exports.models import ExportRun, RunOutcome, Schedule, ScheduledExport, TargetKind
@@ -65,6 +66,7 @@ def scheduled_export_save(*, export: ScheduledExport, actor: str = "") -> Schedu
     if export.target == TargetKind.HTTP:
         if not export.http_url:
             raise ValidationFailed("An HTTP export needs its URL.", field="http_url")
+        url_split(export.http_url, field="http_url", refused=ValidationFailed)  # its address is checked at each run
         if not export.http_secret:
             export.http_secret = http_secret_generate()
         else:

@@ -9,7 +9,8 @@ SFTP: the file is uploaded under a temporary name next to the target and renamed
 never sees half a file. The server's host key is checked against the one stored on the export (kept from the
 first successful connection when none was given).
 
-Targets on private, loopback or link-local addresses are refused unless ``EXPORT_ALLOW_PRIVATE_TARGETS`` is on.
+Targets on private, loopback or link-local addresses are refused unless ``EXPORT_ALLOW_PRIVATE_TARGETS`` is on;
+the name is resolved once and the connection goes to the checked address (``crm.outbound``).
 """
 
 from __future__ import annotations
@@ -18,19 +19,17 @@ import base64
 import contextlib
 import hashlib
 import hmac
-import http.client
 import io
-import ipaddress
 import math
 import socket
 import time
 from typing import IO
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils import timezone
 
 from crm.errors import ValidationFailed
+from crm.outbound import Target, address_resolve, pinned_connection, url_split
 
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 
@@ -39,19 +38,18 @@ class PushFailed(Exception):
     """The target refused the file or could not be reached."""
 
 
-def _check_address(host: str, port: int) -> None:
-    if settings.EXPORT_ALLOW_PRIVATE_TARGETS:
-        return
+def _address(host: str, port: int, *, field: str) -> str:
+    """The checked address to connect to (refused targets fail the run, naming the setting that allows them)."""
     try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    except OSError as exc:
-        raise PushFailed(f"{host} cannot be resolved: {exc}") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved:
-            raise PushFailed(
-                f"{host} is a private or local address ({address}); set EXPORT_ALLOW_PRIVATE_TARGETS=1 to allow it."
-            )
+        return address_resolve(
+            host,
+            port,
+            allow_private=settings.EXPORT_ALLOW_PRIVATE_TARGETS,
+            field=field,
+            setting="EXPORT_ALLOW_PRIVATE_TARGETS",
+        )
+    except ValidationFailed as exc:
+        raise PushFailed(exc.message) from None
 
 
 # --- HTTP ---------------------------------------------------------------------------------------------------------
@@ -84,11 +82,11 @@ def signature(secret: str, *, msg_id: str, timestamp: int, body: IO[bytes]) -> s
 
 
 def http_push(export, file: IO[bytes], *, size: int, msg_id: str) -> str:
-    url = urlsplit(export.http_url)
-    if url.scheme not in {"http", "https"} or not url.hostname:
-        raise PushFailed(f"{export.http_url} is not an http(s) URL.")
-    port = url.port or (443 if url.scheme == "https" else 80)
-    _check_address(url.hostname, port)
+    try:
+        scheme, host, port, path = url_split(export.http_url, field="http_url")
+    except ValidationFailed as exc:
+        raise PushFailed(exc.message) from None
+    target = Target(scheme, host, port, path, _address(host, port, field="http_url"))
     timestamp = math.floor(time.time())
     start = file.tell()
     sig = signature(export.http_secret, msg_id=msg_id, timestamp=timestamp, body=file)
@@ -101,11 +99,9 @@ def http_push(export, file: IO[bytes], *, size: int, msg_id: str) -> str:
         "webhook-signature": sig,
         "User-Agent": "crm-export/1",
     }
-    connection_class = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
-    conn = connection_class(url.hostname, port, timeout=settings.EXPORT_HTTP_TIMEOUT_SECONDS)
-    path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+    conn = pinned_connection(target, settings.EXPORT_HTTP_TIMEOUT_SECONDS)
     try:
-        conn.request("POST", path, body=file, headers=headers)
+        conn.request("POST", target.path, body=file, headers={"Host": target.host_header, **headers})
         response = conn.getresponse()
         answer = response.read(500).decode("utf-8", "replace")
     except OSError as exc:
@@ -146,10 +142,10 @@ def sftp_push(export, file: IO[bytes], *, started_at) -> str:
     import paramiko
 
     host, port = export.sftp_host, export.sftp_port
-    _check_address(host, port)
+    address = _address(host, port, field="sftp_host")
     path = remote_path(export.sftp_path, started_at)
     try:
-        sock = socket.create_connection((host, port), timeout=settings.EXPORT_SFTP_TIMEOUT_SECONDS)
+        sock = socket.create_connection((address, port), timeout=settings.EXPORT_SFTP_TIMEOUT_SECONDS)
     except OSError as exc:
         raise PushFailed(f"SFTP {host}:{port} cannot be reached: {exc}") from None
     transport = paramiko.Transport(sock)

@@ -264,3 +264,41 @@ def test_a_secret_that_is_not_base64_is_refused_naming_the_field(secret):
     with pytest.raises(ValidationFailed) as caught:
         signing_key(secret)
     assert caught.value.field == "http_secret"
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/x", "https://user:pw@example.com/x", "http:///nohost"])
+def test_save_refuses_urls_that_are_not_plain_http(crowd, url):
+    with pytest.raises(ValidationFailed) as exc:
+        http_export(url)
+    assert exc.value.field == "http_url"
+
+
+def test_a_name_that_resolves_to_loopback_is_refused_at_the_run_and_nothing_is_sent(crowd, receiver):
+    """localhost passes no address check by name: it resolves to 127.0.0.1, which is refused."""
+    export = http_export(receiver.url.replace("127.0.0.1", "localhost"))
+    run = scheduled_export_run(export_id=export.pk)
+    assert run.outcome == RunOutcome.FAILED
+    assert "127.0.0.1" in run.error or "::1" in run.error
+    assert receiver.requests == []
+
+
+def test_the_push_connects_to_the_address_it_checked(crowd, receiver, local_targets, monkeypatch):
+    """DNS rebinding: the name is resolved once; a second resolution (to somewhere else) is never used."""
+    import socket
+
+    real = socket.getaddrinfo
+    calls = []
+
+    def rebinding(host, *args, **kwargs):
+        calls.append(host)
+        if host == "receiver.test":
+            return real("127.0.0.1" if len(calls) == 1 else "192.0.2.1", *args, **kwargs)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    export = http_export(receiver.url.replace("127.0.0.1", "receiver.test"))
+    run = scheduled_export_run(export_id=export.pk)
+    assert run.outcome == RunOutcome.SUCCEEDED, run.error
+    assert calls.count("receiver.test") == 1
+    ((headers, _body),) = receiver.requests
+    assert headers["Host"].startswith("receiver.test:")

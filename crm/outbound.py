@@ -1,0 +1,144 @@
+"""Connections to addresses that users configure (webhook receivers, export targets): the SSRF rules.
+
+A target's name is resolved once; every address it resolves to must be public (not loopback, private,
+link-local, which includes cloud metadata, shared, reserved or multicast) unless the caller allows private
+targets; the connection then goes to the checked address, so a name cannot resolve to a public address for
+the check and to 127.0.0.1 for the connection (DNS rebinding). HTTPS still verifies the certificate against
+the name. No redirect is ever followed (``http.client`` follows none).
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import socket
+import ssl
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from crm.errors import ValidationFailed
+
+SCHEMES = {"http": 80, "https": 443}
+
+
+class TargetRefused(ValidationFailed):
+    code = "target_refused"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A URL split for a pinned connection: ``address`` is the checked IP to connect to."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str  # path and query
+    address: str
+
+    @property
+    def host_header(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == SCHEMES.get(self.scheme) else f"{host}:{self.port}"
+
+
+def address_allowed(address: str) -> bool:
+    """A public unicast address: not loopback, private, link-local (cloud metadata), shared, reserved."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def url_split(url: str, *, field: str = "url", refused: type[ValidationFailed] = TargetRefused):
+    """(scheme, host, port, path) of an http(s) URL with a host; ``refused`` raised otherwise."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise refused(f"{url!r} is not a valid URL.", field=field) from None
+    scheme = (parts.scheme or "").lower()
+    if scheme not in SCHEMES:
+        raise refused("The URL must start with http:// or https://.", field=field)
+    if not parts.hostname:
+        raise refused("The URL must name a host.", field=field)
+    if parts.username or parts.password:
+        raise refused("The URL must not carry a user name or password.", field=field)
+    path = parts.path or "/"
+    if parts.query:
+        path = f"{path}?{parts.query}"
+    return scheme, parts.hostname, port or SCHEMES[scheme], path
+
+
+def address_resolve(
+    host: str,
+    port: int,
+    *,
+    allow_private: bool,
+    field: str,
+    refused: type[ValidationFailed] = TargetRefused,
+    setting: str = "",
+) -> str:
+    """The one address to connect to for ``host``; ``refused`` when the name does not resolve, or resolves to
+    any non-public address while private targets are not allowed (``setting`` names the switch in the message)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        infos = []
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    if not addresses:
+        raise refused(f"The host {host!r} cannot be resolved.", field=field)
+    if not allow_private:
+        bad = [a for a in addresses if not address_allowed(a)]
+        if bad:
+            allow = f" (set {setting}=1 to allow it)" if setting else ""
+            raise refused(
+                f"The host {host!r} resolves to {bad[0]}, a loopback, private, link-local or reserved address; "
+                f"only public addresses are allowed{allow}.",
+                field=field,
+            )
+    return addresses[0]
+
+
+def target_resolve(
+    url: str,
+    *,
+    allow_private: bool,
+    field: str = "url",
+    refused: type[ValidationFailed] = TargetRefused,
+    setting: str = "",
+) -> Target:
+    """The URL's target with the checked address to connect to (see ``address_resolve``)."""
+    scheme, host, port, path = url_split(url, field=field, refused=refused)
+    address = address_resolve(host, port, allow_private=allow_private, field=field, refused=refused, setting=setting)
+    return Target(scheme=scheme, host=host, port=port, path=path, address=address)
+
+
+class PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to the checked address, whatever the name resolves to now."""
+
+    def __init__(self, target: Target, timeout: float):
+        super().__init__(target.host, target.port, timeout=timeout)
+        self.target = target
+
+    def connect(self):
+        self.sock = socket.create_connection((self.target.address, self.port), self.timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """The same over TLS; the certificate is verified against the name."""
+
+    def __init__(self, target: Target, timeout: float):
+        super().__init__(target.host, target.port, timeout=timeout, context=ssl.create_default_context())
+        self.target = target
+
+    def connect(self):
+        sock = socket.create_connection((self.target.address, self.port), self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+def pinned_connection(target: Target, timeout: float) -> http.client.HTTPConnection:
+    """An unopened connection to the target's checked address (it opens on the first request)."""
+    connection_class = PinnedHTTPSConnection if target.scheme == "https" else PinnedHTTPConnection
+    return connection_class(target, timeout)

@@ -111,9 +111,27 @@ def exports_due_claim(*, now: datetime | None = None) -> list[tuple[int, str]]:
     return claimed
 
 
-def exports_dispatch() -> list[int]:
-    """Enqueue a run of every due export (the recurring task's work); returns their ids."""
+def export_runs_abandoned_close(*, now: datetime | None = None) -> int:
+    """Close the runs still marked running whose worker died (killed, or its machine gone): a live run holds its
+    export's advisory lock, which PostgreSQL releases with the dead worker's connection. Returns how many."""
+    now = now or timezone.now()
+    closed = 0
+    for export_id in set(ExportRun.objects.filter(outcome=RunOutcome.RUNNING).values_list("export_id", flat=True)):
+        with _Lock(export_id) as held:
+            if held:
+                closed += ExportRun.objects.filter(export_id=export_id, outcome=RunOutcome.RUNNING).update(
+                    outcome=RunOutcome.FAILED,
+                    finished_at=now,
+                    error="The worker running this export stopped before the run ended.",
+                )
+    return closed
 
+
+def exports_dispatch() -> list[int]:
+    """Enqueue a run of every due export (the recurring task's work); returns their ids. Runs left "running"
+    by a worker that died are closed first."""
+
+    export_runs_abandoned_close()
     claimed = exports_due_claim()
     for export_id, trigger in claimed:
         scheduled_export_run_task.enqueue(export_id, trigger)

@@ -302,3 +302,28 @@ def test_the_push_connects_to_the_address_it_checked(crowd, receiver, local_targ
     assert calls.count("receiver.test") == 1
     ((headers, _body),) = receiver.requests
     assert headers["Host"].startswith("receiver.test:")
+
+
+def test_a_run_left_running_by_a_dead_worker_is_closed_by_the_dispatcher(crowd, receiver):
+    from django.db import connections
+
+    from exports.services import export_runs_abandoned_close
+
+    export = http_export(receiver.url)
+    started = timezone.now() - timedelta(minutes=5)
+    run = ExportRun.objects.create(export=export, trigger="schedule", actor="system", started_at=started)
+    assert run.outcome == RunOutcome.RUNNING
+    worker = connections.create_connection("default")  # the live worker holds the export's lock
+    with worker.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [0x6578, export.pk])
+    try:
+        assert export_runs_abandoned_close() == 0
+        run.refresh_from_db()
+        assert run.outcome == RunOutcome.RUNNING
+    finally:
+        worker.connection.close()  # the worker dies: PostgreSQL releases its lock with the connection
+        worker.close()
+    exports_dispatch()
+    run.refresh_from_db()
+    assert run.outcome == RunOutcome.FAILED and run.finished_at is not None
+    assert "stopped before the run ended" in run.error

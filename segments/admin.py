@@ -169,6 +169,13 @@ class SegmentAdmin(ServiceAdminMixin, admin.ModelAdmin):
             return HttpResponseRedirect(reverse("admin:segments_segment_change", args=[object_id]))
         return super().delete_view(request, object_id, extra_context)
 
+    def get_deleted_objects(self, objs, request):
+        # "Delete selected": segments in use are listed as protected, and nothing is deleted.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        in_use = [f"{user} (uses segment '{seg.name}')" for seg in objs for user in segment_users(seg.pk)]
+        protected = list(protected) + in_use
+        return deleted, counts, perms_needed, protected
+
     def delete_model(self, request, obj):
         segment_delete(segment=obj, actor=actor_of(request.user))
 

@@ -7,11 +7,13 @@ class SegmentsConfig(AppConfig):
 
     def ready(self):
         from profiles.merge_registry import register_merge_step
+        from profiles.services.tags import register_tag_user
         from segments import membership, receivers, usage  # noqa: F401 - membership registers the recurring refresh
         from segments.membership import membership_merge_step, membership_unmerge_step
 
         receivers.connect()
         usage.register_segment_user("segments", usage.segments_using)
+        register_tag_user("segments", usage.segments_naming_tag)
         register_merge_step("segments", merge=membership_merge_step, unmerge=membership_unmerge_step, order=90)
         self._register_privacy_steps()
 

@@ -5,23 +5,28 @@ from __future__ import annotations
 from segments.models import Segment
 
 
-def tree_segment_refs(tree) -> set[int]:
-    """Segment ids a stored tree names directly, read from the JSON (no database)."""
+def tree_refs(tree, key: str) -> set[int]:
+    """The ids a stored tree names under ``key`` (``segment`` or ``tagId``) at any depth, read from the JSON."""
     found: set[int] = set()
 
     def visit(node):
         if isinstance(node, dict):
-            if isinstance(node.get("segment"), int) and not isinstance(node.get("segment"), bool):
-                found.add(node["segment"])
-            for key in ("all", "any"):
-                if isinstance(node.get(key), list):
-                    for child in node[key]:
+            if isinstance(node.get(key), int) and not isinstance(node.get(key), bool):
+                found.add(node[key])
+            for group in ("all", "any"):
+                if isinstance(node.get(group), list):
+                    for child in node[group]:
                         visit(child)
             if "not" in node:
                 visit(node["not"])
 
     visit(tree)
     return found
+
+
+def tree_segment_refs(tree) -> set[int]:
+    """Segment ids a stored tree names directly, read from the JSON (no database)."""
+    return tree_refs(tree, "segment")
 
 
 def segment_dependents(segment_id: int) -> list[int]:

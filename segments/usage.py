@@ -42,3 +42,15 @@ def segments_using(segment_id: int) -> list[str]:
         for pk, name, tree in Segment.objects.exclude(pk=segment_id).values_list("pk", "name", "tree")
         if segment_id in tree_segment_refs(tree)
     ]
+
+
+def segments_naming_tag(tag_id: int) -> list[str]:
+    """Segments whose tree names the tag (stored trees keep tags by id): a tag they name cannot be deleted."""
+    from segments.models import Segment
+    from segments.selectors import tree_refs
+
+    return [
+        f"segment {pk} '{name}'"
+        for pk, name, tree in Segment.objects.values_list("pk", "name", "tree").order_by("pk")
+        if tag_id in tree_refs(tree, "tagId")
+    ]

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 from django.utils.html import format_html
 
 from crm.actors import actor_of
 from crm.admin import ServiceAdminMixin, ServiceModelForm
 from profiles.models import Tag
 from profiles.selectors import tag_profile_counts
-from profiles.services.tags import tag_create, tag_delete
+from profiles.services.tags import tag_create, tag_delete, tag_users
 
 SOURCE = "admin"
 
@@ -69,6 +71,19 @@ class TagAdmin(ServiceAdminMixin, admin.ModelAdmin):
             obj.save(update_fields=["color", "description"])
         else:
             super().save_model(request, obj, form, change)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        users = tag_users(int(object_id)) if str(object_id).isdigit() else []
+        if users:
+            self.message_user(request, f"This tag is in use by {', '.join(users)}.", messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:profiles_tag_change", args=[object_id]))
+        return super().delete_view(request, object_id, extra_context)
+
+    def get_deleted_objects(self, objs, request):
+        # "Delete selected": tags that something names are listed as protected, and nothing is deleted.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        protected = list(protected) + [f"{user} (names tag '{tag.name}')" for tag in objs for user in tag_users(tag.pk)]
+        return deleted, counts, perms_needed, protected
 
     def delete_model(self, request, obj):
         tag_delete(tag=obj, source=SOURCE, actor=actor_of(request.user))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Lower
@@ -179,9 +179,33 @@ def tags_put(*, pairs: Iterable[tuple[int, str]], source: str, actor: str = "") 
     return dict(added)
 
 
+# Things that name a tag and would break without it (segments' conditions): ``finder(tag_id) -> [readable name]``,
+# registered by the apps that hold them (``register_tag_user`` in their ``AppConfig.ready``).
+_tag_user_finders: dict[str, Callable[[int], list[str]]] = {}
+
+
+def register_tag_user(name: str, finder: Callable[[int], list[str]]) -> None:
+    _tag_user_finders[name] = finder
+
+
+def tag_users(tag_id: int) -> list[str]:
+    """What names the tag ("segment 3 'VIP buyers'"): empty when it can be deleted."""
+    return [user for finder in _tag_user_finders.values() for user in finder(tag_id)]
+
+
 def tag_delete(*, tag: Tag, source: str, actor: str = "") -> int:
-    """Delete a tag: it is removed from every profile first (each removal a system event); returns that count."""
+    """Delete a tag: it is removed from every profile first (each removal a system event); returns that count.
+    A tag something still names (a segment's condition) is not deleted: 409 naming the users."""
     with transaction.atomic():
+        Tag.objects.select_for_update().filter(pk=tag.pk).first()
+        users = tag_users(tag.pk)
+        if users:
+            raise Conflict(
+                f"Tag '{tag.name}' is in use by {', '.join(users)}; change or delete those first.",
+                field="tag",
+                code="tag.in_use",
+                usedBy=users,
+            )
         profile_ids = list(tag.profile_tags.values_list("profile_id", flat=True))
         removed = tags_remove(profiles=profile_ids, tags=[tag], source=source, actor=actor)
         tag.delete()

@@ -112,3 +112,28 @@ def test_deleting_a_used_segment_in_the_admin_names_its_users(marketer_client, p
 def test_marketers_may_not_define_expressions(marketer_client):
     assert marketer_client.get(reverse("admin:segments_expression_changelist")).status_code == 200
     assert marketer_client.get(reverse("admin:segments_expression_add")).status_code == 403
+
+
+@pytest.fixture
+def staff_client(client, db):
+    user = User.objects.create_superuser("root@example.com", password="pw")
+    client.force_login(user)
+    return client
+
+
+def test_the_admin_refuses_to_delete_a_tag_or_segment_in_use(staff_client, people):
+    base = Segment.objects.create(name="VIPs", tree={"tagId": people["vip"].pk})
+    user = Segment.objects.create(name="Uses VIPs", tree={"all": [{"segment": base.pk}]})
+    # One tag: the delete page sends back to the tag with the reason.
+    response = staff_client.get(reverse("admin:profiles_tag_delete", args=[people["vip"].pk]), follow=True)
+    assert f"in use by segment {base.pk} &#x27;VIPs&#x27;" in response.text
+    # "Delete selected" on tags and on segments: listed as protected, and the confirmation deletes nothing.
+    for model, pks in (("profiles_tag", [people["vip"].pk]), ("segments_segment", [base.pk, user.pk])):
+        url = reverse(f"admin:{model}_changelist")
+        data = {"action": "delete_selected", "_selected_action": pks}
+        page = staff_client.post(url, data)
+        assert page.status_code == 200 and "protected" in page.text
+        assert f"segment {user.pk if model == 'segments_segment' else base.pk}" in page.text
+        staff_client.post(url, {**data, "post": "yes"})
+    assert Tag.objects.filter(pk=people["vip"].pk).exists()
+    assert Segment.objects.filter(pk__in=[base.pk, user.pk]).count() == 2

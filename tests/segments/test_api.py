@@ -187,3 +187,26 @@ def test_exports_read_a_segment_and_hold_it_in_use(api, people, settings):
     response = api.delete(f"/v4/segments/{sid}")
     assert response.status_code == 409
     assert response.json()["usedBy"] == [f"scheduled export {export.pk} 'Nightly VIPs'"]
+
+
+def test_a_tag_a_segment_names_cannot_be_deleted_409_naming_the_segment(api, people):
+    sid = create(api, name="VIPs", tree={"any": [{"not": {"tag": "vip"}}, {"field": "city", "op": "exists"}]}).json()
+    response = api.delete(f"/v4/clients/tags/{people['vip'].pk}")
+    assert response.status_code == 409, response.content
+    body = response.json()
+    assert body["code"] == "tag.in_use" and body["usedBy"] == [f"segment {sid['id']} 'VIPs'"]
+    assert Tag.objects.filter(pk=people["vip"].pk).exists()
+    assert people["ann"].profile_tags.filter(tag=people["vip"]).exists()  # nothing half-done: still tagged
+    api.delete(f"/v4/segments/{sid['id']}")
+    assert api.delete(f"/v4/clients/tags/{people['vip'].pk}").status_code == 202
+    assert not Tag.objects.filter(pk=people["vip"].pk).exists()
+
+
+def test_a_tag_a_scheduled_export_filters_on_cannot_be_deleted(api, people, settings):
+    from exports.models import ScheduledExport
+
+    ScheduledExport.objects.create(name="Nightly", target="http", http_url="https://example.com/x",
+                                   schedule="hourly", filters="city=Warsaw&tags=gold,Vip")  # fmt: skip
+    response = api.delete(f"/v4/clients/tags/{people['vip'].pk}")
+    assert response.status_code == 409
+    assert response.json()["usedBy"] == [f"scheduled export {ScheduledExport.objects.get().pk} 'Nightly'"]

@@ -15,14 +15,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
-from crm.replica import REPLICA, replica_configured
-
-REPLICA_LAG_SQL = """
-SELECT pg_is_in_recovery(),
-       CASE WHEN pg_last_wal_receive_lsn() IS NULL OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
-            ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END,
-       coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)
-"""
+from crm.replica import replica_configured, replica_lag
 
 
 def database_status() -> str:
@@ -39,14 +32,11 @@ def replica_status() -> dict[str, Any] | None:
     if not replica_configured():
         return None
     try:
-        with connections[REPLICA].cursor() as cursor:
-            cursor.execute(REPLICA_LAG_SQL)
-            in_recovery, seconds, lag_bytes = cursor.fetchone()
+        in_recovery, seconds, lag_bytes = replica_lag()
     except Exception:
         return {"status": "unavailable"}
     if not in_recovery:
         return {"status": "not-a-replica"}  # promoted, or pointed at a primary by mistake
-    seconds = max(float(seconds or 0), 0.0)
     status = "ok" if seconds <= settings.REPLICA_MAX_LAG_SECONDS else "lagging"
     return {"status": status, "lagSeconds": round(seconds, 3), "lagBytes": int(lag_bytes)}
 

@@ -148,8 +148,11 @@ if replica_url := os.environ.get("DATABASE_REPLICA_URL"):
         "TEST": {"MIRROR": "default"},
     }
 DATABASE_ROUTERS = ["crm.replica.ReplicaRouter"]
-# /health calls a replica further behind than this "lagging" (and the whole answer 503 only if it is down).
+# A replica further behind than this is not read from (the primary answers meanwhile), and /health calls it
+# "lagging" (the whole answer is 503 only if it is down).
 REPLICA_MAX_LAG_SECONDS = env_int("REPLICA_MAX_LAG_SECONDS", 30)
+# Each process asks the replica its lag at most this often.
+REPLICA_LAG_CHECK_SECONDS = float(os.environ.get("REPLICA_LAG_CHECK_SECONDS", "1"))
 # The few hot reads (a profile with its extras) run as prepared statements, planned once per connection
 # (planning cost more than running them). Django's own queries stay client-side bound and unprepared. Turn
 # off (0) behind a pooler in transaction mode that cannot keep prepared statements (PgBouncer before 1.21).

@@ -15,10 +15,10 @@ import django
 django.setup()
 
 from django.db import connections  # noqa: E402
-from django.test import Client  # noqa: E402
+from django.test import Client, override_settings  # noqa: E402
 
 from crm.errors import NotFound  # noqa: E402
-from crm.replica import replica_reads  # noqa: E402
+from crm.replica import replica_reads, replica_usable_forget  # noqa: E402
 from crm.services import api_key_create  # noqa: E402
 from profiles.models import Profile  # noqa: E402
 from profiles.selectors import profile_lookup  # noqa: E402
@@ -125,6 +125,13 @@ def main():
             )
         )
         out["exports"][fmt] = {"status": response[0], "body": response[1], "statements": sqls}
+
+    # Replay still paused, now over a second behind: with a lower REPLICA_MAX_LAG_SECONDS the replica is too far
+    # behind, and the same marked read is served by the primary (which knows bob).
+    with override_settings(REPLICA_MAX_LAG_SECONDS=0.5, REPLICA_LAG_CHECK_SECONDS=0):
+        pk, sqls = statements(lambda: _in_replica(lambda: lookup("bob@example.com")))
+        out["lagging_fallback"] = {"found": pk == bob.pk, "statements": sqls}
+    replica_usable_forget()
 
     with connections["replica"].cursor() as cursor:
         cursor.execute("SELECT pg_wal_replay_resume()")

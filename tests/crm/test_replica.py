@@ -87,3 +87,12 @@ def test_exports_stream_from_the_replica(scenario):
     jsonl = scenario["exports"]["jsonl"]["statements"]
     assert any("profiles_profile" in s for s in jsonl["replica"])
     assert not any("profiles_profile" in s for s in jsonl["default"])
+
+
+def test_a_replica_further_behind_than_allowed_is_not_read_from(scenario):
+    fallback = scenario["lagging_fallback"]
+    assert fallback["found"]  # bob, whom the paused replica does not know, found on the primary
+    assert not any("profiles_profile" in s for s in fallback["statements"]["replica"])
+    assert any("profiles_profile" in s for s in fallback["statements"]["default"])
+    # the lag check itself is the one statement the replica answered
+    assert all("pg_is_in_recovery" in s for s in fallback["statements"]["replica"])

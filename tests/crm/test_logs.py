@@ -41,6 +41,17 @@ def test_production_logs_are_json_by_default():
     assert {"logger": "crm.x", "message": "hello", "request_id": "-"}.items() <= lines[-1].items()
 
 
+def test_under_debug_a_django_line_is_printed_once():
+    """Django's defaults give its loggers a bare console handler under DEBUG; with ours beside it, the task
+    worker's lines came out twice."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "crm.settings", "DEBUG": "1", "LOG_FORMAT": "plain"}
+    code = "import django; django.setup(); import logging; logging.getLogger('django.tasks').info('task ran')"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    printed = [line for line in (done.stdout + done.stderr).splitlines() if "task ran" in line]
+    assert len(printed) == 1, printed
+    assert "INFO django.tasks" in printed[0]
+
+
 def test_the_gunicorn_configuration_loads():
     env = {**os.environ, "WEB_CONCURRENCY": "3", "GUNICORN_BIND": "127.0.0.1:8123"}
     done = subprocess.run(

@@ -1,11 +1,14 @@
 """A dry run says exactly what the run would do, across chunks, and leaves nothing behind."""
 
+import io
+
 import pytest
 from django.apps import apps
+from django.db import connection
 
 from crm.models import Job
 from imports import services
-from imports.models import Issue
+from imports.models import ImportJob, Issue
 from profiles.models import Profile
 from segments.services import segment_create
 from webhooks.models import EventType
@@ -130,3 +133,98 @@ def test_a_dry_run_reports_what_the_run_then_does(run_import, make_profile, sett
     )
     for label in written:
         assert after[label] > before[label], label
+
+
+def other_connection():
+    from django.db import DEFAULT_DB_ALIAS, connections
+
+    return connections.create_connection(DEFAULT_DB_ALIAS)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dry_run_shows_its_progress_and_a_cut_off_one_starts_its_writing_pass_over(settings, tmp_path, monkeypatch):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.IMPORT_CHUNK_ROWS = 2
+    imp = services.import_create(
+        file=io.BytesIO(CONTENT.encode()), name="f.csv", mapping=MAPPING, dry_run=True, source="tests"
+    )
+    segment_create(name="City", tree={"field": "city", "op": "eq", "value": "warsaw"})  # writes register hooks
+    seen = []
+    pending = []
+    observer = other_connection()
+
+    def progress(current):
+        pending.append(len(connection.run_on_commit))
+        with observer.cursor() as cursor:  # what the job page reads, from outside the dry run's transaction
+            cursor.execute(
+                "SELECT i.records_written, j.processed, j.counts->>'created' FROM imports_importjob i "
+                "JOIN crm_job j ON j.id = i.job_id WHERE i.job_id = %s",
+                [imp.pk],
+            )
+            seen.append(cursor.fetchone())
+            cursor.execute("SELECT count(*) FROM profiles_profile")
+            assert cursor.fetchone()[0] == 0  # the would-be profiles are never visible outside
+
+    try:
+        services.import_run(job_id=imp.pk, progress=progress)
+    finally:
+        observer.close()
+    writing = [row for row in seen if row[0]]
+    assert writing[:3] == [(2, 2, "2"), (4, 4, "2"), (6, 6, "3")]
+    assert writing[-1][:2] == (13, 13)
+    assert set(pending) == {0}  # the commit hooks of a transaction that never commits do not pile up
+    done = ImportJob.objects.select_related("job").get(pk=imp.pk)
+    assert done.job.status == Job.Status.DONE and done.job.counts["created"] == 6
+    assert issues(done) == [(12, "error", "email.invalid"), (13, "warning", "import.superseded")]
+    assert not Profile.objects.exists()
+
+    # Cut off in the middle of its writing pass: run again, it starts that pass over (its writes were undone).
+    real = services.profiles_upsert_many
+    calls = []
+
+    def failing(**kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise RuntimeError("worker lost")
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "profiles_upsert_many", failing)
+    with pytest.raises(RuntimeError):
+        services.import_run(job_id=imp.pk)
+    cut = ImportJob.objects.select_related("job").get(pk=imp.pk)
+    assert cut.job.status == Job.Status.FAILED and "Nothing was written" in cut.job.message
+    assert not Profile.objects.exists()
+    monkeypatch.setattr(services, "profiles_upsert_many", real)
+    cut.job.status = Job.Status.RUNNING  # as a killed worker leaves it
+    cut.job.save(update_fields=["status"])
+    again = services.import_run(job_id=imp.pk)
+    assert again.job.counts == done.job.counts
+    assert issues(again) == issues(done)
+    assert not Profile.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dry_run_never_waits_long_for_a_live_write(settings, tmp_path, make_profile):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.IMPORT_DRY_RUN_LOCK_TIMEOUT_SECONDS = 1
+    profile = make_profile(email="ann@example.com", first_name="Ann")
+    imp = services.import_create(
+        file=io.BytesIO(b"email,name\nann@example.com,Annie\n"),
+        name="f.csv",
+        mapping={"columns": {"email": {"to": "email"}, "name": {"to": "firstName"}}},
+        dry_run=True,
+        source="tests",
+    )
+    live = other_connection()
+    try:
+        live.set_autocommit(False)
+        with live.cursor() as cursor:  # a live write in progress on the profile the dry run would update
+            cursor.execute("SELECT 1 FROM profiles_profile WHERE id = %s FOR UPDATE", [profile.pk])
+        with pytest.raises(services.DryRunBusy):
+            services.import_run(job_id=imp.pk)
+    finally:
+        live.rollback()
+        live.close()
+    job = Job.objects.get(pk=imp.pk)
+    assert job.status == Job.Status.FAILED and "live write" in job.message
+    Profile.objects.get(pk=profile.pk, first_name="Ann")

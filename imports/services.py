@@ -148,9 +148,9 @@ def import_get(*, job_id) -> ImportJob:
 
 
 def import_run(*, job_id, progress: Callable[[ImportJob], None] | None = None) -> ImportJob:
-    """Run (or run again) an import job. A cut-off run resumes after its last committed chunk; a finished one
-    starts over (its lines come out unchanged). A file that turns out unusable fails the job (``FileUnusable``
-    is raised after the job records why)."""
+    """Run (or run again) an import job. A cut-off run resumes after its last committed chunk (a dry run, after
+    its first pass); a finished dry run starts over, a finished run cannot (its file was deleted: ``Conflict``).
+    A file that turns out unusable fails the job (``FileUnusable`` is raised after the job records why)."""
     lock = _run_lock(job_id)
     try:
         return _run(job_id, progress)
@@ -177,6 +177,12 @@ def _run(job_id, progress) -> ImportJob:
         job = Job.objects.select_for_update().get(pk=job_id, kind=IMPORT_JOB_KIND)
         imp = ImportJob.objects.get(pk=job_id)
         if job.status == Job.Status.DONE or imp.phase == ImportJob.Phase.DONE:
+            if not imp.file:
+                raise Conflict(
+                    f"Import {imp.pk} has finished and its file was deleted then; import the file again.",
+                    field="jobId",
+                    code="import.file_deleted",
+                )
             _reset(imp)
             job.processed = 0
             job.counts = {}
@@ -213,7 +219,13 @@ def _run(job_id, progress) -> ImportJob:
     with transaction.atomic():
         StagedRow.objects.filter(job=imp).delete()
         imp.phase = ImportJob.Phase.DONE
-        imp.save(update_fields=["phase"])
+        if not imp.dry_run and imp.file:
+            # The upload is not kept once it is written (the report keeps the failed and warned lines): an
+            # erased person's data does not linger in it. A dry run keeps it for the run that may follow.
+            stored = imp.file.name
+            transaction.on_commit(lambda: default_storage.delete(stored))
+            imp.file = ""
+        imp.save(update_fields=["phase", "file"])
         job = imp.job
         job.status, job.message, job.finished_at = Job.Status.DONE, "", timezone.now()
         job.save(update_fields=["status", "message", "finished_at"])
@@ -596,6 +608,7 @@ def report_write(imp: ImportJob, target) -> int:
 
 __all__ = [
     "SOURCE",
+    "DryRunBusy",
     "ImportRefused",
     "import_create",
     "import_get",

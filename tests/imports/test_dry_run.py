@@ -10,6 +10,7 @@ from crm.models import Job
 from imports import services
 from imports.models import ImportJob, Issue
 from profiles.models import Profile
+from segments.membership import live_cache_clear
 from segments.services import segment_create
 from webhooks.models import EventType
 from webhooks.services import subscription_create
@@ -66,6 +67,13 @@ def table_counts() -> dict[str, int]:
         for model in apps.get_models()
         if model._meta.managed and model._meta.app_label != "imports" and model is not Job
     }
+
+
+@pytest.fixture(autouse=True)
+def segments_forgotten():
+    """The tests here make a segment; the process forgets it afterwards (its answer is cached)."""
+    yield
+    live_cache_clear()
 
 
 @pytest.fixture

@@ -8,7 +8,9 @@ truncated state, timed from the stored file to the finished job (staging, writin
 peak RSS (``ru_maxrss``) is the import's alone. Memory flat: the peak at ``--profiles`` lines within 10 % of the
 peak at a tenth of them (same child set-up, CSV).
 
-Goals: CSV and JSONL import rows/s ≥ 0.8 of the baseline's; peak RSS flat (≤ 1.10 of the small run's).
+Goals: CSV and JSONL import rows/s ≥ 0.8 of the baseline's; peak RSS flat (≤ 1.10 of the small run's). With
+``--dry-run``, the CSV file's dry run too (one transaction rolled back at the end): its time, and its peak RSS
+flat the same way with nothing left in the database.
 
     flock /tmp/bench.lock .venv/bin/python bench/b7_import.py --profiles 100000
 
@@ -53,6 +55,11 @@ def parse_args(argv=None):
         "--memory-only",
         action="store_true",
         help="only the CSV import at --profiles and at a tenth (the memory goal), no baseline or JSONL",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="also a dry run of the CSV at --profiles and at a tenth: its time and peak RSS (memory flat too)",
     )
     parser.add_argument("--child", nargs=2, metavar=("FILE", "MAPPING"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -163,6 +170,7 @@ def child(file: str, mapping_path: str) -> None:
 
     common.setup_django(os.environ["BENCH_DB_NAME"], fresh=False)
     from imports.services import import_create, import_run
+    from profiles.models import Profile
 
     truncate()
     begin = time.perf_counter()
@@ -171,19 +179,22 @@ def child(file: str, mapping_path: str) -> None:
             file=handle,
             name=Path(file).name,
             mapping=json.loads(Path(mapping_path).read_text()),
+            dry_run=os.environ.get("BENCH_DRY_RUN") == "1",
             source="bench",
             actor="bench b7",
         )
     imp = import_run(job_id=imp.pk)
     seconds = time.perf_counter() - begin
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": seconds, "lines": imp.records_read, "counts": imp.job.counts, "rss_kib": rss_kib}))
+    figures = {"seconds": seconds, "lines": imp.records_read, "counts": imp.job.counts, "rss_kib": rss_kib}
+    print(json.dumps({**figures, "profiles": Profile.objects.count()}))
 
 
-def run_child(args, file: Path, fmt: str, folder: Path) -> dict:
+def run_child(args, file: Path, fmt: str, folder: Path, *, dry_run: bool = False) -> dict:
     mapping_path = folder / f"mapping-{fmt}.json"
     mapping_path.write_text(json.dumps(mapping(fmt)))
     env = {**os.environ, "BENCH_DB_NAME": args.db, "IMPORT_CHUNK_ROWS": str(args.chunk), "LOG_LEVEL": "WARNING"}
+    env["BENCH_DRY_RUN"] = "1" if dry_run else "0"
     out = subprocess.run(
         [sys.executable, __file__, "--child", str(file), str(mapping_path), "--db", args.db],
         env=env,
@@ -252,6 +263,17 @@ def main(argv=None) -> int:
         f"peak RSS {small_figures['rss_kib'] / 1024:.0f} MiB",
         flush=True,
     )
+    dry_figures = []
+    if args.dry_run:
+        for path in (csv_path, small_csv):
+            figures = run_child(args, path, "csv", folder, dry_run=True)
+            dry_figures.append(figures)
+            print(
+                f"dry run csv                       rows={figures['lines']:<8} {figures['seconds']:8.2f} s "
+                f"{figures['lines'] / figures['seconds']:7.0f} rows/s  peak RSS {figures['rss_kib'] / 1024:.0f} MiB  "
+                f"{figures['counts']}  profiles left: {figures['profiles']}  {common.load_average()}",
+                flush=True,
+            )
     print(common.load_average())
     for fmt, values in ratios.items():
         if not values:
@@ -266,6 +288,14 @@ def main(argv=None) -> int:
     memory = results["csv"]["rss_kib"] / small_figures["rss_kib"]
     verdict = "met" if memory <= 1.10 else "MISSED"
     print(f"ratio peak RSS at {n} / at {small} lines            = {memory:6.2f}x (goal ≤ 1.10, memory flat: {verdict})")
+    if dry_figures:
+        big, little = dry_figures
+        memory = big["rss_kib"] / little["rss_kib"]
+        verdict = "met" if memory <= 1.10 and big["profiles"] == 0 else "MISSED"
+        print(
+            f"dry run: peak RSS at {n} / at {small} lines = {memory:6.2f}x, profiles left {big['profiles']} "
+            f"(goal ≤ 1.10 and nothing written: {verdict})"
+        )
     if not args.keep:
         import shutil
 

@@ -447,6 +447,9 @@ BATCH_JOB_CHUNK_ITEMS = env_int("BATCH_JOB_CHUNK_ITEMS", 200)
 IMPORT_MAX_UPLOAD_BYTES = env_int("IMPORT_MAX_UPLOAD_BYTES", 1024 * 1024 * 1024)
 # Records an import stages, and profiles it writes, per transaction (each commits with its checkpoint).
 IMPORT_CHUNK_ROWS = env_int("IMPORT_CHUNK_ROWS", 1000)
+# A dry run writes the whole file in one transaction it rolls back: it waits at most this long for a row a live
+# write holds (then fails, nothing written). Live writes to the profiles it changes wait until it ends.
+IMPORT_DRY_RUN_LOCK_TIMEOUT_SECONDS = env_int("IMPORT_DRY_RUN_LOCK_TIMEOUT_SECONDS", 10)
 # An incoming integration's JWT must expire at most this many seconds after it is received.
 INTEGRATION_JWT_MAX_AGE_SECONDS = env_int("INTEGRATION_JWT_MAX_AGE_SECONDS", 600)
 # Most records one incoming integration request may carry (its body is also held to API_MAX_BODY_BYTES).

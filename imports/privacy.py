@@ -1,8 +1,9 @@
 """The imports' part in erasure and portability (``privacy.registry``).
 
 An import's report keeps failed and warned lines as they were sent, so an erased person's lines lose their text
-there. The uploaded file itself stays in the storage until its job is purged (``JOB_RETENTION_DAYS``); staged
-keys live only while a job runs.
+there. The uploaded file leaves the storage as soon as its run has finished; a dry run's (kept for the run that
+may follow) and a failed run's (kept to be resumed) stay until their job is purged (``JOB_RETENTION_DAYS``).
+Staged keys live only while a job runs.
 """
 
 from __future__ import annotations

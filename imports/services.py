@@ -9,7 +9,8 @@ killed with SIGKILL) resumes where it stopped when run again, neither losing nor
    a superseded warning. Lines that cannot be mapped are reported as errors.
 2. **Writing**: the staged rows, in the order of their lines, go through ``profiles_upsert_many`` (identity
    resolution, merges, set-based consents and tags, system events in bulk) ``IMPORT_CHUNK_ROWS`` at a time.
-   A dry run does the same inside a savepoint it rolls back: the report says what would happen, nothing stays.
+   A dry run does the same, but its whole writing pass is one transaction rolled back at the end: each chunk sees
+   what the earlier ones would have written, so its outcomes are the run's; nothing stays (``_write_dry``).
 
 The writes' actor is ``import:<job id>``; the job's own ``actor`` is who submitted it.
 """
@@ -20,6 +21,7 @@ import csv
 import io
 import json
 import logging
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,7 +30,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, OperationalError, connection, connections, transaction
 from django.tasks import task
 from django.utils import timezone
 
@@ -55,10 +57,6 @@ class ImportRefused(ValidationFailed):
     """The file or the mapping cannot be used (nothing was read or written)."""
 
     code = "import.refused"
-
-
-class _RollBack(Exception):
-    """Undoes a dry run's chunk."""
 
 
 # --- creating ---------------------------------------------------------------------------------------
@@ -150,9 +148,9 @@ def import_get(*, job_id) -> ImportJob:
 
 
 def import_run(*, job_id, progress: Callable[[ImportJob], None] | None = None) -> ImportJob:
-    """Run (or run again) an import job. A cut-off run resumes after its last committed chunk; a finished one
-    starts over (its lines come out unchanged). A file that turns out unusable fails the job (``FileUnusable``
-    is raised after the job records why)."""
+    """Run (or run again) an import job. A cut-off run resumes after its last committed chunk (a dry run, after
+    its first pass); a finished dry run starts over, a finished run cannot (its file was deleted: ``Conflict``).
+    A file that turns out unusable fails the job (``FileUnusable`` is raised after the job records why)."""
     lock = _run_lock(job_id)
     try:
         return _run(job_id, progress)
@@ -179,6 +177,12 @@ def _run(job_id, progress) -> ImportJob:
         job = Job.objects.select_for_update().get(pk=job_id, kind=IMPORT_JOB_KIND)
         imp = ImportJob.objects.get(pk=job_id)
         if job.status == Job.Status.DONE or imp.phase == ImportJob.Phase.DONE:
+            if not imp.file:
+                raise Conflict(
+                    f"Import {imp.pk} has finished and its file was deleted then; import the file again.",
+                    field="jobId",
+                    code="import.file_deleted",
+                )
             _reset(imp)
             job.processed = 0
             job.counts = {}
@@ -197,8 +201,11 @@ def _run(job_id, progress) -> ImportJob:
     except Exception as exc:
         if not connection.in_atomic_block and connection.connection is not None and not connection.is_usable():
             connection.close()  # a dropped connection: recording the failure takes a new one
-        if isinstance(exc, FileUnusable | MappingInvalid):
-            message = str(exc) if isinstance(exc, FileUnusable) else f"{exc.message} ({exc.field})"
+        if isinstance(exc, FileUnusable | MappingInvalid | DryRunBusy):
+            message = f"{exc.message} ({exc.field})" if isinstance(exc, MappingInvalid) else str(exc)
+        elif imp.dry_run:
+            logger.exception("dry run of import %s failed", imp.pk)
+            message = f"{type(exc).__name__}: {exc}. Nothing was written; run the dry run again."
         else:
             logger.exception("import %s failed after %s records", imp.pk, imp.records_written)
             message = (
@@ -212,7 +219,13 @@ def _run(job_id, progress) -> ImportJob:
     with transaction.atomic():
         StagedRow.objects.filter(job=imp).delete()
         imp.phase = ImportJob.Phase.DONE
-        imp.save(update_fields=["phase"])
+        if not imp.dry_run and imp.file:
+            # The upload is not kept once it is written (the report keeps the failed and warned lines): an
+            # erased person's data does not linger in it. A dry run keeps it for the run that may follow.
+            stored = imp.file.name
+            transaction.on_commit(lambda: default_storage.delete(stored))
+            imp.file = ""
+        imp.save(update_fields=["phase", "file"])
         job = imp.job
         job.status, job.message, job.finished_at = Job.Status.DONE, "", timezone.now()
         job.save(update_fields=["status", "message", "finished_at"])
@@ -341,18 +354,29 @@ def _issue(imp, kind, line, error, original) -> Issue:
 
 def _write(imp: ImportJob, mapping: Mapping, progress) -> None:
     """Second pass: each line mapped again; the winners go through the batch path, the others are superseded."""
+    if imp.dry_run:
+        _write_dry(imp, mapping, progress)
+        return
     size = max(1, settings.IMPORT_CHUNK_ROWS)
     actor = actor_of(import_id=imp.pk)
     job = imp.job
     with _opened(imp, mapping) as (records, _):
         for chunk in _chunks(records, imp.records_written, size):
-            _write_chunk(imp, job, mapping, chunk, actor)
+            with transaction.atomic():
+                issues = _write_chunk(imp, job.counts, mapping, chunk, actor)
+                if issues:
+                    Issue.objects.bulk_create(issues)
+                imp.records_written += len(chunk)
+                imp.save(update_fields=["records_written"])
+                job.processed = imp.records_written
+                job.save(update_fields=["processed", "counts"])
             if progress:
                 progress(imp)
 
 
-def _write_chunk(imp: ImportJob, job: Job, mapping: Mapping, chunk: list, actor: str) -> None:
-    counts = job.counts
+def _write_chunk(imp: ImportJob, counts: dict, mapping: Mapping, chunk: list, actor: str) -> list[Issue]:
+    """Map, pick the winners and write one chunk (in the caller's transaction); count its outcomes into
+    ``counts`` and return its report lines."""
     issues: list[Issue] = []
     mapped = []
     for record in chunk:
@@ -381,32 +405,121 @@ def _write_chunk(imp: ImportJob, job: Job, mapping: Mapping, chunk: list, actor:
             continue
         lines.append(record)
         items.append(data)
+    results = profiles_upsert_many(items=items, source=SOURCE, actor=actor) if items else []
+    for record, result in zip(lines, results, strict=True):
+        counts[result.status] += 1
+        if result.error:
+            issues.append(_issue(imp, Issue.Kind.ERROR, record.line, result.error, record.original))
+        for warning in result.warnings:
+            issues.append(_issue(imp, Issue.Kind.WARNING, record.line, warning, record.original))
+            counts["warnings"] += 1
+    return issues
+
+
+ISSUE_FIELDS = ("kind", "line", "code", "field", "message", "original")
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+class DryRunBusy(Exception):
+    """A dry run waited too long for a row a live write held (``IMPORT_DRY_RUN_LOCK_TIMEOUT_SECONDS``)."""
+
+
+def _write_dry(imp: ImportJob, mapping: Mapping, progress) -> None:
+    """A dry run's second pass: the real writes, chunk after chunk, in ONE transaction rolled back at the end, so
+    each chunk sees what the earlier ones would have created, updated or merged (its outcomes are the run's).
+
+    The job's progress goes on a connection of its own (``_SideProgress``), outside that transaction, so the
+    job page follows it; the report lines wait in a temporary file (not in memory) and are stored after the
+    rollback. The transaction's ``lock_timeout`` is ``IMPORT_DRY_RUN_LOCK_TIMEOUT_SECONDS``: the dry run never
+    waits long for a live write (it fails with ``DryRunBusy``); live writes to the profiles it changes wait for
+    it to end. Its effects die with it, so a cut-off dry run starts this pass over when run again (the first
+    pass keeps its checkpoint).
+    """
+    size = max(1, settings.IMPORT_CHUNK_ROWS)
+    actor = actor_of(import_id=imp.pk)
+    job = imp.job
     with transaction.atomic():
-        results = _upsert(items, imp.dry_run, actor) if items else []
-        for record, result in zip(lines, results, strict=True):
-            counts[result.status] += 1
-            if result.error:
-                issues.append(_issue(imp, Issue.Kind.ERROR, record.line, result.error, record.original))
-            for warning in result.warnings:
-                issues.append(_issue(imp, Issue.Kind.WARNING, record.line, warning, record.original))
-                counts["warnings"] += 1
-        if issues:
-            Issue.objects.bulk_create(issues)
-        imp.records_written += len(chunk)
+        Issue.objects.filter(job=imp).delete()
+        imp.records_written = 0
         imp.save(update_fields=["records_written"])
-        job.processed = imp.records_written
+        job.processed, job.counts = 0, dict.fromkeys(COUNT_KEYS, 0)
         job.save(update_fields=["processed", "counts"])
-
-
-def _upsert(items, dry_run: bool, actor: str):
-    if not dry_run:
-        return profiles_upsert_many(items=items, source=SOURCE, actor=actor)
-    try:
+    timeout = max(1, round(settings.IMPORT_DRY_RUN_LOCK_TIMEOUT_SECONDS * 1000))
+    side = _SideProgress()
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as buffer:
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{timeout}ms"])
+                hooks = len(connection.run_on_commit)
+                with _opened(imp, mapping) as (records, _):
+                    for chunk in _chunks(records, 0, size):
+                        try:
+                            issues = _write_chunk(imp, job.counts, mapping, chunk, actor)
+                        except OperationalError as exc:
+                            if getattr(exc.__cause__, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+                                raise DryRunBusy(
+                                    f"A live write held a profile this dry run needed for more than {timeout} ms. "
+                                    "Nothing was written; run the dry run again."
+                                ) from exc
+                            raise
+                        for issue in issues:
+                            buffer.write(json.dumps([getattr(issue, name) for name in ISSUE_FIELDS]) + "\n")
+                        # This transaction never commits: the commit hooks its writes registered would only
+                        # pile up, chunk after chunk.
+                        del connection.run_on_commit[hooks:]
+                        imp.records_written += len(chunk)
+                        job.processed = imp.records_written
+                        side.save(imp, job)
+                        if progress:
+                            progress(imp)
+                transaction.set_rollback(True)
+        finally:
+            side.close()
+        buffer.seek(0)
         with transaction.atomic():
-            results = profiles_upsert_many(items=items, source=SOURCE, actor=actor)
-            raise _RollBack
-    except _RollBack:
-        return results
+            batch = []
+            for text in buffer:
+                batch.append(Issue(job=imp, **dict(zip(ISSUE_FIELDS, json.loads(text), strict=True))))
+                if len(batch) >= 2000:
+                    Issue.objects.bulk_create(batch)
+                    batch = []
+            Issue.objects.bulk_create(batch)
+            imp.save(update_fields=["records_written"])
+            job.save(update_fields=["processed", "counts"])
+
+
+class _SideProgress:
+    """A dry run's checkpoint and counts, written on a second connection (autocommit) while its own transaction
+    is open, so the job page follows them. A row locked by someone else is skipped, never waited for: this is
+    for the eye; the figures are stored again after the rollback."""
+
+    def __init__(self):
+        self.connection = connections.create_connection(DEFAULT_DB_ALIAS)
+
+    def save(self, imp: ImportJob, job: Job) -> None:
+        try:
+            with self.connection.cursor() as cursor:
+                cursor.execute(
+                    f"""
+                    UPDATE {ImportJob._meta.db_table} SET records_written = %s
+                    WHERE job_id = (SELECT job_id FROM {ImportJob._meta.db_table} WHERE job_id = %s
+                                    FOR NO KEY UPDATE SKIP LOCKED)
+                    """,  # noqa: S608 - table names from the models
+                    [imp.records_written, imp.pk],
+                )
+                cursor.execute(
+                    f"""
+                    UPDATE {Job._meta.db_table} SET processed = %s, counts = %s::jsonb
+                    WHERE id = (SELECT id FROM {Job._meta.db_table} WHERE id = %s FOR NO KEY UPDATE SKIP LOCKED)
+                    """,  # noqa: S608 - table names from the models
+                    [job.processed, json.dumps(job.counts), job.pk],
+                )
+        except DatabaseError:
+            logger.warning("import %s: a dry run's progress was not recorded", imp.pk, exc_info=True)
+
+    def close(self) -> None:
+        self.connection.close()
 
 
 def _superseded(imp, line: int, by: int, original: str) -> Issue:
@@ -427,7 +540,7 @@ def run_import(job_id: str) -> dict:
     with request_id_scope(request_id):
         try:
             imp = import_run(job_id=job_id)
-        except (FileUnusable, MappingInvalid):
+        except (FileUnusable, MappingInvalid, DryRunBusy):
             imp = import_get(job_id=job_id)  # the job says why; nothing to retry
     return {"job": str(imp.pk), "status": imp.job.status, "counts": imp.job.counts}
 
@@ -495,6 +608,7 @@ def report_write(imp: ImportJob, target) -> int:
 
 __all__ = [
     "SOURCE",
+    "DryRunBusy",
     "ImportRefused",
     "import_create",
     "import_get",

@@ -114,3 +114,34 @@ def test_the_list_and_the_job_page_of_a_finished_import(marketer_client):
     assert page.status_code == 200 and 'data-count="created">1<' in page.text
     report = marketer_client.get(reverse("admin:imports_importjob_report", args=[imp.pk]))
     assert b"".join(report.streaming_content).decode().splitlines()[1].startswith("3,error,email.invalid")
+
+
+def test_a_dry_run_then_the_run_from_the_job_page(marketer_client, django_capture_on_commit_callbacks):
+    import io
+
+    from django.core.files.storage import default_storage
+
+    from imports.services import import_create, import_run
+    from profiles.models import Profile
+
+    dry = import_create(
+        file=io.BytesIO(b"email\nann@example.com\n"),
+        name="people.csv",
+        mapping={"columns": {"email": {"to": "email"}}},
+        dry_run=True,
+        source="tests",
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        import_run(job_id=dry.pk)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = marketer_client.post(reverse("admin:imports_importjob_run", args=[dry.pk]))
+    real = ImportJob.objects.get(dry_run=False)
+    assert response["Location"] == reverse("admin:imports_importjob_job", args=[real.pk])
+    assert len(callbacks) == 1
+    stored = real.file.name
+    with django_capture_on_commit_callbacks(execute=True):
+        import_run(job_id=real.pk)
+    assert Profile.objects.filter(email="ann@example.com").exists()
+    assert not default_storage.exists(stored)  # the run's copy left with the run
+    dry.refresh_from_db()
+    assert default_storage.exists(dry.file.name)  # the dry run's stays until its job is purged

@@ -15,7 +15,7 @@ from imports.services import import_report_csv
 from imports.signals import import_finished
 from profiles.models import Event, Profile
 
-from .conftest import jsonl
+from .conftest import MAPPING, jsonl
 
 CSV = (
     "E-mail;First name;Born;Newsletter;Groups;Points;Old column\n"
@@ -244,3 +244,60 @@ def test_erasing_a_profile_scrubs_its_lines_in_import_reports(run_import):
     profile_erase(profile=Profile.objects.get(email="ann@example.com"), source="tests", actor="tests")
     issue = Issue.objects.get(job=imp)
     assert "ann@example.com" not in issue.original + issue.message
+
+
+def test_the_upload_leaves_the_storage_once_the_run_finished_and_stays_after_a_dry_run(
+    run_import, django_capture_on_commit_callbacks
+):
+    from django.core.files.storage import default_storage
+
+    from crm.errors import Conflict
+    from imports.services import import_create, import_run
+
+    def create(**kwargs):
+        return import_create(
+            file=io.BytesIO(CSV.encode()), name="people.csv", mapping=MAPPING, source="tests", **kwargs
+        )
+
+    dry = create(dry_run=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        import_run(job_id=dry.pk)
+    dry.refresh_from_db()
+    assert dry.file and default_storage.exists(dry.file.name)  # kept for the run that may follow
+    with django_capture_on_commit_callbacks(execute=True):
+        assert import_run(job_id=dry.pk).job.status == Job.Status.DONE  # a dry run can be run again
+
+    real = create()
+    stored = real.file.name
+    assert default_storage.exists(stored)
+    with django_capture_on_commit_callbacks(execute=True):
+        done = import_run(job_id=real.pk)
+    assert done.job.status == Job.Status.DONE and done.job.counts["created"] == 2
+    assert not default_storage.exists(stored)
+    real.refresh_from_db()
+    assert not real.file and real.original_name == "people.csv" and real.size == len(CSV.encode())
+    assert len(report(real)) == 1  # the report keeps the failed line
+    with pytest.raises(Conflict) as refused:
+        import_run(job_id=real.pk)
+    assert refused.value.code == "import.file_deleted"
+
+
+def test_a_failed_run_keeps_its_upload_to_be_resumed(run_import, monkeypatch, django_capture_on_commit_callbacks):
+    from django.core.files.storage import default_storage
+
+    from imports import services
+
+    imp = services.import_create(file=io.BytesIO(CSV.encode()), name="people.csv", mapping=MAPPING, source="tests")
+    real = services.profiles_upsert_many
+
+    def lost(**kwargs):
+        raise RuntimeError("database lost")
+
+    monkeypatch.setattr(services, "profiles_upsert_many", lost)
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):
+        services.import_run(job_id=imp.pk)
+    imp.refresh_from_db()
+    assert imp.job.status == Job.Status.FAILED and default_storage.exists(imp.file.name)
+    monkeypatch.setattr(services, "profiles_upsert_many", real)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.import_run(job_id=imp.pk).job.counts["created"] == 2

@@ -14,7 +14,7 @@ from crm.actors import SYSTEM
 from crm.errors import DomainError
 from imports.models import Format
 from imports.readers import FileUnusable
-from imports.services import import_create, import_get, import_progress, import_run, report_write
+from imports.services import DryRunBusy, import_create, import_get, import_progress, import_run, report_write
 
 
 class Command(BaseCommand):
@@ -41,6 +41,8 @@ class Command(BaseCommand):
             imp = import_run(job_id=job_id, progress=bar.update if bar else None)
         except (FileUnusable, DomainError) as exc:
             raise CommandError(f"The file cannot be imported: {exc}", returncode=2) from None
+        except DryRunBusy as exc:
+            raise CommandError(str(exc), returncode=2) from None
         finally:
             if bar:
                 bar.close()

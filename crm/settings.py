@@ -7,8 +7,8 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
-from psycopg_pool import ConnectionPool
 
+from crm.pool_check import connection_check
 from crm.queues import ALL as TASK_QUEUES
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -127,14 +127,15 @@ else:
     DATABASES = {"default": embedded_database_settings(DATA_DIR)}
 # psycopg's connection pool (Django's native support): connections are reused across requests, capped per
 # process (DB_POOL_MAX_SIZE), and one the server dropped is replaced instead of failing the next request
-# (DB_POOL_CHECK: a round trip when a connection is taken). A request that waits DB_POOL_TIMEOUT seconds for a
+# (DB_POOL_CHECK, crm/pool_check.py: a round trip only when the server has written to the resting connection,
+# as it does when it drops one). A request that waits DB_POOL_TIMEOUT seconds for a
 # connection, or finds the server down, gets 503. With a pool, Django's own persistence must be off.
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
     "min_size": env_int("DB_POOL_MIN_SIZE", 1),
     "max_size": env_int("DB_POOL_MAX_SIZE", 20),
     "timeout": env_int("DB_POOL_TIMEOUT", 5),
-    **({"check": ConnectionPool.check_connection} if env_bool("DB_POOL_CHECK", True) else {}),
+    **({"check": connection_check} if env_bool("DB_POOL_CHECK", True) else {}),
 }
 # A streaming read replica: lookups, lists, exports and counts read from it (crm/replica.py); writes, and reads
 # inside a write's transaction, stay on the primary. Same pool settings; tests mirror it to the primary.

@@ -85,13 +85,15 @@ MIDDLEWARE = [
     "crm.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's session, CSRF, authentication and messages middleware, skipped on the API's paths (which use
+    # none of them), and its CSP middleware with the header built once (crm/middleware.py).
+    "crm.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "crm.middleware.CsrfViewMiddleware",
+    "crm.middleware.AuthenticationMiddleware",
+    "crm.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "crm.middleware.ContentSecurityPolicyMiddleware",
     "consents.context.RequestMetaMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into its lockout answer.
     "axes.middleware.AxesMiddleware",

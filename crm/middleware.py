@@ -1,22 +1,22 @@
 """Django's browser middleware, made cheaper where it has nothing to do: on the API's own paths.
 
 The API (``API_PATH_PREFIXES``) is served by DRF views only: CSRF-exempt, authenticated by an API key or a
-token, never by a session cookie, and answering JSON. Sessions, the CSRF cookie, ``request.user`` and flash
-messages are for the admin and the HTML pages, so the subclasses below pass API requests straight through and
-behave exactly as Django's everywhere else (they are subclasses, so Django's system checks still find them).
-``tests/crm/test_middleware.py`` checks that every route under these prefixes is such a view.
+token, never by a session, and answering JSON. ``request.user`` (DRF sets it from the key) and flash messages
+are for the admin and the HTML pages, so the authentication and messages subclasses below pass API requests
+straight through and behave exactly as Django's everywhere else (subclasses, so the admin's system checks still
+find them). ``tests/crm/test_middleware.py`` checks that every route under these prefixes is such a view.
 
-Every answer, API or not, still goes through the security, request-id, CSP and X-Frame-Options middleware.
+The session and CSRF middleware stay Django's own on every path: ``check --deploy`` looks for them by name (and
+they cost little when no cookie comes). Every answer, API or not, still goes through the security, request-id,
+CSP and X-Frame-Options middleware.
 """
 
 from __future__ import annotations
 
 from django.contrib.auth.middleware import AuthenticationMiddleware as DjangoAuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware as DjangoMessageMiddleware
-from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.middleware.csp import ContentSecurityPolicyMiddleware as DjangoContentSecurityPolicyMiddleware
 from django.middleware.csp import get_nonce
-from django.middleware.csrf import CsrfViewMiddleware as DjangoCsrfViewMiddleware
 from django.utils.csp import CSP, build_policy
 
 # The paths of the API surfaces (Synerise, ExpertSender, Capillary, incoming integrations, the tracker's collect).
@@ -43,14 +43,6 @@ class _NotOnApiPaths:
         if request.path_info.startswith(API_PATH_PREFIXES):
             return self.get_response(request)
         return super().__call__(request)
-
-
-class SessionMiddleware(_NotOnApiPaths, DjangoSessionMiddleware):
-    pass
-
-
-class CsrfViewMiddleware(_NotOnApiPaths, DjangoCsrfViewMiddleware):
-    """API views are CSRF-exempt (DRF's ``APIView``); their ``process_view`` check returns at once as before."""
 
 
 class AuthenticationMiddleware(_NotOnApiPaths, DjangoAuthenticationMiddleware):

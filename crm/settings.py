@@ -85,11 +85,11 @@ MIDDLEWARE = [
     "crm.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    # Django's session, CSRF, authentication and messages middleware, skipped on the API's paths (which use
-    # none of them), and its CSP middleware with the header built once (crm/middleware.py).
-    "crm.middleware.SessionMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "crm.middleware.CsrfViewMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    # Django's authentication and messages middleware, skipped on the API's paths (which use neither), and its
+    # CSP middleware with the header built once (crm/middleware.py).
     "crm.middleware.AuthenticationMiddleware",
     "crm.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

@@ -4,6 +4,14 @@ Every value can be overridden from the environment (``GUNICORN_BIND``, ``WEB_CON
 command line. Sync workers, one request at a time each: the API's work is short database round trips,
 and each worker keeps its own small connection pool (``DB_POOL_MAX_SIZE``), so the database sees at most
 workers × pool size connections per machine (put PgBouncer in front past a few machines).
+
+Sync workers need the buffering reverse proxy in front (README: deployment), which shields them from slow
+clients, and they close every connection after its answer (gunicorn ignores ``keepalive`` for them). Threaded
+workers (``GUNICORN_WORKER_CLASS=gthread``, ``GUNICORN_THREADS`` each) keep connections alive for clients or
+load balancers that reuse them; the app is thread-safe (per-thread database connections from the worker's pool,
+locked per-process caches). Sync stays the default: its ``timeout`` also kills a worker stuck in one request,
+which gthread's does not. Benchmark B4 measured about 9 % more lookups/s with gthread where the client kept its
+connections (docs/benchmarks.md): worth it when the proxy keeps upstream connections alive.
 """
 
 import json
@@ -13,12 +21,14 @@ import os
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # Two per core (plus one) keeps the cores busy while others wait on PostgreSQL.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
-worker_class = "sync"
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))  # per worker; only gthread uses more than one
 # Not preloaded: each worker opens its own database pool after the fork (a pool must not cross a fork).
 preload_app = False
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
-keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))  # behind a reverse proxy that reuses connections
+# Seconds an idle kept-alive connection stays open (threaded workers only; sync workers close after each answer).
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 # Recycle workers now and then (jittered, so not all at once): bounds any slow growth in memory.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
 max_requests_jitter = max_requests // 10

@@ -7,6 +7,7 @@ profile, in-process and under gunicorn with a load generator on loopback.
 
     .venv/bin/python bench/b4_lookup.py --profiles 10000            # in-process (django.test.Client)
     .venv/bin/python bench/b4_lookup.py --profiles 10000 --http     # also under gunicorn with a load generator
+    GUNICORN_WORKER_CLASS=gthread GUNICORN_THREADS=4 .venv/bin/python bench/b4_lookup.py --http   # threaded workers
 
 The last lines are the figures and the ratios. See docs/benchmarks.md.
 """
@@ -222,6 +223,8 @@ def start_gunicorn(db_name: str, workers: int) -> tuple[subprocess.Popen, int]:
         "BENCH_DB_NAME": db_name,
         "PYTHONPATH": str(common.ROOT),
     }
+    # The product's gunicorn.conf.py (read from the working directory; GUNICORN_WORKER_CLASS/GUNICORN_THREADS
+    # choose threaded workers) with the bench's address, worker count and quieter logs. Both targets, one server.
     cmd = [sys.executable, "-m", "gunicorn", "crm.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
     cmd += ["--log-level", "warning", "--graceful-timeout", "5"]
     proc = subprocess.Popen(cmd, cwd=common.ROOT, env=env)
@@ -427,6 +430,11 @@ def run(args) -> None:
         f"{common.verdict(wsgi_ratio, 2, at_most=False)}",
     ]
     if http_stats:
+        worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
+        lines.append(
+            f"gunicorn: gunicorn.conf.py with {args.http_workers} workers, worker class {worker_class}, "
+            f"threads {os.environ.get('GUNICORN_THREADS', '1')}; {args.http_threads} load-generator threads",
+        )
         gun_endpoint, gun_stock = http_stats
         ratio = gun_endpoint.rps / gun_stock.rps
         lines.append(

@@ -3,7 +3,7 @@
 Views pass ``RequestMeta.from_request(request)`` to the services explicitly. Writes that reach
 ``consent_set`` through other services (a profile upsert from an API surface) do not carry the
 request; for those, ``RequestMetaMiddleware`` keeps the current request's metadata in a context
-variable that ``consent_set`` falls back to.
+variable that ``consent_set`` falls back to (read from the request only when a write asks for it).
 """
 
 from __future__ import annotations
@@ -24,11 +24,17 @@ class RequestMeta:
         return cls(ip_address=client_address(request), user_agent=request.META.get("HTTP_USER_AGENT", "")[:512])
 
 
-_current: ContextVar[RequestMeta | None] = ContextVar("consents_request_meta", default=None)
+_current: ContextVar = ContextVar("consents_request_meta", default=None)  # the request being served
 
 
 def current_request_meta() -> RequestMeta | None:
-    return _current.get()
+    request = _current.get()
+    if request is None:
+        return None
+    meta = getattr(request, "_consents_request_meta", None)
+    if meta is None:
+        meta = request._consents_request_meta = RequestMeta.from_request(request)
+    return meta
 
 
 class RequestMetaMiddleware:
@@ -38,7 +44,7 @@ class RequestMetaMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        token = _current.set(RequestMeta.from_request(request))
+        token = _current.set(request)
         try:
             return self.get_response(request)
         finally:

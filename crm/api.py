@@ -18,7 +18,9 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404
 from django.utils.cache import patch_cache_control
 from rest_framework import exceptions, status
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from crm.errors import DomainError, ValidationFailed
@@ -136,6 +138,23 @@ class ApiView(APIView):
         django_request._stream = LimitedStream(io.BytesIO(body), len(body))
         meta["CONTENT_LENGTH"] = str(len(body))
 
+    # Accept values that choose the first renderer (JSON) whatever DRF's negotiation would weigh: most requests.
+    _PLAIN_ACCEPT = frozenset({None, "*/*", "application/json"})
+
+    def perform_content_negotiation(self, request, force=False):
+        """DRF's negotiation, answered at once for the common case: no ``?format=`` and an Accept header that is
+        absent, ``*/*`` or ``application/json``, with JSON the view's first renderer (the same answer DRF gives)."""
+        if (
+            self.content_negotiation_class is DefaultContentNegotiation
+            and getattr(self, "format_kwarg", None) is None
+            and request._request.META.get("HTTP_ACCEPT") in self._PLAIN_ACCEPT
+            and api_settings.URL_FORMAT_OVERRIDE not in request._request.GET
+        ):
+            renderer = self.get_renderers()[0]
+            if renderer.media_type == "application/json":
+                return renderer, renderer.media_type
+        return super().perform_content_negotiation(request, force)
+
     def check_throttles(self, request):
         if self.ip_rate_limit:
             decision = ip_rate_limit_hit(request, setting=self.ip_rate_limit, policy=self.ip_rate_policy)
@@ -160,7 +179,10 @@ class ApiView(APIView):
                 idempotency_finish(record=record, response=response)
             except DatabaseError:
                 logger.warning("could not keep the answer for Idempotency-Key %s", record.key, exc_info=True)
-        patch_cache_control(response, no_store=True)
+        if "Cache-Control" in response:
+            patch_cache_control(response, no_store=True)
+        else:
+            response["Cache-Control"] = "no-store"  # what patch_cache_control writes when there is none yet
         if decision := getattr(self, "_rate_limit", None):
             for name, value in decision.headers().items():
                 response[name] = value

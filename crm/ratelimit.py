@@ -37,10 +37,16 @@ class Rate:
 
     @classmethod
     def parse(cls, text: str) -> Rate:
-        match = _RATE.fullmatch((text or "").lower())
-        if not match or match.group(2) not in UNITS or int(match.group(1)) < 1:
-            raise ValueError(f"'{text}' is not a rate: write N/unit with unit s, min, hour or day (e.g. 600/min).")
-        return cls(int(match.group(1)), UNITS[match.group(2)])
+        return _parse_rate(text)
+
+
+# Every API request parses its key's rate: the few distinct texts are parsed once each (a Rate is immutable).
+@lru_cache(maxsize=256)
+def _parse_rate(text: str) -> Rate:
+    match = _RATE.fullmatch((text or "").lower())
+    if not match or match.group(2) not in UNITS or int(match.group(1)) < 1:
+        raise ValueError(f"'{text}' is not a rate: write N/unit with unit s, min, hour or day (e.g. 600/min).")
+    return Rate(int(match.group(1)), UNITS[match.group(2)])
 
 
 def validate_rate(value: str) -> None:

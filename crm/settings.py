@@ -88,10 +88,12 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    # Django's authentication and messages middleware, skipped on the API's paths (which use neither), and its
+    # CSP middleware with the header built once (crm/middleware.py).
+    "crm.middleware.AuthenticationMiddleware",
+    "crm.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "crm.middleware.ContentSecurityPolicyMiddleware",
     "consents.context.RequestMetaMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into its lockout answer.
     "axes.middleware.AxesMiddleware",

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 import psycopg
@@ -312,7 +313,7 @@ _EXTRAS_SQL = """
     COALESCE((SELECT json_agg(json_build_array(ag.key, ag.is_default, s.status))
               FROM consents_consentstate s JOIN consents_agreement ag ON ag.id = s.agreement_id
               WHERE s.profile_id = p.id
-                AND ((ag.key = ANY(%(defaults)s) AND s.status = %(granted)s) OR (NOT ag.is_default AND ag.is_active))),
+                AND ((ag.key = ANY(:defaults) AND s.status = :granted) OR (NOT ag.is_default AND ag.is_active))),
              '[]'::json)
 """
 # The rules of profile_lookup, in SQL: an identifier's owner, or a clientId
@@ -341,28 +342,50 @@ def _fetchall_prepared(sql: str, params) -> list[tuple]:
     ``DB_PREPARED_STATEMENTS``); still through Django's cursor wrapper, so it is logged and counted. Inside
     ``replica_reads`` it runs on the replica."""
     connection = read_connection()
-    with connection.cursor() as cursor:
-        if settings.DB_PREPARED_STATEMENTS:
-            cursor.cursor.close()
-            cursor.cursor = psycopg.Cursor(connection.connection)
+    if not settings.DB_PREPARED_STATEMENTS:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+    # What connection.cursor() does, around a server-side-binding psycopg cursor from the start (instead of
+    # opening Django's client-side one only to replace it): connect if needed, translate errors, wrap.
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        raw = psycopg.Cursor(connection.connection)
+    with connection._prepare_cursor(raw) as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+@cache
+def _extras_statement(where: str) -> tuple[str, int, list]:
+    """The statement for one of the few ``where`` clauses, its number of profile columns and their converters
+    (built once: every API read of a profile runs it)."""
+    from consents.models import ConsentStatus
+    from consents.selectors import DEFAULT_KEYS
+
+    # The default agreements' keys and the granted status are constants of the code: written into the statement
+    # as literals (checked to be plain words), they are not sent and adapted as parameters on every call.
+    if not all(w.isascii() and w.isalnum() for w in [*DEFAULT_KEYS, ConsentStatus.GRANTED.value]):
+        raise ValueError("agreement keys and statuses written into SQL must be plain words")
+    extras = _EXTRAS_SQL.replace(":defaults", "'{" + ",".join(DEFAULT_KEYS) + "}'::text[]")
+    extras = extras.replace(":granted", f"'{ConsentStatus.GRANTED.value}'")
+    columns = _profile_columns()
+    sql = f"SELECT {', '.join('p.' + c for c in columns)}, {extras} FROM profiles_profile p WHERE {where}"  # noqa: S608
+    converters = [
+        (i, f.from_db_value) for i, f in enumerate(Profile._meta.concrete_fields) if hasattr(f, "from_db_value")
+    ]
+    return sql, len(columns), converters
 
 
 def _profiles_with_extras(where: str, params: dict) -> list[tuple[Profile, ProfileExtras]]:
     from consents.models import ConsentStatus
     from consents.selectors import DEFAULT_KEYS
 
-    columns = _profile_columns()
-    sql = f"SELECT {', '.join('p.' + c for c in columns)}, {_EXTRAS_SQL} FROM profiles_profile p WHERE {where}"  # noqa: S608
-    params = {**params, "defaults": list(DEFAULT_KEYS), "granted": ConsentStatus.GRANTED.value}
+    sql, n, converters = _extras_statement(where)
     connection = read_connection()
     rows = _fetchall_prepared(sql, params)
     result = []
-    n = len(columns)
-    converters = [
-        (i, f.from_db_value) for i, f in enumerate(Profile._meta.concrete_fields) if hasattr(f, "from_db_value")
-    ]
     for row in rows:
         values = list(row[:n])
         for i, convert in converters:
@@ -407,8 +430,9 @@ def profiles_versions(ids: Iterable[int]) -> dict[int, tuple[Profile, str]]:
     return result
 
 
-def _profile_attnames() -> list[str]:
-    return [f.attname for f in Profile._meta.concrete_fields]
+@cache
+def _profile_attnames() -> tuple[str, ...]:
+    return tuple(f.attname for f in Profile._meta.concrete_fields)
 
 
 def profiles_with_extras(ids: Sequence[int]) -> list[tuple[Profile, ProfileExtras]]:

@@ -3,6 +3,16 @@ from django.urls import path
 from profiles.api.synerise import batch, events, exports, merges, tags, transactions, views
 
 urlpatterns = [
+    # The lookups first: the most frequent requests, and no other route can match "v4/clients/by-<kind>/…".
+    *(
+        path(
+            f"v4/clients/by-{kind}/<str:value>",
+            views.ClientByIdentifierView.as_view(),
+            {"kind": kind},
+            name=f"synerise-client-by-{kind}",
+        )
+        for kind in views.LOOKUP_KINDS
+    ),
     path("uauth/v2/auth/login/profile", views.LoginView.as_view(), name="synerise-login"),
     path("v4/clients", views.ClientListCreateView.as_view(), name="synerise-clients"),
     path("crm/v1/list", views.CrmListView.as_view(), name="synerise-list"),
@@ -34,14 +44,5 @@ urlpatterns = [
         "v4/clients/<int:client_id>/unmerge/<int:previous_client_id>",
         merges.UnmergeView.as_view(),
         name="synerise-unmerge",
-    ),
-    *(
-        path(
-            f"v4/clients/by-{kind}/<str:value>",
-            views.ClientByIdentifierView.as_view(),
-            {"kind": kind},
-            name=f"synerise-client-by-{kind}",
-        )
-        for kind in views.LOOKUP_KINDS
     ),
 ]

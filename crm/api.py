@@ -25,6 +25,7 @@ from rest_framework.views import APIView
 
 from crm.errors import DomainError, ValidationFailed
 from crm.idempotency import Replay, idempotency_begin, idempotency_finish, request_hash
+from crm.lock_waits import BUSY_MESSAGE, Busy, is_lock_timeout, lock_wait_limit, lock_wait_reset
 from crm.models import ApiKey
 from crm.parsers import bad_text
 from crm.ratelimit import Rate, ip_rate_limit_hit, rate_limit_hit
@@ -71,6 +72,8 @@ def describe(exc: Exception) -> tuple[int, str, str, str | None, dict]:
         return 400, code, message, field, {}
     if isinstance(exc, exceptions.ParseError):
         return 400, "malformed_body", f"The request body is not valid JSON: {exc.detail}", "body", {}
+    if isinstance(exc, OperationalError) and is_lock_timeout(exc):
+        return 503, Busy.code, BUSY_MESSAGE, None, {}
     if isinstance(exc, OperationalError | InterfaceError):
         return 503, "database_unavailable", DatabaseUnavailable.default_detail, None, {}
     if isinstance(exc, RateLimited):
@@ -99,6 +102,14 @@ class ApiView(APIView):
     # POSTs honour ``Idempotency-Key``; a view called by anonymous browsers (who would share one key scope) sets False.
     idempotency_keys: bool = True
 
+    def dispatch(self, request, *args, **kwargs):
+        self._lock_wait_limited = False
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        finally:
+            if self._lock_wait_limited:
+                lock_wait_reset()
+
     def initial(self, request, *args, **kwargs):
         self._rate_limit = None
         limit = self.max_body_bytes()
@@ -114,6 +125,10 @@ class ApiView(APIView):
             if isinstance(value, str) and (reason := bad_text(value)):
                 raise ValidationFailed(f"{name} {reason}.", field=name, code="field.invalid_text")
         super().initial(request, *args, **kwargs)
+        if request.method not in ("GET", "HEAD", "OPTIONS") and settings.API_LOCK_TIMEOUT_SECONDS:
+            # A write waits at most this long for a row a long transaction holds, then answers 503 busy.
+            lock_wait_limit(settings.API_LOCK_TIMEOUT_SECONDS)
+            self._lock_wait_limited = True
         self._idempotency = None
         key = request.headers.get("Idempotency-Key") if self.idempotency_keys else None
         if request.method == "POST" and key is not None:

@@ -303,6 +303,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, 2_621_440)
 # Rate limits (N/unit): per API key unless the key has its own; per client IP on login and the consent pages
 # (empty: no limit). Counted in PostgreSQL, or in Redis when REDIS_URL is set.
 API_RATE_LIMIT = os.environ.get("API_RATE_LIMIT", "1200/min")
+# An API write waits at most this long for a row another transaction holds (an import's dry run, a merge), then
+# answers 503 "busy" with Retry-After instead of hanging; 0 waits as long as it takes. Background jobs always wait.
+API_LOCK_TIMEOUT_SECONDS = float(os.environ.get("API_LOCK_TIMEOUT_SECONDS", "10"))
 LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "30/min")
 CONSENT_PAGE_RATE_LIMIT = os.environ.get("CONSENT_PAGE_RATE_LIMIT", "60/min")
 # Requests are counted in the process and sent to the shared counter in batches (at most 1 % of a limit, and at

@@ -19,12 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from django.db import transaction
+from django.db import OperationalError, transaction
 
 from consents.context import RequestMeta
 from consents.models import Agreement, ConsentStatus
 from consents.services import consent_set
 from crm.errors import Conflict, DomainError, ValidationFailed
+from crm.lock_waits import Busy, is_lock_timeout
 from profiles.fields import IDENTIFIER_COLUMNS
 from profiles.models import IdentifierKind, Profile
 from profiles.normalize import identifier_normalize
@@ -197,7 +198,16 @@ def _keep_identifiers(pending, warnings: dict[int, list[dict]]):
 def _flush(run: list[tuple[int, WriteItem]], results, *, source: str, actor: str) -> None:
     if not run:
         return
-    outcome = profiles_upsert_many(items=[item.data for _, item in run], source=source, actor=actor)
+    try:
+        outcome = profiles_upsert_many(items=[item.data for _, item in run], source=source, actor=actor)
+    except OperationalError as error:
+        if not is_lock_timeout(error):
+            raise
+        # The run is written set-based in one transaction, rolled back whole: each of its items says so (one wait,
+        # not one per item, however many of them a long transaction holds).
+        for index, _ in run:
+            results[index] = WriteResult(index, "failed", error=Busy().as_dict())
+        return
     for (index, _), result in zip(run, outcome, strict=True):
         results[index] = WriteResult(index, result.status, client_id=result.client_id, error=result.error)
 
@@ -251,6 +261,10 @@ def _write_one(
                     raise
     except DomainError as error:
         return WriteResult(index, "failed", error=error.as_dict())
+    except OperationalError as error:
+        if not is_lock_timeout(error):
+            raise
+        return WriteResult(index, "failed", error=Busy().as_dict())  # this item only: the others go on
     if result.merged_client_ids:
         status = "merged"
     elif result.created:

@@ -11,6 +11,7 @@ from consents.context import RequestMeta
 from crm.actors import actor_of
 from crm.api import ApiView
 from crm.errors import NotFound, ValidationFailed
+from crm.lock_waits import Busy
 from crm.parsers import text_check
 from crm.replica import replica_reads
 from crm.serializers import all_errors
@@ -155,6 +156,8 @@ class CustomersView(ExpertSenderView):
         if not failed:
             summary = [{"index": r.index, "id": r.client_id, "status": r.status} for r in results]
             return Response({"data": summary}, status=201)
+        if any(r.error["code"] == Busy.code for r in failed):
+            raise Busy()  # not the request's fault: nothing saved, 503 with Retry-After
         summary = [{"index": r.index, "id": None, "status": "notSaved"} for r in results]
         errors, first_code = [], failed[0].error["code"]
         for result in failed:

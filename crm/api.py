@@ -15,10 +15,11 @@ from collections.abc import Callable
 from django.conf import settings
 from django.core.handlers.wsgi import LimitedStream
 from django.db import DatabaseError, InterfaceError, OperationalError
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.utils.cache import patch_cache_control
 from rest_framework import exceptions, status
 from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
@@ -84,6 +85,18 @@ def describe(exc: Exception) -> tuple[int, str, str, str | None, dict]:
         code = exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code
         return exc.status_code, str(code), str(exc.detail), None, {}
     return 500, "internal_error", "Internal error; it has been logged.", None, {}
+
+
+_JSON = JSONRenderer()
+
+
+def json_response(request, data, *, status: int = 200):
+    """A JSON answer with the bytes and Content-Type DRF's ``Response`` would render (the same renderer, the only
+    one the API has), without the template-response machinery around it: for the hottest reads. Negotiation has
+    run (406 for an Accept JSON cannot meet); an Accept with parameters (``indent=4``) gets DRF's own ``Response``."""
+    if getattr(request, "accepted_media_type", None) != _JSON.media_type:
+        return Response(data, status=status)
+    return HttpResponse(_JSON.render(data), status=status, content_type=_JSON.media_type)
 
 
 class ApiView(APIView):

@@ -7,6 +7,7 @@ from unittest import mock
 
 import pytest
 from django.db import OperationalError
+from rest_framework.test import APIClient
 
 from crm.models import Job
 from profiles.models import Profile
@@ -181,3 +182,20 @@ def test_capillary_null_channel_is_a_per_item_error(api):
     body = [{"profiles": [{"identifiers": [{"type": "email", "value": "c@example.com"}], "commChannels": [None]}]}]
     response = api.post(CAPILLARY, body, format="json")
     assert response.status_code == 200 and response.json()["failureCount"] == 1
+
+
+def test_the_lookup_answers_the_bytes_drf_would_render(api, make_profile):
+    """The lookup skips DRF's template response but not its renderer: same bytes, same Content-Type, and an
+    Accept with parameters still gets DRF's own rendering."""
+    from rest_framework.renderers import JSONRenderer
+
+    make_profile(email="bytes@example.com", first_name="Zoë", attributes={"points": 1.5})
+    response = api.get("/v4/clients/by-email/bytes@example.com")
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    assert response.content == JSONRenderer().render(response.json())
+    assert "Zoë".encode() in response.content  # not escaped, as DRF renders it
+    plain = APIClient()  # the api fixture's credentials carry an Accept header of their own
+    plain.credentials(HTTP_AUTHORIZATION=api._credentials["HTTP_AUTHORIZATION"])
+    indented = plain.get("/v4/clients/by-email/bytes@example.com", HTTP_ACCEPT="application/json; indent=4")
+    assert indented.status_code == 200 and b'\n    "' in indented.content
+    assert plain.get("/v4/clients/by-email/bytes@example.com", HTTP_ACCEPT="text/html").status_code == 406

@@ -20,7 +20,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
 from crm.actors import actor_of
-from crm.api import ApiView
+from crm.api import ApiView, json_response
 from crm.errors import ValidationFailed
 from crm.replica import replica_reads
 from crm.services import api_key_token_issue
@@ -256,7 +256,7 @@ class ClientDetailView(SyneriseView):
             from segments.expressions import expressions_document
 
             document = {**document, "expressions": expressions_document(profile_lookup(kind=kind, value=value))}
-        return Response(document)
+        return json_response(request, document)  # the lookup is the hottest read: Response's bytes, less machinery
 
     @extend_schema(
         tags=["Profiles"],

@@ -382,6 +382,10 @@ WEBHOOK_RETRY_SCHEDULE = [
 WEBHOOK_DISABLE_AFTER_SECONDS = env_int("WEBHOOK_DISABLE_AFTER_SECONDS", 5 * 24 * 3600)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 15)
 WEBHOOK_HTTP_THREADS = env_int("WEBHOOK_HTTP_THREADS", 16)
+# The webhook worker's claiming threads (each a database connection and a transaction holding its claimed
+# messages while their requests run) and how many due messages each claims at once.
+WEBHOOK_WORKER_CONCURRENCY = env_int("WEBHOOK_WORKER_CONCURRENCY", 4)
+WEBHOOK_WORKER_BATCH = env_int("WEBHOOK_WORKER_BATCH", 100)
 WEBHOOKS_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", False)
 WEBHOOKS_ENABLED = env_bool("WEBHOOKS_ENABLED", True)
 

@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from webhooks.delivery import connection_pool
 from webhooks.models import EventType
 from webhooks.services import subscription_create
 
@@ -21,6 +22,7 @@ class Received:
     headers: dict[str, str]
     body: str
     status: int = 0
+    client_port: int = 0  # the sender's side of the TCP connection: one port, one connection
 
     @property
     def json(self):
@@ -28,23 +30,33 @@ class Received:
 
 
 class Receiver:
-    """A local HTTP server: ``answers`` are the status codes of the next requests (then ``default``)."""
+    """A local HTTP/1.1 server keeping connections open: ``answers`` are the status codes of the next requests
+    (then ``default``); ``hang_up`` closes each connection after its answer without saying so (as a server
+    whose idle timeout ran out)."""
 
     def __init__(self):
         self.requests: list[Received] = []
         self.answers: deque[int] = deque()
         self.default = 200
         self.delay = 0.0
+        self.hang_up = False
         self.lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            wbufsize = 64 * 1024  # the answer in one segment
+
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length).decode()
                 with receiver.lock:
                     status = receiver.answers.popleft() if receiver.answers else receiver.default
-                    receiver.requests.append(Received(self.path, dict(self.headers), body, status))
+                    receiver.requests.append(
+                        Received(self.path, dict(self.headers), body, status, self.client_address[1])
+                    )
+                if receiver.hang_up:
+                    self.close_connection = True
                 if receiver.delay:
                     time.sleep(receiver.delay)
                 self.send_response(status)
@@ -79,6 +91,7 @@ def allow_private(settings):
 def receiver():
     server = Receiver()
     yield server
+    connection_pool().close_all()  # no kept connection outlives its test
     server.close()
 
 

@@ -44,7 +44,7 @@ USER_AGENT = "crm-webhooks/1"
 DEFAULT_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
 
 CLAIM_SQL = """
-SELECT m.id, m.subscription_id, m.event_id, m.uid, m.attempt_count, m.manual
+SELECT m.id, m.subscription_id, m.event_id, m.uid, m.attempt_count, m.manual, m.profile_id
 FROM webhooks_message m
 JOIN webhooks_subscription s ON s.id = m.subscription_id AND s.enabled
 WHERE m.state = 'pending' AND m.next_attempt_at <= %(now)s
@@ -66,6 +66,24 @@ FROM json_to_recordset(%s::json) AS u(id bigint, state text, next_at timestamptz
 WHERE m.id = u.id
 """
 
+# A profile's later messages to the subscription wait behind one that is retried: they take its retry time, so a
+# claim never walks over them (nor does the idle worker see them as due) until it comes.
+HOLD_SQL = """
+UPDATE webhooks_message AS m SET next_attempt_at = u.next_at
+FROM json_to_recordset(%s::json) AS u(id bigint, s bigint, p bigint, next_at timestamptz)
+WHERE m.state = 'pending' AND m.subscription_id = u.s AND m.profile_id = u.p AND m.id > u.id
+  AND m.next_attempt_at < u.next_at
+"""
+
+# When such a message is done (delivered or given up, a resend perhaps ahead of its retry time), the ones held
+# behind it and never attempted are due at once.
+RELEASE_SQL = """
+UPDATE webhooks_message AS m SET next_attempt_at = %s
+FROM json_to_recordset(%s::json) AS u(id bigint, s bigint, p bigint)
+WHERE m.state = 'pending' AND m.subscription_id = u.s AND m.profile_id = u.p AND m.id > u.id
+  AND m.attempt_count = 0 AND m.next_attempt_at > %s
+"""
+
 
 def retry_schedule() -> tuple[int, ...]:
     schedule = getattr(settings, "WEBHOOK_RETRY_SCHEDULE", None) or DEFAULT_SCHEDULE
@@ -80,6 +98,7 @@ class Claimed:
     uid: object
     attempt_count: int
     manual: bool
+    profile_id: int | None
 
     @property
     def webhook_id(self) -> str:
@@ -408,22 +427,34 @@ def _record(now, claimed: list[Claimed], outcomes: list[Outcome], subscriptions:
         ]
     )
     updates, succeeded, failed, gone = [], set(), set(), set()
+    held, released = [], []
     for message, outcome in zip(claimed, outcomes, strict=True):
         attempts = message.attempt_count + 1
+        ordered = {"id": message.id, "s": message.subscription_id, "p": message.profile_id}
         if outcome.succeeded:
             succeeded.add(message.subscription_id)
             updates.append({"id": message.id, "state": "delivered", "next_at": None, "delivered_at": now.isoformat()})
-            continue
-        failed.add(message.subscription_id)
-        if outcome.status_code == 410:
-            gone.add(message.subscription_id)
-        if outcome.status_code == 410 or message.manual or attempts >= len(schedule):
-            updates.append({"id": message.id, "state": "failed", "next_at": None, "delivered_at": None})
         else:
-            next_at = now + timedelta(seconds=schedule[attempts])
-            updates.append({"id": message.id, "state": "pending", "next_at": next_at.isoformat(), "delivered_at": None})
+            failed.add(message.subscription_id)
+            if outcome.status_code == 410:
+                gone.add(message.subscription_id)
+            if outcome.status_code == 410 or message.manual or attempts >= len(schedule):
+                updates.append({"id": message.id, "state": "failed", "next_at": None, "delivered_at": None})
+            else:
+                next_at = (now + timedelta(seconds=schedule[attempts])).isoformat()
+                updates.append({"id": message.id, "state": "pending", "next_at": next_at, "delivered_at": None})
+                if message.profile_id is not None:
+                    held.append({**ordered, "next_at": next_at})
+                continue
+        # Only a message attempted before (or resent) can have later ones held behind it.
+        if message.profile_id is not None and (message.attempt_count or message.manual):
+            released.append(ordered)
     with connection.cursor() as cursor:
         cursor.execute(UPDATE_SQL, [json.dumps(updates)])
+        if held:
+            cursor.execute(HOLD_SQL, [json.dumps(held)])
+        if released:
+            cursor.execute(RELEASE_SQL, [now, json.dumps(released), now])
     _subscriptions_health(now, succeeded=succeeded, failed=failed - succeeded, gone=gone)
 
 

@@ -244,7 +244,11 @@ WITH ev AS (
 m AS (
     INSERT INTO webhooks_message
            (event_id, subscription_id, uid, profile_id, state, attempt_count, next_attempt_at, manual)
-    SELECT ev.id, s.id, gen_random_uuid(), ev.profile_id, 'pending', 0, ev.time, false
+    SELECT ev.id, s.id, gen_random_uuid(), ev.profile_id, 'pending', 0,
+           -- behind a message of the profile that waits for its retry: that retry's time (see delivery.HOLD_SQL)
+           GREATEST(ev.time, (SELECT max(p.next_attempt_at) FROM webhooks_message p
+                              WHERE p.state = 'pending' AND p.subscription_id = s.id AND p.profile_id = ev.profile_id)),
+           false
     FROM ev CROSS JOIN LATERAL unnest(ev.subscription_ids) WITH ORDINALITY AS u(id, k)
          JOIN webhooks_subscription s ON s.id = u.id
     ORDER BY ev.id, u.k

@@ -19,6 +19,7 @@ from webhooks.delivery import batch_size, connection_pool, deliver_due, next_due
 from webhooks.services import NOTIFY_CHANNEL
 
 logger = logging.getLogger("webhooks.worker")
+BUSY_RETRY_SECONDS = 0.05
 
 
 class Wakeup:
@@ -108,9 +109,11 @@ class Command(BaseCommand):
                     self.wakeup.notify()  # more is due: let idle siblings help
                     continue
                 if done:
-                    continue
+                    continue  # this thread claims again at once: what waited behind its messages is claimable
                 due = next_due_in()
-                timeout = idle if due is None else min(idle, due)
+                # Due but not claimable (a sibling holds it while it sends, or it waits behind an older message of
+                # its profile): look again shortly rather than spinning.
+                timeout = idle if due is None else min(idle, max(due, BUSY_RETRY_SECONDS))
             except Exception:
                 logger.exception("Webhook delivery pass failed")
                 connection.close()

@@ -6,10 +6,13 @@ Three parts, on one benchmark database:
    subscriptions (each profile's ``profile.created`` written three times, with its document) against the same
    batches with none (the three disabled), interleaved over ``--rounds`` rounds from truncated tables.
    Goal: rows/s with subscriptions ≥ 0.9 of rows/s without.
-2. Latency: the real ``webhook_worker`` process delivering to a receiver on loopback (this process) while
-   ``--latency-writes`` single-profile writes commit one after another (paced), then ``--latency-batches``
-   batches of ``--chunk`` profiles; the time from each write's commit to its message's first request.
-   Goal: p99 < 1 s.
+2. Latency: the real ``webhook_worker`` process delivering to a receiver on loopback (its own process, HTTP/1.1
+   keep-alive, its answer in one segment) for three loads in turn, each change being three messages:
+   (a) ``--latency-writes`` single-profile writes committed one after another at ``--latency-rate`` per second;
+   (b) a sustained load: ``--sustained-rate`` new profiles per second for ``--sustained-seconds``, one batch every
+   ``--sustained-tick`` seconds; (c) a burst: ``--latency-batches`` batches of ``--chunk`` new profiles written back
+   to back, with the rate the worker drained it at (messages from the first commit to the last first request).
+   The time from each write's commit to its message's first request. Goal for each: p99 < 1 s.
 3. Loss: ``--kill-profiles`` new profiles (10,000 by default) delivered to a receiver that fails 30 % of its
    answers, with a short retry schedule, the worker killed by SIGKILL twice during the run and started again.
    Goal: every message arrives; a message accepted twice had its first answer lost (the database recorded one
@@ -53,7 +56,7 @@ def parse_args(argv=None):
     parser.add_argument("--rounds", type=int, default=3, help="interleaved cost rounds per mode (default 3)")
     parser.add_argument("--latency-writes", type=int, default=1000, help="single writes timed (default 1000)")
     parser.add_argument("--latency-rate", type=float, default=50, help="single writes per second (default 50)")
-    parser.add_argument("--sustained-rate", type=float, default=100, help="changes per second (default 100)")
+    parser.add_argument("--sustained-rate", type=float, default=300, help="changes per second (default 300)")
     parser.add_argument("--sustained-seconds", type=float, default=30, help="how long (default 30 s)")
     parser.add_argument("--sustained-tick", type=float, default=0.1, help="one batch every … s (default 0.1)")
     parser.add_argument("--latency-batches", type=int, default=3, help="batches of the burst (default 3)")
@@ -102,9 +105,11 @@ def _receiver_main(conn, failure_rate: float, seed: int) -> None:
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    server.request_queue_size = 128
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 128  # read by listen(): a class attribute, set before the socket listens
+
+    server = Server(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     conn.send(server.server_address[1])
     while True:

@@ -29,6 +29,10 @@ class Received:
         return json.loads(self.body)
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 64  # a pass opens up to WEBHOOK_HTTP_THREADS connections at once
+
+
 class Receiver:
     """A local HTTP/1.1 server keeping connections open: ``answers`` are the status codes of the next requests
     (then ``default``); ``hang_up`` closes each connection after its answer without saying so (as a server
@@ -70,7 +74,7 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/hook"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -37,9 +37,14 @@ def test_a_pass_sends_its_messages_over_at_most_as_many_connections_as_threads(
     subscribe([EventType.PROFILE_CREATED])
     items = [ProfileInput(identifiers={"email": f"b{i}@example.com"}) for i in range(40)]
     profiles_upsert_many(items=items, source="tests", actor="tests")
+    opened = connection_pool().opened
     assert deliver_due(limit=40) == 40
-    assert len(receiver.requests) == 40
-    assert len({r.client_port for r in receiver.requests}) <= settings.WEBHOOK_HTTP_THREADS
+    assert [a.status_code for a in Attempt.objects.all()] == [200] * 40, list(Attempt.objects.values("error"))
+    ports = {r.client_port for r in receiver.requests}
+    assert len(receiver.requests) == 40 and len(ports) <= settings.WEBHOOK_HTTP_THREADS, (
+        len(ports),
+        connection_pool().opened - opened,
+    )
 
 
 @pytest.mark.django_db

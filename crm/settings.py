@@ -387,6 +387,10 @@ WEBHOOK_HTTP_THREADS = env_int("WEBHOOK_HTTP_THREADS", 16)
 WEBHOOK_WORKER_CONCURRENCY = env_int("WEBHOOK_WORKER_CONCURRENCY", 4)
 WEBHOOK_WORKER_BATCH = env_int("WEBHOOK_WORKER_BATCH", 100)
 WEBHOOKS_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", False)
+# Retention of the outbox, applied by the recurring purge every PURGE_INTERVAL_SECONDS: delivered messages (days
+# after delivery) and given-up ones (days after their change), with their attempts and events.
+WEBHOOK_DELIVERED_RETENTION_DAYS = env_int("WEBHOOK_DELIVERED_RETENTION_DAYS", 30)
+WEBHOOK_FAILED_RETENTION_DAYS = env_int("WEBHOOK_FAILED_RETENTION_DAYS", 90)
 WEBHOOKS_ENABLED = env_bool("WEBHOOKS_ENABLED", True)
 
 # --- E-mail and consents --------------------------------------------------------------------------

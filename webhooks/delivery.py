@@ -3,9 +3,13 @@
 A pass (``deliver_due``) claims up to ``limit`` due messages of enabled subscriptions in one transaction,
 at most one per (subscription, profile) and only the oldest pending one of each, so a profile's messages
 reach a subscription in change order while different profiles go in parallel. The requests run while the
-rows stay locked; their outcome is written before the commit. A worker killed mid-pass loses only its
-uncommitted transaction: the messages are claimed again (same ``webhook-id``), so a receiver sees a
-duplicate only when the answer to a request was lost.
+rows stay locked, together on the process's HTTP threads and over connections kept open per receiver
+(``ConnectionPool``: each pinned to the address checked when it was opened); their outcome is written before
+the commit. A worker killed mid-pass loses only its uncommitted transaction: the messages are claimed again
+(same ``webhook-id``), so a receiver sees a duplicate only when the answer to a request was lost.
+
+A message retried later holds the profile's later messages to that subscription at its retry time (they could
+not go before it anyway), so the claim's scan and the idle worker's "what is due next" never count them.
 
 Retries follow ``WEBHOOK_RETRY_SCHEDULE`` (seconds before attempt 1, 2, …; the Standard Webhooks
 schedule by default); a 410 answer disables the subscription, and so does failing for
@@ -17,7 +21,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import select
+import selectors
 import socket
 import ssl
 import threading
@@ -236,10 +240,11 @@ def _closed_by_peer(sock) -> bool:
     if sock is None:
         return True
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
+        with selectors.DefaultSelector() as selector:  # epoll/kqueue: no limit on the descriptor's number
+            selector.register(sock, selectors.EVENT_READ)
+            return bool(selector.select(0))
     except (OSError, ValueError):
         return True
-    return bool(readable)
 
 
 _pools_lock = threading.Lock()

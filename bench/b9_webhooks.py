@@ -376,7 +376,7 @@ def part_latency(args) -> list[str]:
                 f"B9 burst: {len(commits)} batches of {args.chunk} new profiles written back to back in "
                 f"{commits[-1] - commits[0]:.1f} s after the first commit; {len(burst)} messages sent in "
                 f"{last - commits[0]:.1f} s from the first commit = {drained:.0f} messages/s drained, "
-                f"over {ports} TCP connections"
+                f"from {ports} client ports (at least that many TCP connections)"
             )
         lines.append(
             latency_line(

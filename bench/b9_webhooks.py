@@ -109,6 +109,10 @@ def _receiver_main(conn, failure_rate: float, seed: int) -> None:
         daemon_threads = True
         request_queue_size = 128  # read by listen(): a class attribute, set before the socket listens
 
+        def handle_error(self, request, client_address):
+            if not isinstance(sys.exc_info()[1], ConnectionError):  # a killed worker's connections: expected
+                super().handle_error(request, client_address)
+
     server = Server(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     conn.send(server.server_address[1])
@@ -371,13 +375,15 @@ def part_latency(args) -> list[str]:
         first = first_attempts(receiver)
         burst = [(at, at - committed[c], port) for at, c, port in first.values() if c in committed]
         if burst:
-            last = max(at for at, _, _ in burst)
+            first_request, last = min(at for at, _, _ in burst), max(at for at, _, _ in burst)
             drained = len(burst) / (last - commits[0]) if last > commits[0] else float("nan")
+            sending = len(burst) / (last - first_request) if last > first_request else float("nan")
             ports = len({port for _, _, port in burst})
             lines.append(
-                f"B9 burst: {len(commits)} batches of {args.chunk} new profiles written back to back in "
-                f"{commits[-1] - commits[0]:.1f} s after the first commit; {len(burst)} messages sent in "
-                f"{last - commits[0]:.1f} s from the first commit = {drained:.0f} messages/s drained, "
+                f"B9 burst: {len(commits)} batches of {args.chunk} new profiles written back to back, committed at "
+                f"{', '.join(f'+{at - commits[0]:.1f}' for at in commits)} s; {len(burst)} messages sent in "
+                f"{last - commits[0]:.1f} s from the first commit = {drained:.0f} messages/s drained "
+                f"({sending:.0f}/s between the first request, at +{first_request - commits[0]:.2f} s, and the last), "
                 f"from {ports} client ports (at least that many TCP connections)"
             )
         lines.append(

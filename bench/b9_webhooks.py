@@ -88,8 +88,14 @@ def _receiver_main(conn, failure_rate: float, seed: int) -> None:
         wbufsize = 64 * 1024
 
         def do_POST(self):
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
             now = time.time()
+            if len(body) < length:  # the sender died mid-request (SIGKILL): nothing to accept, nobody to answer
+                with lock:
+                    records.append((now, self.headers.get("webhook-id"), None, 0, self.client_address[1]))
+                self.close_connection = True
+                return
             try:
                 client_id = json.loads(body)["data"]["clientId"]
             except (ValueError, KeyError, TypeError):
@@ -444,12 +450,14 @@ def part_kill(args) -> list[str]:
         webhook_id_of(u) for u in Attempt.objects.filter(status_code=200).values_list("message__uid", flat=True)
     )
     unexplained = [w for w in duplicates if recorded[w] >= successes[w]]  # a copy whose answer was not lost
-    clients_ok = all(client_id == messages.get(w) for _, w, client_id, _, _ in requests if w in messages)
-    failures = sum(1 for r in requests if r[3] != 200)
+    complete = [r for r in requests if r[3] != 0]  # a request cut off by a kill carries no whole body
+    clients_ok = all(client_id == messages.get(w) for _, w, client_id, _, _ in complete if w in messages)
+    failures = sum(1 for r in complete if r[3] != 200)
     ok = not missing and not unknown and not unexplained and clients_ok and len(messages) == n
     return [
         f"B9 SIGKILL: {n} changes, receiver failing {args.failure_rate:.0%} of answers, worker killed {kills} times, "
-        f"all delivered in {elapsed:.0f} s; requests {len(requests)} ({failures} answered 500)",
+        f"all delivered in {elapsed:.0f} s; requests {len(requests)} ({failures} answered 500, "
+        f"{len(requests) - len(complete)} cut off by a kill)",
         f"B9 messages {len(messages)}, arrived {len(messages) - len(missing)}, missing {len(missing)}, "
         f"accepted twice {len(duplicates)} (each with its first answer lost: {len(duplicates) - len(unexplained)}), "
         f"same webhook-id and clientId on every copy: {clients_ok} "

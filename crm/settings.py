@@ -391,7 +391,15 @@ WEBHOOK_RETRY_SCHEDULE = [
 WEBHOOK_DISABLE_AFTER_SECONDS = env_int("WEBHOOK_DISABLE_AFTER_SECONDS", 5 * 24 * 3600)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 15)
 WEBHOOK_HTTP_THREADS = env_int("WEBHOOK_HTTP_THREADS", 16)
+# The webhook worker's claiming threads (each a database connection and a transaction holding its claimed
+# messages while their requests run) and how many due messages each claims at once.
+WEBHOOK_WORKER_CONCURRENCY = env_int("WEBHOOK_WORKER_CONCURRENCY", 4)
+WEBHOOK_WORKER_BATCH = env_int("WEBHOOK_WORKER_BATCH", 100)
 WEBHOOKS_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", False)
+# Retention of the outbox, applied by the recurring purge every PURGE_INTERVAL_SECONDS: delivered messages (days
+# after delivery) and given-up ones (days after their change), with their attempts and events.
+WEBHOOK_DELIVERED_RETENTION_DAYS = env_int("WEBHOOK_DELIVERED_RETENTION_DAYS", 30)
+WEBHOOK_FAILED_RETENTION_DAYS = env_int("WEBHOOK_FAILED_RETENTION_DAYS", 90)
 WEBHOOKS_ENABLED = env_bool("WEBHOOKS_ENABLED", True)
 
 # --- E-mail and consents --------------------------------------------------------------------------

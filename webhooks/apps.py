@@ -7,7 +7,7 @@ class WebhooksConfig(AppConfig):
 
     def ready(self):
         from segments.usage import register_segment_user
-        from webhooks import privacy, receivers, segments
+        from webhooks import privacy, receivers, segments, tasks  # noqa: F401 - tasks registers the outbox purge
 
         receivers.connect_optional()
         privacy.register()

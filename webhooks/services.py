@@ -13,7 +13,7 @@ import re
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -244,7 +244,11 @@ WITH ev AS (
 m AS (
     INSERT INTO webhooks_message
            (event_id, subscription_id, uid, profile_id, state, attempt_count, next_attempt_at, manual)
-    SELECT ev.id, s.id, gen_random_uuid(), ev.profile_id, 'pending', 0, ev.time, false
+    SELECT ev.id, s.id, gen_random_uuid(), ev.profile_id, 'pending', 0,
+           -- behind a message of the profile that waits for its retry: that retry's time (see delivery.HOLD_SQL)
+           GREATEST(ev.time, (SELECT max(p.next_attempt_at) FROM webhooks_message p
+                              WHERE p.state = 'pending' AND p.subscription_id = s.id AND p.profile_id = ev.profile_id)),
+           false
     FROM ev CROSS JOIN LATERAL unnest(ev.subscription_ids) WITH ORDINALITY AS u(id, k)
          JOIN webhooks_subscription s ON s.id = u.id
     ORDER BY ev.id, u.k
@@ -327,3 +331,63 @@ def event_body(event: Event) -> str:
 def _notify() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_notify(%s, '')", [NOTIFY_CHANNEL])
+
+
+# --- retention ----------------------------------------------------------------------------------------
+
+PURGE_BATCH = 5000
+
+PURGE_MESSAGES_SQL = """
+WITH doomed AS (
+    SELECT m.id FROM webhooks_message m JOIN webhooks_event e ON e.id = m.event_id
+    WHERE (m.state = 'delivered' AND m.delivered_at < %(delivered)s)
+       OR (m.state = 'failed' AND e.time < %(failed)s)
+    LIMIT %(batch)s
+    FOR UPDATE OF m SKIP LOCKED
+),
+attempts AS (
+    DELETE FROM webhooks_attempt a USING doomed WHERE a.message_id = doomed.id RETURNING 1
+),
+messages AS (
+    DELETE FROM webhooks_message m USING doomed WHERE m.id = doomed.id RETURNING 1
+)
+SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM attempts)
+"""
+
+PURGE_EVENTS_SQL = """
+WITH doomed AS (
+    SELECT e.id FROM webhooks_event e
+    WHERE e.fanned_out AND e.time < %(before)s
+      AND NOT EXISTS (SELECT 1 FROM webhooks_message m WHERE m.event_id = e.id)
+    LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM webhooks_event e USING doomed WHERE e.id = doomed.id
+"""
+
+
+def outbox_purge(*, now: datetime | None = None, batch: int = PURGE_BATCH) -> dict[str, int]:
+    """Delete what the outbox no longer needs: delivered messages ``WEBHOOK_DELIVERED_RETENTION_DAYS`` after their
+    delivery and given-up ones ``WEBHOOK_FAILED_RETENTION_DAYS`` after their change, with their attempts, then the
+    events left without messages (older than the shorter retention). Pending messages are never touched. Works in
+    transactions of ``batch`` messages; returns how many rows of each went."""
+    now = now or timezone.now()
+    delivered = now - timedelta(days=getattr(settings, "WEBHOOK_DELIVERED_RETENTION_DAYS", 30))
+    failed = now - timedelta(days=getattr(settings, "WEBHOOK_FAILED_RETENTION_DAYS", 90))
+    counts = {"messages": 0, "attempts": 0, "events": 0}
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(PURGE_MESSAGES_SQL, {"delivered": delivered, "failed": failed, "batch": batch})
+            messages, attempts = cursor.fetchone()
+        counts["messages"] += messages
+        counts["attempts"] += attempts
+        if messages < batch:
+            break
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(PURGE_EVENTS_SQL, {"before": min(delivered, failed), "batch": batch})
+            events = cursor.rowcount
+        counts["events"] += events
+        if events < batch:
+            break
+    return counts

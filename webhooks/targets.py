@@ -30,10 +30,11 @@ class Target:
     path: str  # path and query
     address: str
 
-    @property
-    def host_header(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return host if self.port == SCHEMES[self.scheme] else f"{host}:{self.port}"
+
+def host_header(scheme: str, host: str, port: int) -> str:
+    """The ``Host`` header of a request to this URL's host (the port only when not the scheme's own)."""
+    host = f"[{host}]" if ":" in host else host
+    return host if port == SCHEMES[scheme] else f"{host}:{port}"
 
 
 class TargetRefused(ValidationFailed):

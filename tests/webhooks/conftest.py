@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from webhooks.delivery import connection_pool
 from webhooks.models import EventType
 from webhooks.services import subscription_create
 
@@ -21,30 +22,45 @@ class Received:
     headers: dict[str, str]
     body: str
     status: int = 0
+    client_port: int = 0  # the sender's side of the TCP connection: one port, one connection
 
     @property
     def json(self):
         return json.loads(self.body)
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 64  # a pass opens up to WEBHOOK_HTTP_THREADS connections at once
+
+
 class Receiver:
-    """A local HTTP server: ``answers`` are the status codes of the next requests (then ``default``)."""
+    """A local HTTP/1.1 server keeping connections open: ``answers`` are the status codes of the next requests
+    (then ``default``); ``hang_up`` closes each connection after its answer without saying so (as a server
+    whose idle timeout ran out)."""
 
     def __init__(self):
         self.requests: list[Received] = []
         self.answers: deque[int] = deque()
         self.default = 200
         self.delay = 0.0
+        self.hang_up = False
         self.lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            wbufsize = 64 * 1024  # the answer in one segment
+
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length).decode()
                 with receiver.lock:
                     status = receiver.answers.popleft() if receiver.answers else receiver.default
-                    receiver.requests.append(Received(self.path, dict(self.headers), body, status))
+                    receiver.requests.append(
+                        Received(self.path, dict(self.headers), body, status, self.client_address[1])
+                    )
+                if receiver.hang_up:
+                    self.close_connection = True
                 if receiver.delay:
                     time.sleep(receiver.delay)
                 self.send_response(status)
@@ -58,7 +74,7 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/hook"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -79,6 +95,7 @@ def allow_private(settings):
 def receiver():
     server = Receiver()
     yield server
+    connection_pool().close_all()  # no kept connection outlives its test
     server.close()
 
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from standardwebhooks import Webhook
 
 from profiles.services import ProfileInput, profile_update
-from webhooks.delivery import deliver_due
+from webhooks.delivery import deliver_due, next_due_in
 from webhooks.models import Attempt, EventType, Message, MessageState, Subscription
 from webhooks.services import event_body, message_resend
 
@@ -188,3 +188,35 @@ def test_a_message_body_is_the_payload_json(subscribe, receiver, make_profile):
     make_profile(email="ada@example.com")
     deliver_due()
     assert json.loads(receiver.requests[0].body) == json.loads(event_body(Message.objects.get().event))
+
+
+def test_messages_behind_a_retried_one_take_its_retry_time_until_it_is_done(
+    subscribe, receiver, make_profile, settings
+):
+    """Held behind a retry, a profile's later messages are not due (a claim does not walk over them, an idle
+    worker does not see work); a resend that delivers the retried one frees them at once."""
+    settings.WEBHOOK_RETRY_SCHEDULE = [0, 300, 600]
+    subscription, _ = subscribe([EventType.PROFILE_CREATED, EventType.PROFILE_UPDATED])
+    ada = make_profile(email="ada@example.com")
+    profile_update(profile=ada, data=ProfileInput(fields={"city": "Gdańsk"}), source="tests", actor="tests")
+    receiver.answers.append(500)
+    assert deliver_due(now=at(0)) == 1  # her creation fails; her first update waits behind it
+    profile_update(profile=ada, data=ProfileInput(fields={"city": "Łódź"}), source="tests", actor="tests")
+    assert deliver_due(now=at(1)) == 0  # the second update is fanned out behind it too
+    created, first, second = Message.objects.order_by("id")
+    assert created.next_attempt_at == first.next_attempt_at == second.next_attempt_at == at(300)
+    assert next_due_in(now=at(1)) == 299
+    message_resend(subscription_id=subscription.pk, message_id=created.pk, now=at(2))
+    assert deliver_due(now=at(2)) == 1
+    first.refresh_from_db()
+    assert first.next_attempt_at == at(2)
+    assert deliver_due(now=at(2)) == 1
+    assert deliver_due(now=at(2)) == 1
+    sent = [(r.json["type"], r.json["data"].get("changes", {}).get("city", {}).get("new")) for r in receiver.requests]
+    assert sent == [
+        ("profile.created", None),
+        ("profile.created", None),
+        ("profile.updated", "Gdańsk"),
+        ("profile.updated", "Łódź"),
+    ]
+    assert set(Message.objects.values_list("state", flat=True)) == {"delivered"}

@@ -11,13 +11,15 @@ import logging
 import signal
 import threading
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection, connections
 
-from webhooks.delivery import deliver_due, next_due_in
+from webhooks.delivery import batch_size, connection_pool, deliver_due, next_due_in
 from webhooks.services import NOTIFY_CHANNEL
 
 logger = logging.getLogger("webhooks.worker")
+BUSY_RETRY_SECONDS = 0.05
 
 
 class Wakeup:
@@ -42,11 +44,20 @@ class Command(BaseCommand):
     help = "Deliver webhook messages from the outbox (runs until stopped)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--threads", type=int, default=4, help="claiming threads (default 4)")
-        parser.add_argument("--batch", type=int, default=20, help="messages one thread claims at a time")
+        parser.add_argument(
+            "--threads",
+            type=int,
+            default=None,
+            help="claiming threads, each with its own database connection (default WEBHOOK_WORKER_CONCURRENCY)",
+        )
+        parser.add_argument(
+            "--batch", type=int, default=None, help="messages a thread claims at once (default WEBHOOK_WORKER_BATCH)"
+        )
         parser.add_argument("--idle", type=float, default=1.0, help="longest sleep when idle, in seconds")
 
     def handle(self, *args, threads, batch, idle, **options):
+        threads = threads or getattr(settings, "WEBHOOK_WORKER_CONCURRENCY", 4)
+        batch = batch or batch_size()
         self.stop = threading.Event()
         self.wakeup = Wakeup()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -59,12 +70,15 @@ class Command(BaseCommand):
         ]
         for worker in workers:
             worker.start()
-        self.stdout.write(f"Webhook worker: {len(workers)} threads, listening on {NOTIFY_CHANNEL}")
+        self.stdout.write(
+            f"Webhook worker: {len(workers)} threads claiming {batch} messages at a time, listening on {NOTIFY_CHANNEL}"
+        )
         self.stdout.flush()
         while not self.stop.wait(0.5):
             pass
         for worker in workers:
             worker.join(timeout=20)
+        connection_pool().close_all()
 
     def _stop(self):
         self.stop.set()
@@ -95,9 +109,11 @@ class Command(BaseCommand):
                     self.wakeup.notify()  # more is due: let idle siblings help
                     continue
                 if done:
-                    continue
+                    continue  # this thread claims again at once: what waited behind its messages is claimable
                 due = next_due_in()
-                timeout = idle if due is None else min(idle, due)
+                # Due but not claimable (a sibling holds it while it sends, or it waits behind an older message of
+                # its profile): look again shortly rather than spinning.
+                timeout = idle if due is None else min(idle, max(due, BUSY_RETRY_SECONDS))
             except Exception:
                 logger.exception("Webhook delivery pass failed")
                 connection.close()

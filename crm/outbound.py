@@ -37,8 +37,13 @@ class Target:
 
     @property
     def host_header(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return host if self.port == SCHEMES.get(self.scheme) else f"{host}:{self.port}"
+        return host_header(self.scheme, self.host, self.port)
+
+
+def host_header(scheme: str, host: str, port: int) -> str:
+    """The ``Host`` header of a request to this URL's host (the port only when not the scheme's own)."""
+    host = f"[{host}]" if ":" in host else host
+    return host if port == SCHEMES.get(scheme) else f"{host}:{port}"
 
 
 def address_allowed(address: str) -> bool:
@@ -93,7 +98,7 @@ def address_resolve(
             allow = f" (set {setting}=1 to allow it)" if setting else ""
             raise refused(
                 f"The host {host!r} resolves to {bad[0]}, a loopback, private, link-local or reserved address; "
-                f"only public addresses are allowed{allow}.",
+                f"connections go to public addresses only{allow}.",
                 field=field,
             )
     return addresses[0]
@@ -114,31 +119,53 @@ def target_resolve(
 
 
 class PinnedHTTPConnection(http.client.HTTPConnection):
-    """Connects to the checked address, whatever the name resolves to now."""
+    """Connects to the checked address, whatever the name resolves to now, and only when told to
+    (``auto_open`` off: http.client never reconnects on its own, so a kept connection never reaches a new,
+    unchecked address)."""
+
+    auto_open = 0
 
     def __init__(self, target: Target, timeout: float):
         super().__init__(target.host, target.port, timeout=timeout)
-        self.target = target
+        self.address = target.address
 
     def connect(self):
-        self.sock = socket.create_connection((self.target.address, self.port), self.timeout)
+        self.sock = socket.create_connection((self.address, self.port), self.timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+_tls_context: ssl.SSLContext | None = None
+
+
+def _tls() -> ssl.SSLContext:
+    global _tls_context
+    if _tls_context is None:
+        _tls_context = ssl.create_default_context()
+    return _tls_context
 
 
 class PinnedHTTPSConnection(http.client.HTTPSConnection):
     """The same over TLS; the certificate is verified against the name."""
 
+    auto_open = 0
+
     def __init__(self, target: Target, timeout: float):
-        super().__init__(target.host, target.port, timeout=timeout, context=ssl.create_default_context())
-        self.target = target
+        super().__init__(target.host, target.port, timeout=timeout, context=_tls())
+        self.address = target.address
 
     def connect(self):
-        sock = socket.create_connection((self.target.address, self.port), self.timeout)
+        sock = socket.create_connection((self.address, self.port), self.timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
 def pinned_connection(target: Target, timeout: float) -> http.client.HTTPConnection:
-    """An unopened connection to the target's checked address (it opens on the first request)."""
+    """A connection to the target's checked address, opened (it never opens again on its own)."""
     connection_class = PinnedHTTPSConnection if target.scheme == "https" else PinnedHTTPConnection
-    return connection_class(target, timeout)
+    conn = connection_class(target, timeout)
+    try:
+        conn.connect()
+    except BaseException:
+        conn.close()
+        raise
+    return conn

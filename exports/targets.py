@@ -99,15 +99,17 @@ def http_push(export, file: IO[bytes], *, size: int, msg_id: str) -> str:
         "webhook-signature": sig,
         "User-Agent": "crm-export/1",
     }
-    conn = pinned_connection(target, settings.EXPORT_HTTP_TIMEOUT_SECONDS)
+    conn = None
     try:
+        conn = pinned_connection(target, settings.EXPORT_HTTP_TIMEOUT_SECONDS)
         conn.request("POST", target.path, body=file, headers={"Host": target.host_header, **headers})
         response = conn.getresponse()
         answer = response.read(500).decode("utf-8", "replace")
     except OSError as exc:
         raise PushFailed(f"POST {export.http_url} failed: {exc}") from None
     finally:
-        conn.close()
+        if conn is not None:
+            conn.close()
     if not 200 <= response.status < 300:
         raise PushFailed(f"POST {export.http_url} answered {response.status}: {answer.strip()[:300]}")
     return f"POST {export.http_url} → {response.status}"

@@ -23,7 +23,6 @@ import json
 import logging
 import selectors
 import socket
-import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +35,7 @@ from django.utils import timezone
 from standardwebhooks import Webhook
 
 from crm.errors import DomainError
+from crm.outbound import pinned_connection
 from webhooks.models import Attempt, Event, Subscription, webhook_id_of
 from webhooks.services import events_render, outbox_fan_out
 from webhooks.targets import Target, address_allowed, host_header, target_resolve, url_split
@@ -140,45 +140,6 @@ class Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-class _PinnedHTTPConnection(http.client.HTTPConnection):
-    """Connects to the checked address, whatever the name resolves to now, and only when told to
-    (``auto_open`` off: http.client never reconnects on its own, so a reused connection never reaches a new,
-    unchecked address)."""
-
-    auto_open = 0
-
-    def __init__(self, target: Target, timeout: float):
-        super().__init__(target.host, target.port, timeout=timeout)
-        self.address = target.address
-
-    def connect(self):
-        self.sock = socket.create_connection((self.address, self.port), self.timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-_tls_context: ssl.SSLContext | None = None
-
-
-def _tls() -> ssl.SSLContext:
-    global _tls_context
-    if _tls_context is None:
-        _tls_context = ssl.create_default_context()
-    return _tls_context
-
-
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    auto_open = 0
-
-    def __init__(self, target: Target, timeout: float):
-        super().__init__(target.host, target.port, timeout=timeout, context=_tls())
-        self.address = target.address
-
-    def connect(self):
-        sock = socket.create_connection((self.address, self.port), self.timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
-
-
 @dataclass
 class _Kept:
     conn: http.client.HTTPConnection
@@ -230,13 +191,7 @@ class ConnectionPool:
         kept.conn.close()
 
     def open(self, target: Target, timeout: float) -> _Kept:
-        connection_class = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
-        conn = connection_class(target, timeout)
-        try:
-            conn.connect()
-        except BaseException:
-            conn.close()
-            raise
+        conn = pinned_connection(target, timeout)
         with self._lock:
             self.opened += 1
         now = time.monotonic()
@@ -251,7 +206,7 @@ class ConnectionPool:
 
 
 def _address_still_allowed(address: str) -> bool:
-    return bool(getattr(settings, "WEBHOOKS_ALLOW_PRIVATE_TARGETS", False)) or address_allowed(address)
+    return address_allowed(address)
 
 
 def _closed_by_peer(sock) -> bool:

@@ -5,7 +5,6 @@ import socket
 import pytest
 
 from crm.errors import ValidationFailed
-from webhooks import targets
 from webhooks.delivery import deliver_due
 from webhooks.models import Attempt, EventType, Message
 from webhooks.services import subscription_create
@@ -23,7 +22,7 @@ def fake_dns(monkeypatch, names: dict[str, str]):
             return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (names[host], port))]
         return real(host, port, *args, **kwargs)
 
-    monkeypatch.setattr(targets.socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
 @pytest.mark.parametrize(

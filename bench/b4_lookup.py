@@ -170,20 +170,18 @@ def breakdown(secret: str, emails: list[str]) -> list[str]:
     """Median cost of each step of the endpoint, called directly (no HTTP/WSGI/DRF around them)."""
     from rest_framework.renderers import JSONRenderer
 
-    from consents.selectors import agreements_for
     from crm.services import api_key_authenticate
-    from profiles.api.synerise.documents import profile_document
-    from profiles.services import identifier_normalize, profile_lookup
+    from profiles.api.synerise.documents import profile_document_by_identifier
+    from profiles.selectors import profile_with_extras
+    from profiles.services import identifier_normalize
 
-    profiles = [profile_lookup(kind="email", value=e) for e in emails]
-    documents = [profile_document(p, agreements=agreements_for([p.pk])[p.pk]) for p in profiles]
+    documents = [profile_document_by_identifier(kind="email", value=e) for e in emails]
     renderer = JSONRenderer()
     steps = {
         "api_key_authenticate": (lambda _: api_key_authenticate(secret=secret), emails),
         "identifier_normalize": (lambda e: identifier_normalize("email", e), emails),
-        "profile_lookup": (lambda e: profile_lookup(kind="email", value=e), emails),
-        "agreements_for": (lambda p: agreements_for([p.pk]), profiles),
-        "profile_document": (lambda p: profile_document(p, agreements={}), profiles),
+        "profile_with_extras": (lambda e: profile_with_extras(kind="email", value=e), emails),
+        "read + document": (lambda e: profile_document_by_identifier(kind="email", value=e), emails),
         "JSONRenderer.render": (renderer.render, documents),
     }
     lines = []

@@ -224,7 +224,9 @@ class ApiView(APIView):
         else:
             auth_header = None
         status_code, code, message, field, extra = describe(exc)
-        if status_code == 503:
+        if code == Busy.code:
+            logger.warning("gave up a lock wait in %s: %s", self.__class__.__name__, exc)
+        elif status_code == 503:
             logger.warning("database unavailable in %s: %s", self.__class__.__name__, exc)
         elif status_code >= 500:
             logger.exception("unhandled error in %s", self.__class__.__name__, exc_info=exc)

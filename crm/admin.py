@@ -42,6 +42,10 @@ class ServiceModelForm(forms.ModelForm):
         name = self.error_fields.get(name, name) if name else None
         return name if name in self.fields else None
 
+    def domain_error(self, exc: DomainError) -> None:
+        """Show a service's error on the form: on the field it names, else on the form as a whole."""
+        self.add_error(self.error_field(exc.field), exc.message)
+
     def _post_clean(self):
         if self.errors:
             return
@@ -49,7 +53,7 @@ class ServiceModelForm(forms.ModelForm):
             with transaction.atomic():
                 self.instance = self.call_service()
         except DomainError as exc:
-            self.add_error(self.error_field(exc.field), exc.message)
+            self.domain_error(exc)
 
 
 class ServiceAdminMixin:

@@ -9,10 +9,10 @@ when the connection already knows it is closed; a healthy connection is handed o
 
 from __future__ import annotations
 
-import select
-
 import psycopg
 from psycopg_pool import ConnectionPool
+
+from crm.sockets import idle_socket_readable
 
 
 def connection_check(conn: psycopg.Connection) -> None:
@@ -20,10 +20,8 @@ def connection_check(conn: psycopg.Connection) -> None:
     if conn.closed:
         raise psycopg.OperationalError("the connection is closed")
     try:
-        poller = select.poll()
-        poller.register(conn.fileno(), select.POLLIN | select.POLLPRI)
-        pending = bool(poller.poll(0))
-    except (AttributeError, OSError, ValueError, psycopg.Error):
+        pending = idle_socket_readable(conn.fileno())
+    except psycopg.Error:
         pending = True  # cannot tell without asking the server
     if pending:
         ConnectionPool.check_connection(conn)

@@ -12,7 +12,6 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import transaction
 from django.http import HttpResponseRedirect, JsonResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -47,16 +46,11 @@ class SegmentForm(ServiceModelForm):
             return "tree"
         return super().error_field(name)
 
-    def _post_clean(self):
-        if self.errors:
-            return
-        try:
-            with transaction.atomic():
-                self.instance = self.call_service()
-        except ConditionError as exc:
+    def domain_error(self, exc):
+        if isinstance(exc, ConditionError):  # on the tree, with the bad node's path
             self.add_error("tree", f"{exc.field}: {exc.message}")
-        except DomainError as exc:
-            self.add_error(self.error_field(exc.field), exc.message)
+        else:
+            super().domain_error(exc)
 
     def call_service(self):
         data = self.cleaned_data

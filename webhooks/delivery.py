@@ -21,7 +21,6 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import selectors
 import socket
 import threading
 import time
@@ -35,10 +34,11 @@ from django.utils import timezone
 from standardwebhooks import Webhook
 
 from crm.errors import DomainError
-from crm.outbound import pinned_connection
+from crm.outbound import Target, host_header, pinned_connection
+from crm.sockets import idle_socket_readable
 from webhooks.models import Attempt, Event, Subscription, webhook_id_of
 from webhooks.services import events_render, outbox_fan_out
-from webhooks.targets import Target, address_allowed, host_header, target_resolve, url_split
+from webhooks.targets import address_allowed, target_resolve, url_split
 
 logger = logging.getLogger(__name__)
 
@@ -211,14 +211,7 @@ def _address_still_allowed(address: str) -> bool:
 
 def _closed_by_peer(sock) -> bool:
     """An idle keep-alive socket that is readable was closed by the receiver (or sent what nobody asked for)."""
-    if sock is None:
-        return True
-    try:
-        with selectors.DefaultSelector() as selector:  # epoll/kqueue: no limit on the descriptor's number
-            selector.register(sock, selectors.EVENT_READ)
-            return bool(selector.select(0))
-    except (OSError, ValueError):
-        return True
+    return sock is None or idle_socket_readable(sock)
 
 
 _pools_lock = threading.Lock()

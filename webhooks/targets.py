@@ -12,7 +12,7 @@ from django.conf import settings
 
 from crm import outbound
 from crm.errors import ValidationFailed
-from crm.outbound import Target, host_header  # noqa: F401 - the webhooks' names for them
+from crm.outbound import Target
 
 
 class TargetRefused(ValidationFailed):

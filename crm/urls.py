@@ -9,6 +9,9 @@ admin.site.site_title = "Customer profiles"
 admin.site.index_title = "Profiles, consents and activity"
 
 urlpatterns = [
+    # The Synerise surface first: its profile lookups are the most frequent requests (none of its routes can
+    # match another's paths, so the order changes only how many patterns a lookup is tried against).
+    path("", include("profiles.api.synerise.urls")),
     path("admin/", admin.site.urls),
     path("health", views.health, name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -21,7 +24,6 @@ urlpatterns = [
     path("", include("tracker.urls")),
     path("", views.home, name="home"),
     path("", include("segments.urls")),
-    path("", include("profiles.api.synerise.urls")),
     path("", include("profiles.api.expertsender.urls")),
     path("", include("profiles.api.capillary.urls")),
     path("", include("imports.urls")),

@@ -125,26 +125,28 @@ class ApiView(APIView):
 
     def initial(self, request, *args, **kwargs):
         self._rate_limit = None
+        django_request = request._request  # read once, not through DRF's Request proxy (every API request runs this)
+        method = django_request.method
         limit = self.max_body_bytes()
         self._limit_chunked_body(request, limit)
-        length = request.META.get("CONTENT_LENGTH")
+        length = django_request.META.get("CONTENT_LENGTH")
         try:
             too_large = int(length or 0) > limit
         except ValueError:
             too_large = False
         if too_large:
             raise RequestTooLarge(f"The request body exceeds {limit} bytes.")
-        for name, value in [*kwargs.items(), *request.query_params.items()]:
+        for name, value in [*kwargs.items(), *django_request.GET.items()]:
             if isinstance(value, str) and (reason := bad_text(value)):
                 raise ValidationFailed(f"{name} {reason}.", field=name, code="field.invalid_text")
         super().initial(request, *args, **kwargs)
-        if request.method not in ("GET", "HEAD", "OPTIONS") and settings.API_LOCK_TIMEOUT_SECONDS:
+        if method not in ("GET", "HEAD", "OPTIONS") and settings.API_LOCK_TIMEOUT_SECONDS:
             # A write waits at most this long for a row a long transaction holds, then answers 503 busy.
             lock_wait_limit(settings.API_LOCK_TIMEOUT_SECONDS)
             self._lock_wait_limited = True
         self._idempotency = None
-        key = request.headers.get("Idempotency-Key") if self.idempotency_keys else None
-        if request.method == "POST" and key is not None:
+        key = django_request.headers.get("Idempotency-Key") if method == "POST" and self.idempotency_keys else None
+        if key is not None:
             fingerprint = request_hash(method=request.method, path=request.get_full_path(), body=request.body)
             scope = getattr(request.auth, "prefix", None) or "anonymous"
             self._idempotency = idempotency_begin(key=key.strip(), scope=scope, fingerprint=fingerprint)

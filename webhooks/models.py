@@ -71,8 +71,9 @@ class Event(models.Model):
     (``fanned_out``) after the commit.
 
     ``data`` is the payload's ``data`` as known at the change (ids, actor, request id, the changed fields);
-    ``body`` is the JSON sent, rendered once at the first attempt (with the profile's document then) and sent
-    unchanged by every later attempt and resend.
+    ``snapshot`` is the profile as the change left it (its row and its document's extras, captured by the same
+    INSERT, for an event that carries the document); ``body`` is the JSON sent, rendered from them once at the
+    fan-out (``snapshot`` is then cleared) and sent unchanged by every attempt and resend.
     """
 
     event_type = models.CharField(max_length=40, choices=EventType.choices)
@@ -83,6 +84,7 @@ class Event(models.Model):
     document = models.BooleanField(default=False, help_text="The payload carries the profile's document.")
     subscription_ids = ArrayField(models.BigIntegerField(), default=list)
     fanned_out = models.BooleanField(default=False)
+    snapshot = models.TextField(null=True, blank=True, help_text="The profile after the change, until the fan-out.")
     body = models.TextField(null=True, blank=True)
 
     class Meta:

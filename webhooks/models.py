@@ -117,12 +117,14 @@ class Message(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["subscription", "id"], name="webhooks_message_log"),
-            # Its condition names next_attempt_at so that only a query bounding next_attempt_at (the claim's scan
-            # in due order) can use it: the claim's per-profile check and the other per-profile lookups, which do
-            # not, go to webhooks_message_profile_order even when the statistics were taken with nothing pending
-            # (both partial indexes then look empty, and a full scan of this one per row cost a claim 120 ms).
+            # Per subscription, so the claim reads only enabled subscriptions' due messages (a disabled one's
+            # backlog is never walked over). Its condition names next_attempt_at so that only a query bounding
+            # next_attempt_at (the claim's scan in due order) can use it: the claim's per-profile check and the
+            # other per-profile lookups, which do not, go to webhooks_message_profile_order even when the
+            # statistics were taken with nothing pending (both partial indexes then look empty, and a full scan of
+            # this one per row cost a claim 120 ms).
             models.Index(
-                fields=["next_attempt_at", "id"],
+                fields=["subscription", "next_attempt_at", "id"],
                 condition=Q(state="pending", next_attempt_at__isnull=False),
                 name="webhooks_message_due",
             ),

@@ -422,13 +422,10 @@ def _profiles_with_extras(where: str, params: dict) -> list[tuple[Profile, Profi
 
 
 @cache
-def profile_snapshot_sql(profile_id: str) -> str:
-    """A SQL expression: the JSON text of the profile ``profile_id`` (an SQL expression) names, with its document's
-    extras, as it is when the statement runs; NULL when there is no such profile."""
-    return (
-        f"(SELECT json_build_array({_extras_columns()})::text "  # noqa: S608 - fixed SQL of this module
-        f"FROM profiles_profile p WHERE p.id = {profile_id})"
-    )
+def profile_snapshot_sql() -> str:
+    """A SQL expression over a row of ``profiles_profile`` named ``p``: the JSON text of that profile with its
+    document's extras, as they are when the statement runs."""
+    return f"json_build_array({_extras_columns()})::text"
 
 
 _JSON_NATIVE = {"BigAutoField", "AutoField", "BigIntegerField", "IntegerField", "CharField", "TextField", "JSONField"}

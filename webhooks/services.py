@@ -185,9 +185,10 @@ def _outbox_sql() -> str:
 WITH e AS (
     INSERT INTO webhooks_event
            (event_type, profile_id, actor, time, data, document, subscription_ids, fanned_out, snapshot)
-    SELECT j.t, j.p, j.a, j.n, j.d, j.x, j.s, false, CASE WHEN j.x THEN {profile_snapshot_sql("j.p")} END
+    SELECT j.t, j.p, j.a, j.n, j.d, j.x, j.s, false, CASE WHEN p.id IS NOT NULL THEN {profile_snapshot_sql()} END
     FROM json_to_recordset(%s::json)
          AS j(o int, t text, p bigint, a text, n timestamptz, d jsonb, x boolean, s bigint[])
+    LEFT JOIN profiles_profile p ON j.x AND p.id = j.p
     ORDER BY j.o
     RETURNING 1
 )
@@ -218,24 +219,46 @@ def outbox_write(events: Sequence[OutboxEvent], subscriptions: Sequence[Subscrip
         else:
             ids = {e.profile_id for e in events if e.type != EventType.PROFILE_DELETED}
             members[subscription.pk] = subscription_segment_filter(subscription, ids)
+    limited = [s for s in subscriptions if members[s.pk] is not None]
+    wanting: dict[tuple[str, str], tuple[list[int], list[Subscription]]] = {}  # by (type, actor): the same answer
+    times: dict[datetime, str] = {}  # a change set's events mostly share one time
     rows = []
     for event in events:
-        prefix = _actor_key_prefix(event.actor)
-        targets = [
-            s.pk
-            for s in subscriptions
-            if event.type in s.events
-            and not (prefix and prefix in s.ignore_keys)
-            and (
-                members[s.pk] is None
-                or event.profile_id is None
-                or event.type == EventType.PROFILE_DELETED
-                or event.profile_id in members[s.pk]
-            )
-        ]
+        key = (event.type, event.actor)
+        if key not in wanting:
+            prefix = _actor_key_prefix(event.actor)
+            wanted = [s for s in subscriptions if event.type in s.events and not (prefix and prefix in s.ignore_keys)]
+            wanting[key] = ([s.pk for s in wanted if s not in limited], [s for s in wanted if s in limited])
+        targets, by_segment = wanting[key]
+        if by_segment:
+            targets = [
+                s.pk
+                for s in subscriptions
+                if s.pk in targets
+                or (
+                    s in by_segment
+                    and (
+                        event.profile_id is None
+                        or event.type == EventType.PROFILE_DELETED
+                        or event.profile_id in members[s.pk]
+                    )
+                )
+            ]
         if targets:
-            row = {"o": len(rows), "t": event.type, "p": event.profile_id, "a": event.actor[:256], "d": event.data}
-            rows.append({**row, "n": event.time.isoformat(), "x": event.document, "s": targets})
+            if (at := times.get(event.time)) is None:
+                at = times[event.time] = event.time.isoformat()
+            rows.append(
+                {
+                    "o": len(rows),
+                    "t": event.type,
+                    "p": event.profile_id,
+                    "a": event.actor[:256],
+                    "d": event.data,
+                    "n": at,
+                    "x": event.document,
+                    "s": targets,
+                }
+            )
     if not rows:
         return 0
     with connection.cursor() as cursor:

@@ -185,10 +185,11 @@ def _outbox_sql() -> str:
 WITH e AS (
     INSERT INTO webhooks_event
            (event_type, profile_id, actor, time, data, document, subscription_ids, fanned_out, snapshot)
-    SELECT j.t, j.p, j.a, j.n, j.d, j.x, j.s, false, CASE WHEN p.id IS NOT NULL THEN {profile_snapshot_sql()} END
+    SELECT j.t, j.p, j.a, j.n, j.d, j.x, j.s, false,
+           -- a probe of the primary key per event: a join could be planned as a scan of every profile
+           CASE WHEN j.x THEN (SELECT {profile_snapshot_sql()} FROM profiles_profile p WHERE p.id = j.p) END
     FROM json_to_recordset(%s::json)
          AS j(o int, t text, p bigint, a text, n timestamptz, d jsonb, x boolean, s bigint[])
-    LEFT JOIN profiles_profile p ON j.x AND p.id = j.p
     ORDER BY j.o
     RETURNING 1
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.dispatch import Signal
+from profiles.signals import HoldableSignal
 
 
 @dataclass(frozen=True)
@@ -23,4 +23,4 @@ class ConsentChange:
     changed_at: datetime
 
 
-consent_changed = Signal()
+consent_changed = HoldableSignal()  # a profile write holds it until its profile signals are sent

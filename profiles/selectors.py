@@ -7,7 +7,7 @@ import binascii
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -358,9 +358,8 @@ def _fetchall_prepared(sql: str, params) -> list[tuple]:
 
 
 @cache
-def _extras_statement(where: str) -> tuple[str, int, list]:
-    """The statement for one of the few ``where`` clauses, its number of profile columns and their converters
-    (built once: every API read of a profile runs it)."""
+def _extras_columns() -> str:
+    """The select list of a profile (``p``) and its document extras: every column, then ``_EXTRAS_SQL``."""
     from consents.models import ConsentStatus
     from consents.selectors import DEFAULT_KEYS
 
@@ -370,18 +369,38 @@ def _extras_statement(where: str) -> tuple[str, int, list]:
         raise ValueError("agreement keys and statuses written into SQL must be plain words")
     extras = _EXTRAS_SQL.replace(":defaults", "'{" + ",".join(DEFAULT_KEYS) + "}'::text[]")
     extras = extras.replace(":granted", f"'{ConsentStatus.GRANTED.value}'")
-    columns = _profile_columns()
-    sql = f"SELECT {', '.join('p.' + c for c in columns)}, {extras} FROM profiles_profile p WHERE {where}"  # noqa: S608
+    return f"{', '.join('p.' + c for c in _profile_columns())}, {extras}"
+
+
+@cache
+def _extras_statement(where: str) -> tuple[str, int, list]:
+    """The statement for one of the few ``where`` clauses, its number of profile columns and their converters
+    (built once: every API read of a profile runs it)."""
+    sql = f"SELECT {_extras_columns()} FROM profiles_profile p WHERE {where}"  # noqa: S608
     converters = [
         (i, f.from_db_value) for i, f in enumerate(Profile._meta.concrete_fields) if hasattr(f, "from_db_value")
     ]
-    return sql, len(columns), converters
+    return sql, len(_profile_columns()), converters
 
 
-def _profiles_with_extras(where: str, params: dict) -> list[tuple[Profile, ProfileExtras]]:
+def _extras(previous, tags, consents) -> ProfileExtras:
+    """The extras from the statement's three extra columns (``_EXTRAS_SQL``)."""
     from consents.models import ConsentStatus
     from consents.selectors import DEFAULT_KEYS
 
+    if isinstance(consents, str):  # json is handed over as text where the driver is told to
+        consents = json.loads(consents)
+    agreements = dict.fromkeys(DEFAULT_KEYS, False)
+    custom = {}
+    for key, is_default, status in consents:
+        if is_default:
+            agreements[key] = True
+        else:
+            custom[key] = status == ConsentStatus.GRANTED
+    return ProfileExtras(list(previous), list(tags), agreements, custom)
+
+
+def _profiles_with_extras(where: str, params: dict) -> list[tuple[Profile, ProfileExtras]]:
     sql, n, converters = _extras_statement(where)
     connection = read_connection()
     rows = _fetchall_prepared(sql, params)
@@ -391,18 +410,52 @@ def _profiles_with_extras(where: str, params: dict) -> list[tuple[Profile, Profi
         for i, convert in converters:
             values[i] = convert(values[i], None, connection)
         profile = Profile.from_db(connection.alias, _profile_attnames(), values)
-        previous, tags, consents = row[n], row[n + 1], row[n + 2]
-        if isinstance(consents, str):  # json is handed over as text where the driver is told to
-            consents = json.loads(consents)
-        agreements = dict.fromkeys(DEFAULT_KEYS, False)
-        custom = {}
-        for key, is_default, status in consents:
-            if is_default:
-                agreements[key] = True
-            else:
-                custom[key] = status == ConsentStatus.GRANTED
-        result.append((profile, ProfileExtras(list(previous), list(tags), agreements, custom)))
+        result.append((profile, _extras(row[n], row[n + 1], row[n + 2])))
     return result
+
+
+# --- a profile's state captured in SQL, read back later -------------------------------------------------
+
+# The same row and extras as ``_extras_statement``'s (the same ``_EXTRAS_SQL``), as one JSON array: the outbox
+# writes it into its row in the change's own statement, and ``profile_from_snapshot`` turns it back into what
+# ``profiles_with_extras`` returns, so the document rendered from it is the one a read would have answered then.
+
+
+@cache
+def profile_snapshot_sql() -> str:
+    """A SQL expression over a row of ``profiles_profile`` named ``p``: the JSON text of that profile with its
+    document's extras, as they are when the statement runs."""
+    return f"json_build_array({_extras_columns()})::text"
+
+
+_JSON_NATIVE = {"BigAutoField", "AutoField", "BigIntegerField", "IntegerField", "CharField", "TextField", "JSONField"}
+
+
+@cache
+def _snapshot_parsers() -> list:
+    """Per profile column, how its JSON value becomes the Python value a read gives (None: as it is)."""
+    parsers = []
+    for field in Profile._meta.concrete_fields:
+        kind = field.get_internal_type()
+        if kind == "DateTimeField":
+            parsers.append(lambda v: None if v is None else datetime.fromisoformat(v))
+        elif kind == "DateField":
+            parsers.append(lambda v: None if v is None else date.fromisoformat(v))
+        elif kind in _JSON_NATIVE:
+            parsers.append(None)
+        else:  # a column of another type needs its own reading here, or documents would drift
+            raise TypeError(f"profile_from_snapshot cannot read a {kind} ({field.column})")
+    return parsers
+
+
+def profile_from_snapshot(snapshot: str) -> tuple[Profile, ProfileExtras]:
+    """The profile and extras a ``profile_snapshot_sql`` value holds (a Profile not attached to any row now)."""
+    row = json.loads(snapshot)
+    n = len(_profile_columns())
+    parsers = _snapshot_parsers()
+    values = [value if parse is None else parse(value) for parse, value in zip(parsers, row[:n], strict=True)]
+    profile = profile_from_row(values, db=DEFAULT_DB_ALIAS)
+    return profile, _extras(row[n], row[n + 1], row[n + 2])
 
 
 def profiles_versions(ids: Iterable[int]) -> dict[int, tuple[Profile, str]]:

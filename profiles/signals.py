@@ -8,7 +8,47 @@ Services send one signal per change set, so a batch write and a single write tak
 - ``profile_deleted(snapshots: list[dict], source, actor)``
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 from django.dispatch import Signal
+
+_held: ContextVar[list | None] = ContextVar("profiles_signals_held", default=None)
+
+
+class HoldableSignal(Signal):
+    """A signal whose sends inside ``signals_held()`` wait until the caller releases them (``signals_release``).
+
+    A write that also sets consents and tags writes them before it sends its profile signals, so the receivers of
+    those (the webhooks' outbox, which captures the profile's document then) see the whole write; the consent and
+    tag signals still follow the profile signals, in the order they were sent."""
+
+    def send(self, sender, **named):
+        queue = _held.get()
+        if queue is not None:
+            queue.append((self, sender, named))
+            return []
+        return super().send(sender, **named)
+
+
+@contextmanager
+def signals_held() -> Iterator[list]:
+    """Hold the sends of holdable signals made inside the block; they are the yielded list's."""
+    queue: list = []
+    token = _held.set(queue)
+    try:
+        yield queue
+    finally:
+        _held.reset(token)
+
+
+def signals_release(queue: list) -> None:
+    """Send held signals in their order (held again by an enclosing ``signals_held()``, if any)."""
+    while queue:
+        signal, sender, named = queue.pop(0)
+        signal.send(sender, **named)
+
 
 profile_created = Signal()
 profile_changed = Signal()
@@ -26,7 +66,7 @@ profile_unmerged = Signal()
 # - ``tags_changed(changes: list[tuple[int, list[Tag], list[Tag]]], source, actor)``: per profile the
 #   tags really added and really removed (adding a tag a profile has already sends nothing)
 # - ``note_added(events: list[Event], source, actor)``: notes are timeline events themselves
-tags_changed = Signal()
+tags_changed = HoldableSignal()
 note_added = Signal()
 
 # Activity and commerce (what segments' live membership listens to):

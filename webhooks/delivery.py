@@ -1,6 +1,7 @@
 """Delivery of outbox messages: claim due ones with ``FOR UPDATE SKIP LOCKED``, sign, send, record.
 
-A pass (``deliver_due``) claims up to ``limit`` due messages of enabled subscriptions in one transaction,
+A pass (``deliver_due``) claims up to ``limit`` due messages of enabled subscriptions in one transaction (at most
+``WEBHOOK_MAX_IN_FLIGHT`` claimed and unanswered per subscription in the process: ``InFlight``),
 at most one per (subscription, profile) and only the oldest pending one of each, so a profile's messages
 reach a subscription in change order while different profiles go in parallel. The requests run while the
 rows stay locked, together on the process's HTTP threads and over connections kept open per receiver
@@ -47,22 +48,36 @@ READ_LIMIT = 64 * 1024
 USER_AGENT = "crm-webhooks/1"
 DEFAULT_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
 
+# Per enabled subscription (a disabled one's backlog is never read), its oldest due messages in due order, at most
+# the room it has left under WEBHOOK_MAX_IN_FLIGHT in this process (``busy``: how many of its messages this process
+# has claimed and not yet had answered). Each subscription's scan is an index range scan of webhooks_message_due.
 CLAIM_SQL = """
-SELECT m.id, m.subscription_id, m.event_id, m.uid, m.attempt_count, m.manual, m.profile_id
-FROM webhooks_message m
-JOIN webhooks_subscription s ON s.id = m.subscription_id AND s.enabled
-WHERE m.state = 'pending' AND m.next_attempt_at <= %(now)s
-  -- Under OR the check stays a per-row subplan probing webhooks_message_profile_order with m's values: a plain
-  -- NOT EXISTS becomes an anti-join that, planned on statistics taken with nothing pending, scanned every
-  -- pending message once per candidate (120 ms a claim at 9,000 pending instead of 0.3 ms).
-  AND (m.profile_id IS NULL OR NOT EXISTS (
-      SELECT 1 FROM webhooks_message p
-      WHERE p.state = 'pending' AND p.subscription_id = m.subscription_id
-        AND p.profile_id = m.profile_id AND p.id < m.id
-  ))
-ORDER BY m.next_attempt_at, m.id
+SELECT c.id, c.subscription_id, c.event_id, c.uid, c.attempt_count, c.manual, c.profile_id
+FROM (
+    SELECT s.id, LEAST(%(cap)s - COALESCE(b.n, 0), %(limit)s) AS room
+    FROM webhooks_subscription s
+    LEFT JOIN json_to_recordset(%(busy)s::json) AS b(s bigint, n int) ON b.s = s.id
+    WHERE s.enabled AND COALESCE(b.n, 0) < %(cap)s
+    ORDER BY s.id > %(after)s DESC, s.id  -- round the subscriptions: a claim that fills up stops at one of them
+    OFFSET 0
+) AS s
+CROSS JOIN LATERAL (
+    SELECT m.id, m.subscription_id, m.event_id, m.uid, m.attempt_count, m.manual, m.profile_id
+    FROM webhooks_message m
+    WHERE m.subscription_id = s.id AND m.state = 'pending' AND m.next_attempt_at <= %(now)s
+      -- Under OR the check stays a per-row subplan probing webhooks_message_profile_order with m's values: a plain
+      -- NOT EXISTS becomes an anti-join that, planned on statistics taken with nothing pending, scanned every
+      -- pending message once per candidate (120 ms a claim at 9,000 pending instead of 0.3 ms).
+      AND (m.profile_id IS NULL OR NOT EXISTS (
+          SELECT 1 FROM webhooks_message p
+          WHERE p.state = 'pending' AND p.subscription_id = m.subscription_id
+            AND p.profile_id = m.profile_id AND p.id < m.id
+      ))
+    ORDER BY m.next_attempt_at, m.id
+    LIMIT s.room
+    FOR UPDATE OF m SKIP LOCKED
+) AS c
 LIMIT %(limit)s
-FOR UPDATE OF m SKIP LOCKED
 """
 
 UPDATE_SQL = """
@@ -340,10 +355,58 @@ def _pool() -> ThreadPoolExecutor:
     return _executor
 
 
+def max_in_flight() -> int:
+    return max(1, int(getattr(settings, "WEBHOOK_MAX_IN_FLIGHT", 8)))
+
+
+class InFlight:
+    """Per subscription, the messages this process has claimed whose request has not been answered yet.
+
+    A claim takes at most ``WEBHOOK_MAX_IN_FLIGHT`` minus that of a subscription, so a receiver that answers slowly
+    (or not at all, until the timeout) holds at most that many of the shared HTTP threads; the rest of its due
+    messages stay pending, in their order, for a later claim. Claims of one process take turns (a lock), so two
+    claiming threads never both fill the same room.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.claim_lock = threading.Lock()
+        self._counts: dict[int, int] = {}
+        self.turn = 0  # a full claim ended at this subscription: the next starts after it
+
+    def busy(self) -> dict[int, int]:
+        with self._lock:
+            return {sid: n for sid, n in self._counts.items() if n > 0}
+
+    def add(self, subscription_ids) -> None:
+        with self._lock:
+            for sid in subscription_ids:
+                self._counts[sid] = self._counts.get(sid, 0) + 1
+
+    def done(self, subscription_id: int) -> None:
+        with self._lock:
+            left = self._counts.get(subscription_id, 0) - 1
+            if left > 0:
+                self._counts[subscription_id] = left
+            else:
+                self._counts.pop(subscription_id, None)
+
+
+in_flight = InFlight()
+
+
 def _claim(now: datetime, limit: int) -> list[Claimed]:
-    with connection.cursor() as cursor:
-        cursor.execute(CLAIM_SQL, {"now": now, "limit": limit})
-        return [Claimed(*row) for row in cursor.fetchall()]
+    """Claim and count as in flight (``in_flight``): the caller marks each one done when its request ends."""
+    with in_flight.claim_lock, connection.cursor() as cursor:
+        busy = [{"s": sid, "n": n} for sid, n in in_flight.busy().items()]
+        cursor.execute(
+            CLAIM_SQL,
+            {"now": now, "limit": limit, "cap": max_in_flight(), "busy": json.dumps(busy), "after": in_flight.turn},
+        )
+        claimed = [Claimed(*row) for row in cursor.fetchall()]
+        in_flight.add(c.subscription_id for c in claimed)
+        in_flight.turn = claimed[-1].subscription_id if len(claimed) >= limit else 0
+    return claimed
 
 
 def batch_size() -> int:
@@ -364,20 +427,28 @@ def deliver_due(*, now: datetime | None = None, limit: int | None = None) -> int
         claimed = _claim(now, limit)
         if not claimed:
             return 0
-        subscriptions = Subscription.objects.in_bulk({c.subscription_id for c in claimed})
-        signers = {pk: Webhook(s.secret) for pk, s in subscriptions.items()}
-        bodies = events_render(Event.objects.filter(pk__in={c.event_id for c in claimed}))
-        jobs = []
-        for message in claimed:
-            subscription, body = subscriptions[message.subscription_id], bodies[message.event_id]
-            headers = signed_headers(
-                secret=subscription.secret,
-                webhook_id=message.webhook_id,
-                body=body,
-                at=now,
-                signer=signers[subscription.pk],
-            )
-            jobs.append(_pool().submit(http_send, url=subscription.url, body=body, headers=headers))
+        unsent = [c.subscription_id for c in claimed]  # in flight until submitted (then until answered)
+        try:
+            subscriptions = Subscription.objects.in_bulk({c.subscription_id for c in claimed})
+            signers = {pk: Webhook(s.secret) for pk, s in subscriptions.items()}
+            bodies = events_render(Event.objects.filter(pk__in={c.event_id for c in claimed}))
+            jobs = []
+            for message in claimed:
+                subscription, body = subscriptions[message.subscription_id], bodies[message.event_id]
+                headers = signed_headers(
+                    secret=subscription.secret,
+                    webhook_id=message.webhook_id,
+                    body=body,
+                    at=now,
+                    signer=signers[subscription.pk],
+                )
+                job = _pool().submit(http_send, url=subscription.url, body=body, headers=headers)
+                unsent.pop(0)
+                job.add_done_callback(lambda _, sid=subscription.pk: in_flight.done(sid))
+                jobs.append(job)
+        finally:
+            for sid in unsent:
+                in_flight.done(sid)
         outcomes = [job.result() for job in jobs]
         _record(now, claimed, outcomes, subscriptions)
     return len(claimed)
@@ -462,9 +533,13 @@ def next_due_in(now: datetime | None = None) -> float | None:
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            SELECT min(m.next_attempt_at) FROM webhooks_message m
-            JOIN webhooks_subscription s ON s.id = m.subscription_id AND s.enabled
-            WHERE m.state = 'pending' AND m.next_attempt_at IS NOT NULL
+            SELECT min(d.next_attempt_at) FROM webhooks_subscription s
+            CROSS JOIN LATERAL (
+                SELECT m.next_attempt_at FROM webhooks_message m
+                WHERE m.subscription_id = s.id AND m.state = 'pending' AND m.next_attempt_at IS NOT NULL
+                ORDER BY m.next_attempt_at LIMIT 1
+            ) AS d
+            WHERE s.enabled
             """
         )
         earliest = cursor.fetchone()[0]

@@ -71,8 +71,9 @@ class Event(models.Model):
     (``fanned_out``) after the commit.
 
     ``data`` is the payload's ``data`` as known at the change (ids, actor, request id, the changed fields);
-    ``body`` is the JSON sent, rendered once at the first attempt (with the profile's document then) and sent
-    unchanged by every later attempt and resend.
+    ``snapshot`` is the profile as the change left it (its row and its document's extras, captured by the same
+    INSERT, for an event that carries the document); ``body`` is the JSON sent, rendered from them once at the
+    fan-out (``snapshot`` is then cleared) and sent unchanged by every attempt and resend.
     """
 
     event_type = models.CharField(max_length=40, choices=EventType.choices)
@@ -83,6 +84,7 @@ class Event(models.Model):
     document = models.BooleanField(default=False, help_text="The payload carries the profile's document.")
     subscription_ids = ArrayField(models.BigIntegerField(), default=list)
     fanned_out = models.BooleanField(default=False)
+    snapshot = models.TextField(null=True, blank=True, help_text="The profile after the change, until the fan-out.")
     body = models.TextField(null=True, blank=True)
 
     class Meta:
@@ -115,12 +117,14 @@ class Message(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["subscription", "id"], name="webhooks_message_log"),
-            # Its condition names next_attempt_at so that only a query bounding next_attempt_at (the claim's scan
-            # in due order) can use it: the claim's per-profile check and the other per-profile lookups, which do
-            # not, go to webhooks_message_profile_order even when the statistics were taken with nothing pending
-            # (both partial indexes then look empty, and a full scan of this one per row cost a claim 120 ms).
+            # Per subscription, so the claim reads only enabled subscriptions' due messages (a disabled one's
+            # backlog is never walked over). Its condition names next_attempt_at so that only a query bounding
+            # next_attempt_at (the claim's scan in due order) can use it: the claim's per-profile check and the
+            # other per-profile lookups, which do not, go to webhooks_message_profile_order even when the
+            # statistics were taken with nothing pending (both partial indexes then look empty, and a full scan of
+            # this one per row cost a claim 120 ms).
             models.Index(
-                fields=["next_attempt_at", "id"],
+                fields=["subscription", "next_attempt_at", "id"],
                 condition=Q(state="pending", next_attempt_at__isnull=False),
                 name="webhooks_message_due",
             ),

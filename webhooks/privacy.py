@@ -1,6 +1,7 @@
 """The webhooks' part in erasure and portability (``privacy.registry``).
 
-An outbox event holds the change's data and, once fanned out, the rendered body with the profile document;
+An outbox event holds the change's data and the profile as the change left it (until the fan-out renders it into
+the body, which holds the profile document);
 its messages and attempts (response excerpts included) hang off it. An erased person's events go with all of
 that, delivered or not: a receiver learns of the erasure from the ``profile.deleted`` event, which carries ids
 only and is written after this step.

@@ -1,8 +1,9 @@
 """Receivers that record outbox messages from the services' signals, in the transaction of the change.
 
 They record; they decide nothing. Each signal costs one query for the subscriptions that want it and,
-when there is any, one INSERT of outbox rows for all its events (``outbox_write``); the profile documents
-are rendered by the delivery worker. ``WEBHOOKS_ENABLED = False`` switches them off.
+when there is any, one INSERT of outbox rows for all its events (``outbox_write``), which captures the
+profiles whose documents they carry; the bodies are rendered by the delivery worker. ``WEBHOOKS_ENABLED = False``
+switches them off.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from django.conf import settings
@@ -141,7 +142,7 @@ def message_resend(*, subscription_id: int, message_id: int, now: datetime | Non
 @dataclass
 class OutboxEvent:
     """One event about to be recorded for every subscription that wants it; ``document``: its payload carries
-    the profile's Synerise document (rendered at the first attempt)."""
+    the profile's Synerise document (as the change left it: captured when the event is recorded)."""
 
     type: str
     profile_id: int | None
@@ -173,11 +174,20 @@ def subscriptions_for(event_types: Iterable[str], *, actor: str = "") -> list[Su
     return list(queryset.only("pk", "events", "segment_id", "ignore_keys"))
 
 
-OUTBOX_SQL = f"""
+@cache
+def _outbox_sql() -> str:
+    """The outbox INSERT: one row per event, and for an event that carries the document, the profile as the change
+    left it (``profiles.selectors.profile_snapshot_sql``: the row and extras every read of a document uses),
+    captured by this very statement in the change's transaction."""
+    from profiles.selectors import profile_snapshot_sql
+
+    return f"""
 WITH e AS (
     INSERT INTO webhooks_event
-           (event_type, profile_id, actor, time, data, document, subscription_ids, fanned_out)
-    SELECT j.t, j.p, j.a, j.n, j.d, j.x, j.s, false
+           (event_type, profile_id, actor, time, data, document, subscription_ids, fanned_out, snapshot)
+    SELECT j.t, j.p, j.a, j.n, j.d, j.x, j.s, false,
+           -- a probe of the primary key per event: a join could be planned as a scan of every profile
+           CASE WHEN j.x THEN (SELECT {profile_snapshot_sql()} FROM profiles_profile p WHERE p.id = j.p) END
     FROM json_to_recordset(%s::json)
          AS j(o int, t text, p bigint, a text, n timestamptz, d jsonb, x boolean, s bigint[])
     ORDER BY j.o
@@ -194,7 +204,8 @@ def outbox_write(events: Sequence[OutboxEvent], subscriptions: Sequence[Subscrip
     for a segment-limited subscription, whose segment holds its profile now (evaluated once per
     subscription for all the events' profiles). Events without a profile (an import's end) skip the
     segment rule; a profile's erasure reaches every subscriber of ``profile.deleted`` (it names no one).
-    A NOTIFY in the same statement wakes the delivery worker at commit.
+    The same statement captures the profile of each event that carries its document, as the transaction has it
+    then (``Event.snapshot``). A NOTIFY in it wakes the delivery worker at commit.
     """
     if not events:
         return 0
@@ -209,34 +220,56 @@ def outbox_write(events: Sequence[OutboxEvent], subscriptions: Sequence[Subscrip
         else:
             ids = {e.profile_id for e in events if e.type != EventType.PROFILE_DELETED}
             members[subscription.pk] = subscription_segment_filter(subscription, ids)
+    limited = [s for s in subscriptions if members[s.pk] is not None]
+    wanting: dict[tuple[str, str], tuple[list[int], list[Subscription]]] = {}  # by (type, actor): the same answer
+    times: dict[datetime, str] = {}  # a change set's events mostly share one time
     rows = []
     for event in events:
-        prefix = _actor_key_prefix(event.actor)
-        targets = [
-            s.pk
-            for s in subscriptions
-            if event.type in s.events
-            and not (prefix and prefix in s.ignore_keys)
-            and (
-                members[s.pk] is None
-                or event.profile_id is None
-                or event.type == EventType.PROFILE_DELETED
-                or event.profile_id in members[s.pk]
-            )
-        ]
+        key = (event.type, event.actor)
+        if key not in wanting:
+            prefix = _actor_key_prefix(event.actor)
+            wanted = [s for s in subscriptions if event.type in s.events and not (prefix and prefix in s.ignore_keys)]
+            wanting[key] = ([s.pk for s in wanted if s not in limited], [s for s in wanted if s in limited])
+        targets, by_segment = wanting[key]
+        if by_segment:
+            targets = [
+                s.pk
+                for s in subscriptions
+                if s.pk in targets
+                or (
+                    s in by_segment
+                    and (
+                        event.profile_id is None
+                        or event.type == EventType.PROFILE_DELETED
+                        or event.profile_id in members[s.pk]
+                    )
+                )
+            ]
         if targets:
-            row = {"o": len(rows), "t": event.type, "p": event.profile_id, "a": event.actor[:256], "d": event.data}
-            rows.append({**row, "n": event.time.isoformat(), "x": event.document, "s": targets})
+            if (at := times.get(event.time)) is None:
+                at = times[event.time] = event.time.isoformat()
+            rows.append(
+                {
+                    "o": len(rows),
+                    "t": event.type,
+                    "p": event.profile_id,
+                    "a": event.actor[:256],
+                    "d": event.data,
+                    "n": at,
+                    "x": event.document,
+                    "s": targets,
+                }
+            )
     if not rows:
         return 0
     with connection.cursor() as cursor:
-        cursor.execute(OUTBOX_SQL, [json.dumps(rows, cls=DjangoJSONEncoder, separators=(",", ":"))])
+        cursor.execute(_outbox_sql(), [json.dumps(rows, cls=DjangoJSONEncoder, separators=(",", ":"))])
         return cursor.fetchone()[0]
 
 
 FAN_OUT_SQL = """
 WITH ev AS (
-    UPDATE webhooks_event e SET fanned_out = true, body = u.b
+    UPDATE webhooks_event e SET fanned_out = true, body = u.b, snapshot = NULL
     FROM json_to_recordset(%s::json) AS u(i bigint, b text)
     WHERE e.id = u.i
     RETURNING e.id, e.profile_id, e.time, e.subscription_ids
@@ -263,8 +296,8 @@ FAN_OUT_LOCK = 0x77656268  # one fan-out at a time keeps message ids in event or
 def outbox_fan_out(*, limit: int = 1000) -> int:
     """Turn committed outbox events into one message per subscription, oldest first; returns the messages made.
 
-    Each event's body is rendered here, once, with the profile's document as it is now (milliseconds after the
-    change's commit), and stored: every attempt and resend of its messages sends these bytes. One fan-out
+    Each event's body is rendered here, once, with the profile's document as its change left it (the snapshot its
+    outbox row holds), and stored: every attempt and resend of its messages sends these bytes. One fan-out
     runs at a time (an advisory lock; a caller that does not get it returns 0 at once), so message ids
     follow event ids and a profile's messages keep their change order.
     """
@@ -293,14 +326,24 @@ def event_payload(event: Event, document: dict | None = None) -> dict[str, Any]:
 
 
 def _rendered(events: list[Event]) -> dict[int, str]:
-    """Bodies of events not sent yet, with the profiles' documents as they are now (one query)."""
-    from profiles.api.synerise.documents import profile_documents_by_ids
+    """Bodies of events not sent yet, each with its profile's document as its change left it (the snapshot taken
+    by the outbox INSERT). An event written without one (before snapshots were taken) gets the document as it is
+    now (one query)."""
+    from profiles.api.synerise.documents import profile_document_from_snapshot, profile_documents_by_ids
 
-    wanted = sorted({e.profile_id for e in events if e.document and e.profile_id is not None})
-    documents = {doc["clientId"]: doc for doc in profile_documents_by_ids(wanted)} if wanted else {}
+    wanted = sorted({e.profile_id for e in events if e.document and e.snapshot is None and e.profile_id is not None})
+    current = {doc["clientId"]: doc for doc in profile_documents_by_ids(wanted)} if wanted else {}
+
+    def document(event: Event) -> dict | None:
+        if not event.document:
+            return None
+        if event.snapshot is not None:
+            return profile_document_from_snapshot(event.snapshot)
+        return current.get(event.profile_id)
+
     return {
         e.pk: json.dumps(
-            event_payload(e, documents.get(e.profile_id)),
+            event_payload(e, document(e)),
             cls=DjangoJSONEncoder,
             separators=(",", ":"),
             ensure_ascii=False,

@@ -208,11 +208,17 @@ def _fast_path(cleaned, catalog, results, *, source: str, actor: str) -> list[tu
         item_slot[index] = (key, False, bool(diff.changes))
 
     _write(slots, claims, releases, catalog, actor=actor, owners=owners)
+    # The consents and tags are written before the profile signals go (their receivers see the whole write: the
+    # webhooks' outbox captures each profile's document then); their own signals follow the profile signals.
+    with signals.signals_held() as waiting:
+        warnings = _set_consents(slots, source=source, actor=actor)
+        tagged = tags_put(
+            pairs=[(slot.profile.pk, name) for slot in slots.values() for name in slot.tags],
+            source=source,
+            actor=actor,
+        )
     _send_signals(slots, source=source, actor=actor)
-    warnings = _set_consents(slots, source=source, actor=actor)
-    tagged = tags_put(
-        pairs=[(slot.profile.pk, name) for slot in slots.values() for name in slot.tags], source=source, actor=actor
-    )
+    signals.signals_release(waiting)
     _record_results(item_slot, slots, results, warnings, tagged)
     return slow
 

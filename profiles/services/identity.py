@@ -93,9 +93,11 @@ def _create(clean: CleanInput, catalog: AttributeCatalog, *, source: str, actor:
     catalog.save_pending(created_by=actor)
     profile.save(force_insert=True)
     identifiers_claim(profile.pk, identifiers)
-    warnings = set_agreements(profile, clean, source=source, actor=actor)
+    with signals.signals_held() as waiting:  # profile_created's receivers see the write's consents and tags
+        warnings = set_agreements(profile, clean, source=source, actor=actor)
+        put_tags(profile, clean, source=source, actor=actor)
     signals.profile_created.send(sender=Profile, profiles=[profile], source=source, actor=actor)
-    put_tags(profile, clean, source=source, actor=actor)
+    signals.signals_release(waiting)
     return UpsertResult(profile=profile, created=True, changes={}, warnings=warnings)
 
 
@@ -108,13 +110,15 @@ def _apply(profile: Profile, clean: CleanInput, catalog: AttributeCatalog, *, so
     for kind, value in diff.release:
         Identifier.objects.filter(profile=profile, kind=kind, value=value).delete()
     identifiers_claim(profile.pk, diff.claim)
-    warnings = set_agreements(profile, clean, source=source, actor=actor)
-    tagged = put_tags(profile, clean, source=source, actor=actor)
+    with signals.signals_held() as waiting:  # sent after the profile's own signals, as a batch sends them
+        warnings = set_agreements(profile, clean, source=source, actor=actor)
+        tagged = put_tags(profile, clean, source=source, actor=actor)
     if diff.changes:
         profile.save()
         signals.profile_changed.send(sender=Profile, changes=[(profile.pk, diff.changes)], source=source, actor=actor)
         if was_anonymous and not profile.anonymous:
             signals.profile_identified.send(sender=Profile, profiles=[profile], source=source, actor=actor)
+    signals.signals_release(waiting)
     return UpsertResult(profile=profile, created=False, changes=diff.changes, warnings=warnings, tagged=tagged)
 
 

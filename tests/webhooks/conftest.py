@@ -43,6 +43,8 @@ class Receiver:
         self.answers: deque[int] = deque()
         self.default = 200
         self.delay = 0.0
+        self.gate: threading.Event | None = None  # when set: each answer waits until the gate opens
+        self.answered: list | None = None  # when set: (self, webhook-id) appended as each answer goes out
         self.hang_up = False
         self.lock = threading.Lock()
         receiver = self
@@ -63,6 +65,10 @@ class Receiver:
                     self.close_connection = True
                 if receiver.delay:
                     time.sleep(receiver.delay)
+                if receiver.gate is not None:
+                    receiver.gate.wait(60)
+                if receiver.answered is not None:
+                    receiver.answered.append((receiver, self.headers.get("webhook-id")))
                 self.send_response(status)
                 if status in (301, 302, 307):
                     self.send_header("Location", f"http://127.0.0.1:{receiver.port}/elsewhere")

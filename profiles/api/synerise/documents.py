@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from profiles.fields import EDITABLE_API_NAMES
 from profiles.models import Profile
-from profiles.selectors import ProfileExtras, profile_with_extras, profiles_with_extras
+from profiles.selectors import ProfileExtras, profile_from_snapshot, profile_with_extras, profiles_with_extras
 
 DOCUMENT_ORDER = {
     name: i
@@ -115,6 +115,12 @@ def profile_documents(profiles: Iterable[Profile]) -> list[dict]:
 
 def profile_documents_by_ids(ids: list[int]) -> list[dict]:
     return [_document(profile, extras) for profile, extras in profiles_with_extras(ids)]
+
+
+def profile_document_from_snapshot(snapshot: str) -> dict:
+    """The document of a profile as ``profiles.selectors.profile_snapshot_sql`` captured it (the same rendering as
+    every read's, from the same columns and extras)."""
+    return _document(*profile_from_snapshot(snapshot))
 
 
 def profile_document_by_identifier(*, kind: str, value) -> dict:

@@ -64,7 +64,7 @@ def parse_args(argv=None):
     parser.add_argument("--failure-rate", type=float, default=0.3, help="receiver's share of failed answers")
     parser.add_argument("--threads", type=int, default=4, help="worker claiming threads (default 4)")
     parser.add_argument("--batch", type=int, default=100, help="messages per claim (default 100)")
-    parser.add_argument("--http-threads", type=int, default=16, help="worker HTTP threads (default 16)")
+    parser.add_argument("--http-threads", type=int, default=32, help="worker HTTP threads (default 32, as the product)")
     parser.add_argument("--parts", default="cost,latency,kill", help="which parts to run (default all three)")
     parser.add_argument("--seed", type=int, default=common.DEFAULT_SEED)
     parser.add_argument("--db", default="crm_bench_b9", help="benchmark database (created, dropped at the end)")

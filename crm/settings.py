@@ -390,10 +390,10 @@ WEBHOOK_RETRY_SCHEDULE = [
 ]
 WEBHOOK_DISABLE_AFTER_SECONDS = env_int("WEBHOOK_DISABLE_AFTER_SECONDS", 5 * 24 * 3600)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 15)
-WEBHOOK_HTTP_THREADS = env_int("WEBHOOK_HTTP_THREADS", 16)
+WEBHOOK_HTTP_THREADS = env_int("WEBHOOK_HTTP_THREADS", 32)
 # Messages of one subscription a webhook worker process has claimed and not had answered yet, at most: a slow
-# receiver never holds more of the HTTP threads.
-WEBHOOK_MAX_IN_FLIGHT = env_int("WEBHOOK_MAX_IN_FLIGHT", 8)
+# receiver never holds more of the HTTP threads (half of them by default; the rest serve the other subscriptions).
+WEBHOOK_MAX_IN_FLIGHT = env_int("WEBHOOK_MAX_IN_FLIGHT", 16)
 # The webhook worker's claiming threads (each a database connection and a transaction holding its claimed
 # messages while their requests run) and how many due messages each claims at once.
 WEBHOOK_WORKER_CONCURRENCY = env_int("WEBHOOK_WORKER_CONCURRENCY", 4)

@@ -343,7 +343,7 @@ _executor: ThreadPoolExecutor | None = None
 
 
 def _http_threads() -> int:
-    return max(1, int(getattr(settings, "WEBHOOK_HTTP_THREADS", 16)))
+    return max(1, int(getattr(settings, "WEBHOOK_HTTP_THREADS", 32)))
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -356,7 +356,7 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def max_in_flight() -> int:
-    return max(1, int(getattr(settings, "WEBHOOK_MAX_IN_FLIGHT", 8)))
+    return max(1, int(getattr(settings, "WEBHOOK_MAX_IN_FLIGHT", 16)))
 
 
 class InFlight:

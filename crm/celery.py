@@ -9,7 +9,7 @@ Settings come from Django's, ``CELERY_*`` (``crm/settings.py``).
 import os
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
 
@@ -25,6 +25,14 @@ def _worker_ready(sender, **kwargs):
 
     recurring_schedule()
     heartbeat_start(kind="celery", queues=sorted(sender.app.amqp.queues.consume_from))
+
+
+@worker_process_init.connect
+def _worker_process_init(**kwargs):
+    """Each pool process, once started: what Django loaded lives as long as it does (crm/startup.py)."""
+    from crm.startup import startup_objects_freeze
+
+    startup_objects_freeze()
 
 
 @worker_shutdown.connect

@@ -9,6 +9,7 @@ from django_tasks_db.management.commands.db_worker import Command as DatabaseWor
 
 from crm.heartbeat import heartbeat_start, heartbeat_stop
 from crm.recurring import recurring_schedule
+from crm.startup import startup_objects_freeze
 
 
 class Command(DatabaseWorkerCommand):
@@ -22,6 +23,8 @@ class Command(DatabaseWorkerCommand):
         for path in recurring_schedule():
             self.stderr.write(f"Scheduled recurring task {path}")
         heartbeat_start(kind="db", queues=options["queue_name"].split(","))
+        if not options.get("batch"):  # a long-running worker (--batch stops once the queues are empty)
+            startup_objects_freeze()
         try:
             return super().handle(*args, **options)
         finally:

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection, connections
 
+from crm.startup import startup_objects_freeze
 from webhooks.delivery import batch_size, connection_pool, deliver_due, next_due_in
 from webhooks.services import NOTIFY_CHANNEL
 
@@ -60,6 +61,7 @@ class Command(BaseCommand):
         batch = batch or batch_size()
         self.stop = threading.Event()
         self.wakeup = Wakeup()
+        startup_objects_freeze()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: self._stop())
         listener = threading.Thread(target=self._listen, name="webhook-listen", daemon=True)

@@ -234,10 +234,9 @@ def items_for(n: int, chunk: int, seed: int, start_email: int = 0):
 
 
 def part_cost(args) -> list[str]:
+    from crm.startup import startup_objects_freeze
     from profiles.services.batch import profiles_upsert_many
     from webhooks.models import Event, Subscription
-
-    from crm.startup import startup_objects_freeze
 
     subscriptions("http://127.0.0.1:9/none", 3)  # never delivered here: no worker runs
     startup_objects_freeze()  # as the web and worker processes that run batches do once Django is loaded

@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 
 from django import forms
-from django.contrib import admin, messages
-from django.http import HttpResponseRedirect, JsonResponse
+from django.contrib import admin
+from django.http import JsonResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from crm.actors import actor_of
-from crm.admin import ServiceAdminMixin, ServiceModelForm
+from crm.admin import InUseAdminMixin, ServiceAdminMixin, ServiceModelForm
 from crm.errors import DomainError
 from segments.conditions import COMMERCE_FIELDS, EVENT_OPS, NATIVE_FIELDS, TYPE_OPS, ConditionError
 from segments.expressions import expression_validate
@@ -95,7 +95,9 @@ def builder_meta(request) -> dict:
 
 
 @admin.register(Segment)
-class SegmentAdmin(ServiceAdminMixin, admin.ModelAdmin):
+class SegmentAdmin(InUseAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
+    in_use = staticmethod(segment_users)
+    in_use_label = "uses segment"
     form = SegmentForm
     list_display = ["name", "count_cell", "last_evaluated_at", "build_time", "time_relative", "profiles_link"]
     list_display_links = ["name"]
@@ -155,20 +157,6 @@ class SegmentAdmin(ServiceAdminMixin, admin.ModelAdmin):
     def render_change_form(self, request, context, *args, **kwargs):
         context["builder_meta"] = builder_meta(request)
         return super().render_change_form(request, context, *args, **kwargs)
-
-    def delete_view(self, request, object_id, extra_context=None):
-        users = segment_users(int(object_id)) if str(object_id).isdigit() else []
-        if users:
-            self.message_user(request, f"This segment is in use by {', '.join(users)}.", messages.ERROR)
-            return HttpResponseRedirect(reverse("admin:segments_segment_change", args=[object_id]))
-        return super().delete_view(request, object_id, extra_context)
-
-    def get_deleted_objects(self, objs, request):
-        # "Delete selected": segments in use are listed as protected, and nothing is deleted.
-        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        in_use = [f"{user} (uses segment '{seg.name}')" for seg in objs for user in segment_users(seg.pk)]
-        protected = list(protected) + in_use
-        return deleted, counts, perms_needed, protected
 
     def delete_model(self, request, obj):
         segment_delete(segment=obj, actor=actor_of(request.user))

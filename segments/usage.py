@@ -1,4 +1,4 @@
-"""Who uses a segment: a small registry other features plug into, so a segment in use cannot be deleted.
+"""Who uses a segment (``crm.usage``), so a segment in use cannot be deleted.
 
 A user is a function ``finder(segment_id) -> list[str]`` returning a readable name per thing that uses the
 segment ("segment 12 'Big spenders'", "webhook 3 'CRM sync'", "export 7"). Apps register theirs in
@@ -12,24 +12,12 @@ segment ("segment 12 'Big spenders'", "webhook 3 'CRM sync'", "export 7"). Apps 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from crm.usage import UsageRegistry
 
-SegmentUserFinder = Callable[[int], list[str]]
-
-_finders: dict[str, SegmentUserFinder] = {}
-
-
-def register_segment_user(name: str, finder: SegmentUserFinder) -> None:
-    """Register (or replace) the finder of one kind of segment user."""
-    _finders[name] = finder
-
-
-def segment_users(segment_id: int) -> list[str]:
-    """Everything that uses the segment, in registration order: empty when it can be deleted."""
-    users: list[str] = []
-    for finder in _finders.values():
-        users.extend(finder(segment_id))
-    return users
+_usage = UsageRegistry()
+_finders = _usage.finders
+register_segment_user = _usage.register
+segment_users = _usage.users
 
 
 def segments_using(segment_id: int) -> list[str]:

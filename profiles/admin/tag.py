@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
-from django.http import HttpResponseRedirect
-from django.urls import reverse
 from django.utils.html import format_html
 
 from crm.actors import actor_of
-from crm.admin import ServiceAdminMixin, ServiceModelForm
+from crm.admin import InUseAdminMixin, ServiceAdminMixin, ServiceModelForm
 from profiles.models import Tag
 from profiles.selectors import tag_profile_counts
 from profiles.services.tags import tag_create, tag_delete, tag_users
@@ -47,7 +45,9 @@ class TagChangeList(ChangeList):
 
 
 @admin.register(Tag)
-class TagAdmin(ServiceAdminMixin, admin.ModelAdmin):
+class TagAdmin(InUseAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
+    in_use = staticmethod(tag_users)
+    in_use_label = "names tag"
     add_form = TagAddForm
     list_display = ["name", "swatch", "description", "profile_count", "created_at", "created_by"]
     search_fields = ["name", "description"]
@@ -71,19 +71,6 @@ class TagAdmin(ServiceAdminMixin, admin.ModelAdmin):
             obj.save(update_fields=["color", "description"])
         else:
             super().save_model(request, obj, form, change)
-
-    def delete_view(self, request, object_id, extra_context=None):
-        users = tag_users(int(object_id)) if str(object_id).isdigit() else []
-        if users:
-            self.message_user(request, f"This tag is in use by {', '.join(users)}.", messages.ERROR)
-            return HttpResponseRedirect(reverse("admin:profiles_tag_change", args=[object_id]))
-        return super().delete_view(request, object_id, extra_context)
-
-    def get_deleted_objects(self, objs, request):
-        # "Delete selected": tags that something names are listed as protected, and nothing is deleted.
-        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        protected = list(protected) + [f"{user} (names tag '{tag.name}')" for tag in objs for user in tag_users(tag.pk)]
-        return deleted, counts, perms_needed, protected
 
     def delete_model(self, request, obj):
         tag_delete(tag=obj, source=SOURCE, actor=actor_of(request.user))

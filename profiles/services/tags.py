@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Lower
 
 from crm.errors import Conflict, NotFound, ValidationFailed
+from crm.usage import UsageRegistry
 from profiles import signals
 from profiles.models import Profile, Tag
 from profiles.models.profile import profiles_touch
@@ -179,18 +180,11 @@ def tags_put(*, pairs: Iterable[tuple[int, str]], source: str, actor: str = "") 
     return dict(added)
 
 
-# Things that name a tag and would break without it (segments' conditions): ``finder(tag_id) -> [readable name]``,
-# registered by the apps that hold them (``register_tag_user`` in their ``AppConfig.ready``).
-_tag_user_finders: dict[str, Callable[[int], list[str]]] = {}
-
-
-def register_tag_user(name: str, finder: Callable[[int], list[str]]) -> None:
-    _tag_user_finders[name] = finder
-
-
-def tag_users(tag_id: int) -> list[str]:
-    """What names the tag ("segment 3 'VIP buyers'"): empty when it can be deleted."""
-    return [user for finder in _tag_user_finders.values() for user in finder(tag_id)]
+# Things that name a tag and would break without it (segments' conditions, exports' filters), registered by the
+# apps that hold them (``register_tag_user`` in their ``AppConfig.ready``); ``tag_users(tag_id)`` names them.
+_tag_usage = UsageRegistry()
+register_tag_user = _tag_usage.register
+tag_users = _tag_usage.users
 
 
 def tag_delete(*, tag: Tag, source: str, actor: str = "") -> int:

@@ -40,10 +40,13 @@ def is_lock_timeout(exc: BaseException) -> bool:
     return False
 
 
-def lock_wait_limit(seconds: float) -> None:
-    """From now on, the default connection's lock waits end after ``seconds``; undo with ``lock_wait_reset``."""
+def lock_wait_limit(seconds: float, *, transaction_only: bool = False) -> None:
+    """From now on, the default connection's lock waits end after ``seconds``; undo with ``lock_wait_reset``
+    (``transaction_only``: until the current transaction ends, then by itself)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('lock_timeout', %s, false)", [f"{max(int(seconds * 1000), 1)}ms"])
+        cursor.execute(
+            "SELECT set_config('lock_timeout', %s, %s)", [f"{max(int(seconds * 1000), 1)}ms", transaction_only]
+        )
 
 
 def lock_wait_reset() -> None:

@@ -36,6 +36,7 @@ from django.utils import timezone
 
 from crm.actors import actor_of
 from crm.errors import Conflict, DomainError, NotFound, ValidationFailed
+from crm.lock_waits import is_lock_timeout, lock_wait_limit
 from crm.models import Job
 from crm.queues import BATCHES
 from crm.request_id import request_id_scope
@@ -417,7 +418,6 @@ def _write_chunk(imp: ImportJob, counts: dict, mapping: Mapping, chunk: list, ac
 
 
 ISSUE_FIELDS = ("kind", "line", "code", "field", "message", "original")
-LOCK_NOT_AVAILABLE = "55P03"
 
 
 class DryRunBusy(Exception):
@@ -449,15 +449,14 @@ def _write_dry(imp: ImportJob, mapping: Mapping, progress) -> None:
     with tempfile.TemporaryFile("w+", encoding="utf-8") as buffer:
         try:
             with transaction.atomic():
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{timeout}ms"])
+                lock_wait_limit(settings.IMPORT_DRY_RUN_LOCK_TIMEOUT_SECONDS, transaction_only=True)
                 hooks = len(connection.run_on_commit)
                 with _opened(imp, mapping) as (records, _):
                     for chunk in _chunks(records, 0, size):
                         try:
                             issues = _write_chunk(imp, job.counts, mapping, chunk, actor)
                         except OperationalError as exc:
-                            if getattr(exc.__cause__, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+                            if is_lock_timeout(exc):
                                 raise DryRunBusy(
                                     f"A live write held a profile this dry run needed for more than {timeout} ms. "
                                     "Nothing was written; run the dry run again."

@@ -377,10 +377,13 @@ def _extras_statement(where: str) -> tuple[str, int, list]:
     """The statement for one of the few ``where`` clauses, its number of profile columns and their converters
     (built once: every API read of a profile runs it)."""
     sql = f"SELECT {_extras_columns()} FROM profiles_profile p WHERE {where}"  # noqa: S608
-    converters = [
-        (i, f.from_db_value) for i, f in enumerate(Profile._meta.concrete_fields) if hasattr(f, "from_db_value")
-    ]
-    return sql, len(_profile_columns()), converters
+    return sql, len(_profile_columns()), _profile_converters()
+
+
+@cache
+def _profile_converters() -> list:
+    """(column position, ``from_db_value``) of the profile's columns that convert what the driver returns."""
+    return [(i, f.from_db_value) for i, f in enumerate(Profile._meta.concrete_fields) if hasattr(f, "from_db_value")]
 
 
 def _extras(previous, tags, consents) -> ProfileExtras:
@@ -409,7 +412,7 @@ def _profiles_with_extras(where: str, params: dict) -> list[tuple[Profile, Profi
         values = list(row[:n])
         for i, convert in converters:
             values[i] = convert(values[i], None, connection)
-        profile = Profile.from_db(connection.alias, _profile_attnames(), values)
+        profile = profile_from_row(values, db=connection.alias)
         result.append((profile, _extras(row[n], row[n + 1], row[n + 2])))
     return result
 
@@ -470,22 +473,14 @@ def profiles_versions(ids: Iterable[int]) -> dict[int, tuple[Profile, str]]:
     with connection.cursor() as cursor:
         cursor.execute(sql, [ids])
         rows = cursor.fetchall()
-    converters = [
-        (i, f.from_db_value) for i, f in enumerate(Profile._meta.concrete_fields) if hasattr(f, "from_db_value")
-    ]
     result = {}
     for row in rows:
         values = list(row[:-1])
-        for i, convert in converters:
+        for i, convert in _profile_converters():
             values[i] = convert(values[i], None, connection)
         profile = profile_from_row(values, db=connection.alias)
         result[profile.pk] = (profile, row[-1])
     return result
-
-
-@cache
-def _profile_attnames() -> tuple[str, ...]:
-    return tuple(f.attname for f in Profile._meta.concrete_fields)
 
 
 def profiles_with_extras(ids: Sequence[int]) -> list[tuple[Profile, ProfileExtras]]:

@@ -190,7 +190,7 @@ class ConnectionPool:
             if (
                 now - kept.opened < self.max_age
                 and now - kept.idle_since < self.max_idle
-                and _address_still_allowed(kept.conn.address)
+                and address_allowed(kept.conn.address)
                 and not _closed_by_peer(kept.conn.sock)
             ):
                 return kept
@@ -218,10 +218,6 @@ class ConnectionPool:
         for kept_list in idle.values():
             for kept in kept_list:
                 kept.conn.close()
-
-
-def _address_still_allowed(address: str) -> bool:
-    return address_allowed(address)
 
 
 def _closed_by_peer(sock) -> bool:
@@ -266,7 +262,7 @@ def http_send(*, url: str, body: str, headers: dict[str, str], timeout: float | 
         return int((time.monotonic() - started) * 1000)
 
     try:
-        scheme, host, port, _ = url_split(url)
+        scheme, host, port, path = url_split(url)
     except DomainError as exc:
         return Outcome(None, elapsed(), "", exc.message)
     pool, key = connection_pool(), (scheme, host, port)
@@ -282,7 +278,7 @@ def http_send(*, url: str, body: str, headers: dict[str, str], timeout: float | 
             except OSError as exc:
                 return Outcome(None, elapsed(), "", _error_text(exc))
         try:
-            return _exchange(pool, key, kept, url, body, headers, started, timeout)
+            return _exchange(pool, key, kept, path, body, headers, started, timeout)
         except _STALE as exc:
             kept.conn.close()
             if reused:
@@ -294,13 +290,14 @@ def http_send(*, url: str, body: str, headers: dict[str, str], timeout: float | 
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _exchange(pool, key, kept: _Kept, url: str, body: str, headers, started: float, timeout: float) -> Outcome:
-    """One request and its answer on ``kept``; the connection goes back to the pool when the answer was read
-    to its end and the receiver keeps it open, else it is closed."""
+def _exchange(pool, key, kept: _Kept, path: str, body: str, headers, started: float, timeout: float) -> Outcome:
+    """One request to ``path`` of the target ``key`` (scheme, host, port) and its answer on ``kept``; the
+    connection goes back to the pool when the answer was read to its end and the receiver keeps it open, else it
+    is closed."""
     conn = kept.conn
     conn.timeout = timeout
     conn.sock.settimeout(timeout)
-    scheme, host, port, path = url_split(url)
+    scheme, host, port = key
     conn.request(
         "POST",
         path,

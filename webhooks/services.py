@@ -220,7 +220,6 @@ def outbox_write(events: Sequence[OutboxEvent], subscriptions: Sequence[Subscrip
         else:
             ids = {e.profile_id for e in events if e.type != EventType.PROFILE_DELETED}
             members[subscription.pk] = subscription_segment_filter(subscription, ids)
-    limited = [s for s in subscriptions if members[s.pk] is not None]
     wanting: dict[tuple[str, str], tuple[list[int], list[Subscription]]] = {}  # by (type, actor): the same answer
     times: dict[datetime, str] = {}  # a change set's events mostly share one time
     rows = []
@@ -229,7 +228,10 @@ def outbox_write(events: Sequence[OutboxEvent], subscriptions: Sequence[Subscrip
         if key not in wanting:
             prefix = _actor_key_prefix(event.actor)
             wanted = [s for s in subscriptions if event.type in s.events and not (prefix and prefix in s.ignore_keys)]
-            wanting[key] = ([s.pk for s in wanted if s not in limited], [s for s in wanted if s in limited])
+            wanting[key] = (
+                [s.pk for s in wanted if members[s.pk] is None],
+                [s for s in wanted if members[s.pk] is not None],
+            )
         targets, by_segment = wanting[key]
         if by_segment:
             targets = [

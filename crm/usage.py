@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from crm.errors import Conflict
+
 UserFinder = Callable[[int], list[str]]
 
 
@@ -23,3 +25,13 @@ class UsageRegistry:
     def users(self, pk: int) -> list[str]:
         """Everything that uses the object, in registration order: empty when it can be deleted."""
         return [user for finder in self.finders.values() for user in finder(pk)]
+
+    def refuse_if_used(self, pk: int, *, what: str, field: str, code: str) -> None:
+        """409 (``Conflict``, ``usedBy`` listing them) while anything uses the object; ``what`` names it."""
+        if users := self.users(pk):
+            raise Conflict(
+                f"{what} is in use by {', '.join(users)}; change or delete those first.",
+                field=field,
+                code=code,
+                usedBy=users,
+            )

@@ -112,18 +112,11 @@ def segment_update(*, segment: Segment, name=None, tree=None, description=None, 
 
 def segment_delete(*, segment: Segment, actor: str = "") -> None:
     """Delete a segment nothing uses; otherwise 409 naming the users."""
-    from segments.usage import segment_users
+    from segments.usage import segment_usage
 
     with transaction.atomic():
         Segment.objects.select_for_update().filter(pk=segment.pk).first()
-        users = segment_users(segment.pk)
-        if users:
-            raise Conflict(
-                f"Segment {segment.pk} is in use by {', '.join(users)}; change or delete those first.",
-                field="segment",
-                code="segment.in_use",
-                usedBy=users,
-            )
+        segment_usage.refuse_if_used(segment.pk, what=f"Segment {segment.pk}", field="segment", code="segment.in_use")
         segment.delete()
 
 

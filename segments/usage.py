@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from crm.usage import UsageRegistry
 
-_usage = UsageRegistry()
-_finders = _usage.finders
-register_segment_user = _usage.register
-segment_users = _usage.users
+segment_usage = UsageRegistry()
+_finders = segment_usage.finders
+register_segment_user = segment_usage.register
+segment_users = segment_usage.users
 
 
 def segments_using(segment_id: int) -> list[str]:

@@ -192,14 +192,7 @@ def tag_delete(*, tag: Tag, source: str, actor: str = "") -> int:
     A tag something still names (a segment's condition) is not deleted: 409 naming the users."""
     with transaction.atomic():
         Tag.objects.select_for_update().filter(pk=tag.pk).first()
-        users = tag_users(tag.pk)
-        if users:
-            raise Conflict(
-                f"Tag '{tag.name}' is in use by {', '.join(users)}; change or delete those first.",
-                field="tag",
-                code="tag.in_use",
-                usedBy=users,
-            )
+        _tag_usage.refuse_if_used(tag.pk, what=f"Tag '{tag.name}'", field="tag", code="tag.in_use")
         profile_ids = list(tag.profile_tags.values_list("profile_id", flat=True))
         removed = tags_remove(profiles=profile_ids, tags=[tag], source=source, actor=actor)
         tag.delete()

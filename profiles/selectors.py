@@ -304,18 +304,24 @@ def tag_profile_counts(tag_ids: Iterable[int]) -> dict[int, int]:
 # --- profiles with what their documents show, in one query -----------------------------------------------
 
 # Every API read of a profile runs this, so it is one hand-written statement: the profile row plus its
-# previous clientIds, tag names and consent decisions (granted channel agreements, decisions on active custom ones)
-# as correlated subqueries. Compiling the ORM equivalents cost more than running them (docs/benchmarks.md, B4).
-_EXTRAS_SQL = """
-    ARRAY(SELECT a.old_client_id FROM profiles_clientidalias a WHERE a.profile_id = p.id ORDER BY 1),
-    ARRAY(SELECT t.name FROM profiles_profiletag pt JOIN profiles_tag t ON t.id = pt.tag_id
-          WHERE pt.profile_id = p.id ORDER BY t.name),
-    COALESCE((SELECT json_agg(json_build_array(ag.key, ag.is_default, s.status))
-              FROM consents_consentstate s JOIN consents_agreement ag ON ag.id = s.agreement_id
-              WHERE s.profile_id = p.id
-                AND ((ag.key = ANY(:defaults) AND s.status = :granted) OR (NOT ag.is_default AND ag.is_active))),
-             '[]'::json)
-"""
+# previous clientIds, tag names and consent decisions (granted channel agreements, decisions on active custom ones).
+# Compiling the ORM equivalents cost more than running them (docs/benchmarks.md, B4).
+#
+# Each extra is defined once, as an ordered list of values from one table's rows of a profile: (value, order,
+# FROM, the column that names the profile, further conditions). A read of one profile computes them as correlated
+# subqueries (``_extras_columns``); a capture of many profiles at once, grouped by profile over all of them and
+# joined (``profile_snapshots_sql``: one index scan per table instead of one per profile and table).
+_EXTRAS = (
+    ("a.old_client_id", "a.old_client_id", "profiles_clientidalias a", "a.profile_id", ""),
+    ("t.name", "t.name", "profiles_profiletag pt JOIN profiles_tag t ON t.id = pt.tag_id", "pt.profile_id", ""),
+    (
+        "json_build_array(ag.key, ag.is_default, s.status)",
+        "ag.key",
+        "consents_consentstate s JOIN consents_agreement ag ON ag.id = s.agreement_id",
+        "s.profile_id",
+        "AND ((ag.key = ANY(:defaults) AND s.status = :granted) OR (NOT ag.is_default AND ag.is_active))",
+    ),
+)
 # The rules of profile_lookup, in SQL: an identifier's owner, or a clientId
 # that is live or was merged into a live profile.
 _BY_IDENTIFIER = "p.id = (SELECT profile_id FROM profiles_identifier WHERE kind = %(kind)s AND value = %(value)s)"
@@ -357,19 +363,27 @@ def _fetchall_prepared(sql: str, params) -> list[tuple]:
         return cursor.fetchall()
 
 
-@cache
-def _extras_columns() -> str:
-    """The select list of a profile (``p``) and its document extras: every column, then ``_EXTRAS_SQL``."""
+def _with_literals(sql: str) -> str:
+    """``sql`` with the default agreements' keys and the granted status written in as literals: constants of the
+    code (checked to be plain words), not sent and adapted as parameters on every call."""
     from consents.models import ConsentStatus
     from consents.selectors import DEFAULT_KEYS
 
-    # The default agreements' keys and the granted status are constants of the code: written into the statement
-    # as literals (checked to be plain words), they are not sent and adapted as parameters on every call.
     if not all(w.isascii() and w.isalnum() for w in [*DEFAULT_KEYS, ConsentStatus.GRANTED.value]):
         raise ValueError("agreement keys and statuses written into SQL must be plain words")
-    extras = _EXTRAS_SQL.replace(":defaults", "'{" + ",".join(DEFAULT_KEYS) + "}'::text[]")
-    extras = extras.replace(":granted", f"'{ConsentStatus.GRANTED.value}'")
-    return f"{', '.join('p.' + c for c in _profile_columns())}, {extras}"
+    sql = sql.replace(":defaults", "'{" + ",".join(DEFAULT_KEYS) + "}'::text[]")
+    return sql.replace(":granted", f"'{ConsentStatus.GRANTED.value}'")
+
+
+@cache
+def _extras_columns() -> str:
+    """The select list of a profile (``p``) and its document extras: every column, then each of ``_EXTRAS`` as a
+    correlated subquery."""
+    extras = ", ".join(
+        f"ARRAY(SELECT {value} FROM {source} WHERE {owner} = p.id {more} ORDER BY {order})"  # noqa: S608 (constants)
+        for value, order, source, owner, more in _EXTRAS
+    )
+    return _with_literals(f"{', '.join('p.' + c for c in _profile_columns())}, {extras}")
 
 
 @cache
@@ -387,12 +401,11 @@ def _profile_converters() -> list:
 
 
 def _extras(previous, tags, consents) -> ProfileExtras:
-    """The extras from the statement's three extra columns (``_EXTRAS_SQL``)."""
+    """The extras from the statement's three extra columns (``_EXTRAS``)."""
     from consents.models import ConsentStatus
     from consents.selectors import DEFAULT_KEYS
 
-    if isinstance(consents, str):  # json is handed over as text where the driver is told to
-        consents = json.loads(consents)
+    consents = [json.loads(c) if isinstance(c, str) else c for c in consents]  # json handed over as text where told
     agreements = dict.fromkeys(DEFAULT_KEYS, False)
     custom = {}
     for key, is_default, status in consents:
@@ -419,16 +432,29 @@ def _profiles_with_extras(where: str, params: dict) -> list[tuple[Profile, Profi
 
 # --- a profile's state captured in SQL, read back later -------------------------------------------------
 
-# The same row and extras as ``_extras_statement``'s (the same ``_EXTRAS_SQL``), as one JSON array: the outbox
-# writes it into its row in the change's own statement, and ``profile_from_snapshot`` turns it back into what
+# The same row and extras as ``_extras_statement``'s (the same ``_EXTRAS``), as one JSON array: the outbox
+# writes it into its rows in the change's own statement, and ``profile_from_snapshot`` turns it back into what
 # ``profiles_with_extras`` returns, so the document rendered from it is the one a read would have answered then.
 
 
 @cache
-def profile_snapshot_sql() -> str:
-    """A SQL expression over a row of ``profiles_profile`` named ``p``: the JSON text of that profile with its
-    document's extras, as they are when the statement runs."""
-    return f"json_build_array({_extras_columns()})::text"
+def profile_snapshots_sql(ids: str) -> str:
+    """A query of ``(id, snapshot)``, for the profiles whose id is in ``ids`` (a SQL expression of a ``bigint[]``,
+    evaluated once per table): the JSON text of each profile with its document's extras, as they are when the
+    statement runs. Each extra is grouped by profile over all of them, in one index scan of its table."""
+    columns = [f"p.{c}" for c in _profile_columns()]
+    joins = []
+    for i, (value, order, source, owner, more) in enumerate(_EXTRAS):
+        grouped = (
+            f"SELECT {owner} AS id, array_agg({value} ORDER BY {order}) AS v FROM {source}"  # noqa: S608
+            f" WHERE {owner} = ANY(({ids})::bigint[]) {more} GROUP BY 1"
+        )
+        joins.append(f"LEFT JOIN ({grouped}) x{i} ON x{i}.id = p.id")
+        columns.append(f"COALESCE(x{i}.v, '{{}}')")
+    return _with_literals(
+        f"SELECT p.id, json_build_array({', '.join(columns)})::text AS snapshot "  # noqa: S608
+        f"FROM profiles_profile p {' '.join(joins)} WHERE p.id = ANY(({ids})::bigint[])"
+    )
 
 
 _JSON_NATIVE = {"BigAutoField", "AutoField", "BigIntegerField", "IntegerField", "CharField", "TextField", "JSONField"}
@@ -452,7 +478,7 @@ def _snapshot_parsers() -> list:
 
 
 def profile_from_snapshot(snapshot: str) -> tuple[Profile, ProfileExtras]:
-    """The profile and extras a ``profile_snapshot_sql`` value holds (a Profile not attached to any row now)."""
+    """The profile and extras a ``profile_snapshots_sql`` snapshot holds (a Profile not attached to any row now)."""
     row = json.loads(snapshot)
     n = len(_profile_columns())
     parsers = _snapshot_parsers()

@@ -14,11 +14,12 @@ from django.utils import timezone
 from crm.request_id import current_request_id
 from profiles import signals
 from webhooks.models import EventType
-from webhooks.services import OutboxEvent, outbox_enabled, outbox_write, subscriptions_for
+from webhooks.services import OutboxEvents, outbox_enabled, outbox_write, subscriptions_for
 
 
-def _base(client_id, *, source: str, actor: str) -> dict:
-    return {"clientId": client_id, "actor": actor or "", "source": source or "", "requestId": current_request_id()}
+def _shared(*, source: str, actor: str, **more) -> dict:
+    """What every event of one change set says alike (the payload's ``clientId`` is each event's profile)."""
+    return {"actor": actor or "", "source": source or "", "requestId": current_request_id(), **more}
 
 
 def _record(event_type: str, actor: str, build) -> None:
@@ -30,18 +31,23 @@ def _record(event_type: str, actor: str, build) -> None:
         outbox_write(build(), subscriptions)
 
 
-def _profile_events(event_type: str, changes: dict[int, dict], *, source: str, actor: str) -> list[OutboxEvent]:
-    now = timezone.now()
+def _profiles_run(event_type: str, profile_ids, *, source: str, actor: str, changes=None) -> list[OutboxEvents]:
+    """A change set's ``profile.*`` events, with the document; ``changes``: each profile's changed fields (none:
+    an empty ``changes`` for all)."""
+    if changes is None:
+        shared, data = _shared(source=source, actor=actor, changes={}), None
+    else:
+        shared, data = _shared(source=source, actor=actor), [{"changes": diff} for diff in changes]
     return [
-        OutboxEvent(
+        OutboxEvents(
             type=event_type,
-            profile_id=pid,
+            profile_ids=profile_ids,
+            data=data,
             actor=actor,
-            time=now,
-            data={**_base(pid, source=source, actor=actor), "changes": diff},
+            time=timezone.now(),
             document=True,
+            shared=shared,
         )
-        for pid, diff in changes.items()
     ]
 
 
@@ -50,7 +56,7 @@ def on_profile_created(sender, *, profiles, source="", actor="", **kwargs):
     _record(
         EventType.PROFILE_CREATED,
         actor,
-        lambda: _profile_events(EventType.PROFILE_CREATED, {p.pk: {} for p in profiles}, source=source, actor=actor),
+        lambda: _profiles_run(EventType.PROFILE_CREATED, [p.pk for p in profiles], source=source, actor=actor),
     )
 
 
@@ -66,7 +72,9 @@ def on_profile_changed(sender, *, changes, source="", actor="", **kwargs):
         _record(
             EventType.PROFILE_UPDATED,
             actor,
-            lambda: _profile_events(EventType.PROFILE_UPDATED, real, source=source, actor=actor),
+            lambda: _profiles_run(
+                EventType.PROFILE_UPDATED, list(real), source=source, actor=actor, changes=list(real.values())
+            ),
         )
 
 
@@ -75,72 +83,61 @@ def on_profile_identified(sender, *, profiles, source="", actor="", **kwargs):
     _record(
         EventType.PROFILE_IDENTIFIED,
         actor,
-        lambda: _profile_events(EventType.PROFILE_IDENTIFIED, {p.pk: {} for p in profiles}, source=source, actor=actor),
+        lambda: _profiles_run(EventType.PROFILE_IDENTIFIED, [p.pk for p in profiles], source=source, actor=actor),
     )
 
 
 @receiver(signals.profile_deleted, dispatch_uid="webhooks.profile_deleted")
 def on_profile_deleted(sender, *, snapshots, source="", actor="", **kwargs):
     """The erased profile's clientId and who erased it: no personal data."""
-    now = timezone.now()
     _record(
         EventType.PROFILE_DELETED,
         actor,
         lambda: [
-            OutboxEvent(
+            OutboxEvents(
                 type=EventType.PROFILE_DELETED,
-                profile_id=snap["clientId"],
+                profile_ids=[snap["clientId"] for snap in snapshots],
                 actor=actor,
-                time=now,
-                data=_base(snap["clientId"], source=source, actor=actor),
+                shared=_shared(source=source, actor=actor),
             )
-            for snap in snapshots
         ],
     )
 
 
 @receiver(signals.profiles_merged, dispatch_uid="webhooks.profiles_merged")
 def on_profiles_merged(sender, *, survivor, merged, source="", actor="", **kwargs):
-    now = timezone.now()
     _record(
         EventType.PROFILE_MERGED,
         actor,
         lambda: [
-            OutboxEvent(
+            OutboxEvents(
                 type=EventType.PROFILE_MERGED,
-                profile_id=survivor.pk,
+                profile_ids=[survivor.pk] * len(merged),
+                data=[{"mergedClientId": snap.get("clientId"), "reason": snap.get("reason")} for snap in merged],
                 actor=actor,
-                time=now,
-                data={
-                    **_base(survivor.pk, source=source, actor=actor),
-                    "survivorClientId": survivor.pk,
-                    "mergedClientId": snap.get("clientId"),
-                    "reason": snap.get("reason"),
-                },
+                shared=_shared(source=source, actor=actor, survivorClientId=survivor.pk),
             )
-            for snap in merged
         ],
     )
 
 
 @receiver(signals.profile_unmerged, dispatch_uid="webhooks.profile_unmerged")
 def on_profile_unmerged(sender, *, survivor, restored, notes=(), source="", actor="", **kwargs):
-    now = timezone.now()
     _record(
         EventType.PROFILE_UNMERGED,
         actor,
         lambda: [
-            OutboxEvent(
+            OutboxEvents(
                 type=EventType.PROFILE_UNMERGED,
-                profile_id=survivor.pk,
+                profile_ids=[survivor.pk],
                 actor=actor,
-                time=now,
-                data={
-                    **_base(survivor.pk, source=source, actor=actor),
-                    "survivorClientId": survivor.pk,
-                    "restoredClientId": restored.pk,
-                    "notes": list(notes or []),
-                },
+                shared=_shared(
+                    source=source,
+                    actor=actor,
+                    survivorClientId=survivor.pk,
+                    restoredClientId=restored.pk,
+                    notes=list(notes or []),
+                ),
             )
         ],
     )
@@ -148,53 +145,59 @@ def on_profile_unmerged(sender, *, survivor, restored, notes=(), source="", acto
 
 @receiver(signals.tags_changed, dispatch_uid="webhooks.tags_changed")
 def on_tags_changed(sender, *, changes, source="", actor="", **kwargs):
+    """``tag.added`` and ``tag.removed`` per profile and tag, in the order of the changes."""
     if not outbox_enabled():
         return
     subscriptions = subscriptions_for([EventType.TAG_ADDED, EventType.TAG_REMOVED], actor=actor)
     if not subscriptions:
         return
-    now = timezone.now()
-    events = []
+    now, shared = timezone.now(), _shared(source=source, actor=actor)
+    runs: list[OutboxEvents] = []
     for profile_id, added, removed in changes:
         for event_type, tags in ((EventType.TAG_ADDED, added), (EventType.TAG_REMOVED, removed)):
-            events.extend(
-                OutboxEvent(
-                    type=event_type,
-                    profile_id=profile_id,
-                    actor=actor,
-                    time=now,
-                    data={**_base(profile_id, source=source, actor=actor), "tag": {"id": tag.pk, "name": tag.name}},
-                )
-                for tag in tags
-            )
-    outbox_write(events, subscriptions)
+            for tag in tags:
+                if not runs or runs[-1].type != event_type:
+                    runs.append(
+                        OutboxEvents(type=event_type, profile_ids=[], data=[], actor=actor, time=now, shared=shared)
+                    )
+                runs[-1].profile_ids.append(profile_id)
+                runs[-1].data.append({"tag": {"id": tag.pk, "name": tag.name}})
+    outbox_write(runs, subscriptions)
 
 
 def on_consent_changed(sender, *, changes, source="", actor="", **kwargs):
     """Per decision: the agreement, the old and new state and the ledger record. A decision removed because
     its profile was merged away sends nothing (the survivor's ``profile.merged`` covers it)."""
-    _record(
-        EventType.CONSENT_CHANGED,
-        actor,
-        lambda: [
-            OutboxEvent(
-                type=EventType.CONSENT_CHANGED,
-                profile_id=change.client_id,
-                actor=actor,
-                time=change.changed_at,
-                data={
-                    **_base(change.client_id, source=source, actor=actor),
+
+    def build() -> list[OutboxEvents]:
+        shared, runs = _shared(source=source, actor=actor), []
+        for change in changes:
+            if not change.new_status:
+                continue
+            if not runs or runs[-1].time != change.changed_at:  # a run shares its time
+                runs.append(
+                    OutboxEvents(
+                        type=EventType.CONSENT_CHANGED,
+                        profile_ids=[],
+                        data=[],
+                        actor=actor,
+                        time=change.changed_at,
+                        shared=shared,
+                    )
+                )
+            runs[-1].profile_ids.append(change.client_id)
+            runs[-1].data.append(
+                {
                     "agreement": change.agreement_key,
                     "agreementId": change.agreement_id,
                     "old": change.old_status or None,
                     "new": change.new_status,
                     "recordId": change.record_id,
-                },
+                }
             )
-            for change in changes
-            if change.new_status
-        ],
-    )
+        return runs
+
+    _record(EventType.CONSENT_CHANGED, actor, build)
 
 
 def on_segment_entered(sender, *, pairs, segments=None, cause="", **kwargs):
@@ -208,23 +211,18 @@ def on_segment_left(sender, *, pairs, segments=None, cause="", **kwargs):
 
 
 def _segment_events(event_type, pairs, names, *, cause):
-    now = timezone.now()
     actor = "system"  # membership changes are the platform's own (a write, time passing, commerce figures)
     _record(
         event_type,
         actor,
         lambda: [
-            OutboxEvent(
+            OutboxEvents(
                 type=event_type,
-                profile_id=pid,
+                profile_ids=[pid for pid, _ in pairs],
+                data=[{"segment": {"id": sid, "name": names.get(sid, "")}} for _, sid in pairs],
                 actor=actor,
-                time=now,
-                data={
-                    **_base(pid, source=cause, actor=actor),
-                    "segment": {"id": segment_id, "name": names.get(segment_id, "")},
-                },
+                shared=_shared(source=cause, actor=actor),
             )
-            for pid, segment_id in pairs
         ],
     )
 
@@ -233,22 +231,21 @@ def on_import_finished(sender, *, import_job, status="", counts=None, dry_run=Fa
     """``import.finished``: the import's id, status and counts (no profile); a dry run sends nothing."""
     if dry_run:
         return
-    now = timezone.now()
     _record(
         EventType.IMPORT_FINISHED,
         actor,
         lambda: [
-            OutboxEvent(
+            OutboxEvents(
                 type=EventType.IMPORT_FINISHED,
-                profile_id=None,
+                profile_ids=[None],
                 actor=actor,
-                time=now,
-                data={
-                    **_base(None, source=source, actor=actor),
-                    "importId": str(getattr(import_job, "pk", import_job)),
-                    "status": status,
-                    "counts": dict(counts or {}),
-                },
+                shared=_shared(
+                    source=source,
+                    actor=actor,
+                    importId=str(getattr(import_job, "pk", import_job)),
+                    status=status,
+                    counts=dict(counts or {}),
+                ),
             )
         ],
     )

@@ -139,17 +139,23 @@ def message_resend(*, subscription_id: int, message_id: int, now: datetime | Non
 # --- the outbox -------------------------------------------------------------------------------------
 
 
-@dataclass
-class OutboxEvent:
-    """One event about to be recorded for every subscription that wants it; ``document``: its payload carries
-    the profile's Synerise document (as the change left it: captured when the event is recorded)."""
+@dataclass(slots=True)
+class OutboxEvents:
+    """Events of one change set about to be recorded, in order, for every subscription that wants them: one per
+    profile in ``profile_ids`` (``None``: an event about no profile), all of one type, actor and time.
+
+    Each payload's ``data`` is its profile's id as ``clientId``, then ``shared``, what all of them say alike (who,
+    from where, which request), then its own entry in ``data`` (``None``: nothing of their own). ``document``: the
+    payloads carry the profile's Synerise document (as the change left it: captured when the events are recorded).
+    """
 
     type: str
-    profile_id: int | None
-    data: dict[str, Any]
+    profile_ids: list[int | None]
+    data: list[dict[str, Any]] | None = None
     actor: str = ""
     time: datetime = field(default_factory=timezone.now)
     document: bool = False
+    shared: dict[str, Any] = field(default_factory=dict)
 
 
 def _timestamp(value: datetime) -> str:
@@ -176,96 +182,105 @@ def subscriptions_for(event_types: Iterable[str], *, actor: str = "") -> list[Su
 
 @cache
 def _outbox_sql() -> str:
-    """The outbox INSERT: one row per event, and for an event that carries the document, the profile as the change
-    left it (``profiles.selectors.profile_snapshot_sql``: the row and extras every read of a document uses),
-    captured by this very statement in the change's transaction."""
-    from profiles.selectors import profile_snapshot_sql
+    """The outbox INSERT, of runs of events (``OutboxEvents``, split where their subscriptions differ) in order: ``p``
+    a run's profile ids, ``d`` their own data. The second parameter lists the profiles whose documents the events
+    carry: each is captured as the change left it (``profiles.selectors.profile_snapshots_sql``, the row and extras
+    every read of a document uses), by this very statement in the change's transaction."""
+    from profiles.selectors import profile_snapshots_sql
 
     return f"""
-WITH e AS (
+WITH documents AS (SELECT %(documents)s::bigint[] AS ids),
+snap AS ({profile_snapshots_sql("SELECT ids FROM documents")}),
+ins AS (
     INSERT INTO webhooks_event
            (event_type, profile_id, actor, time, data, document, subscription_ids, fanned_out, snapshot)
-    SELECT j.t, j.p, j.a, j.n, j.d, j.x, j.s, false,
-           -- a probe of the primary key per event: a join could be planned as a scan of every profile
-           CASE WHEN j.x THEN (SELECT {profile_snapshot_sql()} FROM profiles_profile p WHERE p.id = j.p) END
-    FROM json_to_recordset(%s::json)
-         AS j(o int, t text, p bigint, a text, n timestamptz, d jsonb, x boolean, s bigint[])
-    ORDER BY j.o
+    SELECT g.t, u.p, g.a, g.n, g.b || COALESCE(u.d, '{{}}'), g.x, g.s, false, snap.snapshot
+    FROM json_to_recordset(%(runs)s::json)
+         AS g(o int, t text, a text, n timestamptz, b jsonb, x boolean, s bigint[], p bigint[], d jsonb[])
+         CROSS JOIN LATERAL unnest(g.p, g.d) WITH ORDINALITY AS u(p, d, k)
+         LEFT JOIN snap ON g.x AND snap.id = u.p
+    ORDER BY g.o, u.k
     RETURNING 1
 )
-SELECT count(*), pg_notify('{NOTIFY_CHANNEL}', '') FROM e
+SELECT count(*), pg_notify('{NOTIFY_CHANNEL}', '') FROM ins
 """  # noqa: S608
 
 
-def outbox_write(events: Sequence[OutboxEvent], subscriptions: Sequence[Subscription] | None = None) -> int:
-    """Record ``events`` for the subscriptions that want them, in one INSERT; returns how many were recorded.
+def _targets(runs: Sequence[OutboxEvents], subscriptions: Sequence[Subscription]):
+    """Each run, split where its events' subscriptions differ: (run, first, last + 1, subscription ids).
 
-    Each event goes to the enabled subscriptions of its type that do not ignore its actor's API key and,
-    for a segment-limited subscription, whose segment holds its profile now (evaluated once per
-    subscription for all the events' profiles). Events without a profile (an import's end) skip the
-    segment rule; a profile's erasure reaches every subscriber of ``profile.deleted`` (it names no one).
-    The same statement captures the profile of each event that carries its document, as the transaction has it
-    then (``Event.snapshot``). A NOTIFY in it wakes the delivery worker at commit.
-    """
-    if not events:
-        return 0
-    if subscriptions is None:
-        subscriptions = subscriptions_for({e.type for e in events})
-    if not subscriptions:
-        return 0
+    An event goes to the enabled subscriptions of its type that do not ignore its actor's API key and, for a
+    segment-limited subscription, whose segment holds its profile now (evaluated once per subscription for all
+    the profiles). Events without a profile (an import's end) skip the segment rule; a profile's erasure reaches
+    every subscriber of ``profile.deleted`` (it names no one)."""
     members: dict[int, set[int] | None] = {}
     for subscription in subscriptions:
         if subscription.segment_id is None:
             members[subscription.pk] = None
         else:
-            ids = {e.profile_id for e in events if e.type != EventType.PROFILE_DELETED}
+            ids = {pid for r in runs if r.type != EventType.PROFILE_DELETED for pid in r.profile_ids}
             members[subscription.pk] = subscription_segment_filter(subscription, ids)
-    wanting: dict[tuple[str, str], tuple[list[int], list[Subscription]]] = {}  # by (type, actor): the same answer
-    times: dict[datetime, str] = {}  # a change set's events mostly share one time
-    rows = []
-    for event in events:
-        key = (event.type, event.actor)
-        if key not in wanting:
-            prefix = _actor_key_prefix(event.actor)
-            wanted = [s for s in subscriptions if event.type in s.events and not (prefix and prefix in s.ignore_keys)]
-            wanting[key] = (
-                [s.pk for s in wanted if members[s.pk] is None],
-                [s for s in wanted if members[s.pk] is not None],
+    for run in runs:
+        prefix = _actor_key_prefix(run.actor)
+        wanted = [s for s in subscriptions if run.type in s.events and not (prefix and prefix in s.ignore_keys)]
+        everyone = [s.pk for s in wanted]
+        if not wanted:
+            continue
+        if all(members[s.pk] is None for s in wanted) or run.type == EventType.PROFILE_DELETED:
+            yield run, 0, len(run.profile_ids), everyone
+            continue
+        start, last = 0, None
+        for i, pid in enumerate(run.profile_ids):
+            targets = (
+                everyone if pid is None else [s.pk for s in wanted if members[s.pk] is None or pid in members[s.pk]]
             )
-        targets, by_segment = wanting[key]
-        if by_segment:
-            targets = [
-                s.pk
-                for s in subscriptions
-                if s.pk in targets
-                or (
-                    s in by_segment
-                    and (
-                        event.profile_id is None
-                        or event.type == EventType.PROFILE_DELETED
-                        or event.profile_id in members[s.pk]
-                    )
-                )
-            ]
-        if targets:
-            if (at := times.get(event.time)) is None:
-                at = times[event.time] = event.time.isoformat()
-            rows.append(
-                {
-                    "o": len(rows),
-                    "t": event.type,
-                    "p": event.profile_id,
-                    "a": event.actor[:256],
-                    "d": event.data,
-                    "n": at,
-                    "x": event.document,
-                    "s": targets,
-                }
-            )
+            if targets != last:
+                if last:
+                    yield run, start, i, last
+                start, last = i, targets
+        if last:
+            yield run, start, len(run.profile_ids), last
+
+
+def outbox_write(runs: Sequence[OutboxEvents], subscriptions: Sequence[Subscription] | None = None) -> int:
+    """Record the events of ``runs`` for the subscriptions that want them (``_targets``), in one INSERT; returns
+    how many were recorded. The same statement captures the profile of each event that carries its document, as
+    the transaction has it then (``Event.snapshot``). A NOTIFY in it wakes the delivery worker at commit."""
+    if not runs:
+        return 0
+    if subscriptions is None:
+        subscriptions = subscriptions_for({r.type for r in runs})
+    if not subscriptions:
+        return 0
+    rows, documents = [], set()
+    for run, start, stop, targets in _targets(runs, subscriptions):
+        profile_ids = run.profile_ids[start:stop]
+        if run.document:
+            documents.update(pid for pid in profile_ids if pid is not None)
+        rows.append(
+            {
+                "o": len(rows),
+                "t": run.type,
+                "a": run.actor[:256],
+                "n": run.time.isoformat(),
+                "x": run.document,
+                "s": targets,
+                "b": run.shared,
+                "p": profile_ids,
+                "d": None if run.data is None else run.data[start:stop],
+            }
+        )
     if not rows:
         return 0
     with connection.cursor() as cursor:
-        cursor.execute(_outbox_sql(), [json.dumps(rows, cls=DjangoJSONEncoder, separators=(",", ":"))])
+        cursor.execute(
+            _outbox_sql(),
+            {
+                "runs": json.dumps(rows, cls=DjangoJSONEncoder, separators=(",", ":")),
+                # an array literal: sent as text, read by the server (psycopg adapts a list one item at a time)
+                "documents": "{" + ",".join(map(str, sorted(documents))) + "}",
+            },
+        )
         return cursor.fetchone()[0]
 
 
@@ -321,7 +336,9 @@ def event_payload(event: Event, document: dict | None = None) -> dict[str, Any]:
     if event.body is not None:
         return json.loads(event.body)
     data = dict(event.data)
-    first = {key: data.pop(key) for key in ("clientId", "actor", "source", "requestId") if key in data}
+    data.pop("clientId", None)  # an event recorded before the profile's id was left out of its data
+    first = {"clientId": event.profile_id}
+    first |= {key: data.pop(key) for key in ("actor", "source", "requestId") if key in data}
     if event.document:
         first["profile"] = document
     return {"type": event.event_type, "timestamp": _timestamp(event.time), "data": {**first, **data}}

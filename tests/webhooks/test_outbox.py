@@ -152,6 +152,28 @@ def test_a_segment_limited_subscription_gets_only_its_members(subscribe, make_pr
     assert len(payloads(subscription)) == 1
 
 
+def test_one_change_set_reaches_each_subscription_with_its_own_profiles_in_order(subscribe):
+    """One batch is one run of events: a segment-limited subscription gets its members' events, an unlimited one
+    gets them all, each in the batch's order, with each profile's own changes."""
+    segment = segment_create(name="Gdańsk", tree={"field": "city", "op": "eq", "value": "gdańsk"})
+    limited, _ = subscribe([EventType.PROFILE_CREATED], segment=segment.pk)
+    everyone, _ = subscribe([EventType.PROFILE_CREATED])
+    cities = ["Warsaw", "Gdańsk", "Gdańsk", "Kraków", "Gdańsk"]
+    items = [ProfileInput(identifiers={"email": f"p{i}@example.com"}, fields={"city": c}) for i, c in enumerate(cities)]
+    with CaptureQueriesContext(connection) as queries:
+        profiles_upsert_many(items=items, source="tests", actor="api-key:abc")
+    assert sum("INSERT INTO webhooks_event" in q["sql"] for q in queries.captured_queries) == 1
+    ids = [Profile.objects.get(email=f"p{i}@example.com").pk for i in range(len(cities))]
+    expected = [(ids[i], c) for i, c in enumerate(cities)]
+    got = {
+        s.pk: [(b["data"]["clientId"], b["data"]["profile"]["city"]) for b in payloads(s)] for s in (limited, everyone)
+    }
+    assert got[everyone.pk] == expected
+    assert got[limited.pk] == [pair for pair in expected if pair[1] == "Gdańsk"]
+    body = payloads(everyone)[0]["data"]
+    assert (body["actor"], body["source"], body["changes"]) == ("api-key:abc", "tests", {})
+
+
 def test_a_segment_a_subscription_uses_cannot_be_deleted(subscribe):
     segment = segment_create(name="Warsaw", tree={"field": "city", "op": "eq", "value": "Warsaw"})
     subscription, _ = subscribe([EventType.PROFILE_UPDATED], segment=segment.pk)

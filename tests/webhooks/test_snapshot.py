@@ -12,7 +12,7 @@ from consents.models import Agreement
 from consents.services import consent_set
 from profiles.api.synerise.documents import profile_document_from_snapshot, profile_documents_by_ids
 from profiles.models import Profile
-from profiles.selectors import profile_snapshot_sql
+from profiles.selectors import profile_snapshots_sql
 from profiles.services import ProfileInput, profile_update, profile_upsert
 from profiles.services.batch import profiles_upsert_many
 from profiles.services.merge import profile_merge
@@ -130,11 +130,13 @@ def test_the_document_from_the_snapshot_is_the_document_a_read_answers(subscribe
     assert reads[full.pk]["agreements"]["email"] is True and reads[full.pk]["attributes"]["alcohol"] is False
     for pid in ids:
         assert _bytes(profile_document_from_snapshot(events[pid].snapshot)) == _bytes(reads[pid])
-    # ...and the expression on its own.
+    # ...and the query on its own, for all of them at once.
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {profile_snapshot_sql()} FROM profiles_profile p WHERE p.id = %s", [full.pk])
-        (snapshot,) = cursor.fetchone()
-    assert _bytes(profile_document_from_snapshot(snapshot)) == _bytes(reads[full.pk])
+        cursor.execute(f"WITH ids AS (SELECT %s::bigint[] AS v) {profile_snapshots_sql('(SELECT v FROM ids)')}", [ids])
+        snapshots = dict(cursor.fetchall())
+    assert sorted(snapshots) == sorted(ids)
+    for pid in ids:
+        assert _bytes(profile_document_from_snapshot(snapshots[pid])) == _bytes(reads[pid])
 
 
 def test_an_event_recorded_without_a_snapshot_gets_the_document_of_now(subscribe, make_profile):

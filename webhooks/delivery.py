@@ -424,12 +424,11 @@ def deliver_due(*, now: datetime | None = None, limit: int | None = None) -> int
         claimed = _claim(now, limit)
         if not claimed:
             return 0
-        unsent = [c.subscription_id for c in claimed]  # in flight until submitted (then until answered)
+        jobs = []  # a claimed message is in flight until its job ends; one never submitted, until this pass fails
         try:
             subscriptions = Subscription.objects.in_bulk({c.subscription_id for c in claimed})
             signers = {pk: Webhook(s.secret) for pk, s in subscriptions.items()}
             bodies = events_render(Event.objects.filter(pk__in={c.event_id for c in claimed}))
-            jobs = []
             for message in claimed:
                 subscription, body = subscriptions[message.subscription_id], bodies[message.event_id]
                 headers = signed_headers(
@@ -440,12 +439,11 @@ def deliver_due(*, now: datetime | None = None, limit: int | None = None) -> int
                     signer=signers[subscription.pk],
                 )
                 job = _pool().submit(http_send, url=subscription.url, body=body, headers=headers)
-                unsent.pop(0)
-                job.add_done_callback(lambda _, sid=subscription.pk: in_flight.done(sid))
                 jobs.append(job)
+                job.add_done_callback(lambda _, sid=subscription.pk: in_flight.done(sid))
         finally:
-            for sid in unsent:
-                in_flight.done(sid)
+            for message in claimed[len(jobs) :]:
+                in_flight.done(message.subscription_id)
         outcomes = [job.result() for job in jobs]
         _record(now, claimed, outcomes, subscriptions)
     return len(claimed)

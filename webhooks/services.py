@@ -223,9 +223,9 @@ def _targets(runs: Sequence[OutboxEvents], subscriptions: Sequence[Subscription]
     for run in runs:
         prefix = _actor_key_prefix(run.actor)
         wanted = [s for s in subscriptions if run.type in s.events and not (prefix and prefix in s.ignore_keys)]
-        everyone = [s.pk for s in wanted]
         if not wanted:
             continue
+        everyone = [s.pk for s in wanted]
         if all(members[s.pk] is None for s in wanted) or run.type == EventType.PROFILE_DELETED:
             yield run, 0, len(run.profile_ids), everyone
             continue
@@ -380,10 +380,7 @@ def events_render(events: Iterable[Event]) -> dict[int, str]:
 
 def events_payloads(events: Iterable[Event]) -> dict[int, dict[str, Any]]:
     """What each event's messages send (or, not sent yet, would send now), for the log; stores nothing."""
-    events = list(events)
-    bodies = {e.pk: e.body for e in events if e.body is not None}
-    bodies |= _rendered([e for e in events if e.body is None])
-    return {pk: json.loads(body) for pk, body in bodies.items()}
+    return {pk: json.loads(body) for pk, body in events_render(events).items()}
 
 
 def event_body(event: Event) -> str:

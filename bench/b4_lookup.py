@@ -172,7 +172,7 @@ def breakdown(secret: str, emails: list[str]) -> list[str]:
     from rest_framework.renderers import JSONRenderer
 
     from crm.services import api_key_authenticate
-    from profiles.api.synerise.documents import profile_document_by_identifier
+    from profiles.documents import profile_document_by_identifier
     from profiles.selectors import profile_with_extras
     from profiles.services import identifier_normalize
 

@@ -4,7 +4,7 @@ A write that meets a row another transaction holds waits for it. Most holds last
 minutes: an import's dry run holds what it would change until it ends, a large merge or erasure until it commits.
 An API write would then hang past any client's or server's timeout; with ``lock_wait_limit`` it gives up after
 ``API_LOCK_TIMEOUT_SECONDS`` instead, and the surface answers 503 with ``Retry-After`` (code ``busy``), per item
-where the surface reports per item (``crm.api.ApiView`` sets it for every write). Background jobs keep waiting
+where the surface reports per item (``api.base.ApiView`` sets it for every write). Background jobs keep waiting
 as long as it takes.
 """
 

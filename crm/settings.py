@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "exports",
     "segments",
     "webhooks",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -278,7 +279,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["crm.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["crm.auth.HasScope"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["crm.parsers.StrictJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.StrictJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }

@@ -11,7 +11,7 @@ admin.site.index_title = "Profiles, consents and activity"
 urlpatterns = [
     # The Synerise surface first: its profile lookups are the most frequent requests (none of its routes can
     # match another's paths, so the order changes only how many patterns a lookup is tried against).
-    path("", include("profiles.api.synerise.urls")),
+    path("", include("api.synerise.urls")),
     path("admin/", admin.site.urls),
     path("health", views.health, name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -21,13 +21,13 @@ urlpatterns = [
     path("api/redoc/redoc.standalone.js", docs.redoc_bundle, name="redoc-bundle"),
     path("favicon.ico", views.favicon, name="favicon"),
     path("consents/", include("consents.urls")),
-    path("", include("tracker.urls")),
+    path("", include("api.tracker")),
     path("", views.home, name="home"),
-    path("", include("segments.urls")),
-    path("", include("profiles.api.expertsender.urls")),
-    path("", include("profiles.api.capillary.urls")),
-    path("", include("imports.urls")),
-    path("", include("webhooks.api.urls")),
+    path("", include("api.segments")),
+    path("", include("api.expertsender.urls")),
+    path("", include("api.capillary.urls")),
+    path("", include("api.imports")),
+    path("", include("api.webhooks")),
 ]
 
 handler404 = "crm.views.not_found"

@@ -234,7 +234,7 @@ JSONL_CHUNK = 1000
 
 
 def _jsonl_chunks(queryset: QuerySet, counter: ExportCounter, alias: str) -> Iterator[bytes]:
-    from profiles.api.synerise.documents import profile_documents_by_ids
+    from profiles.documents import profile_documents_by_ids
 
     ids_query = queryset.using(alias).order_by("pk").values_list("pk", flat=True)
     last = 0

@@ -20,11 +20,11 @@ from django.urls import path, reverse
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
+from api.imports import import_document
 from consents.models import Agreement
 from crm.actors import actor_of
 from crm.admin import ServiceAdminMixin, ServiceModelForm
 from crm.errors import DomainError
-from imports.api import import_document
 from imports.integrations import integration_create
 from imports.mapping import IDENTIFIERS, mapping_compile
 from imports.models import Format, ImportJob, Integration, SavedMapping

@@ -7,10 +7,6 @@ class ImportsConfig(AppConfig):
     verbose_name = "Imports and integrations"
 
     def ready(self):
-        from crm.problems import render_problem
-        from crm.views import error_renderer_register
         from imports import privacy, receivers, tasks  # noqa: F401 - connects the file clean-up, registers the purge
 
         privacy.register()
-
-        error_renderer_register(("/integrations/",), render_problem)

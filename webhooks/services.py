@@ -348,7 +348,7 @@ def _rendered(events: list[Event]) -> dict[int, str]:
     """Bodies of events not sent yet, each with its profile's document as its change left it (the snapshot taken
     by the outbox INSERT). An event written without one (before snapshots were taken) gets the document as it is
     now (one query)."""
-    from profiles.api.synerise.documents import profile_document_from_snapshot, profile_documents_by_ids
+    from profiles.documents import profile_document_from_snapshot, profile_documents_by_ids
 
     wanted = sorted({e.profile_id for e in events if e.document and e.snapshot is None and e.profile_id is not None})
     current = {doc["clientId"]: doc for doc in profile_documents_by_ids(wanted)} if wanted else {}

@@ -102,7 +102,7 @@ def test_erased_ids_answer_410_and_never_resolve_again(api, person):
 
 
 def test_other_surfaces_answer_their_own_not_found(api, person, write_key, rf):
-    from profiles.api.capillary.errors import render_error as capillary_error
+    from api.capillary.errors import render_error as capillary_error
 
     _, secret = write_key
     assert api.delete(f"/v4/clients/{person.profile.pk}").status_code == 202

@@ -3,9 +3,9 @@
 
 import pytest
 
+from api.synerise.requests import FIELD_KEYS, ProfileWriteSerializer
 from profiles.admin.forms import ProfileForm
-from profiles.api.synerise.documents import profile_document
-from profiles.api.synerise.requests import FIELD_KEYS, ProfileWriteSerializer
+from profiles.documents import profile_document
 from profiles.fields import (
     ALL_COLUMNS,
     EDITABLE_API_NAMES,

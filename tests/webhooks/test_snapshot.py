@@ -10,7 +10,7 @@ from django.db import connection, transaction
 
 from consents.models import Agreement
 from consents.services import consent_set
-from profiles.api.synerise.documents import profile_document_from_snapshot, profile_documents_by_ids
+from profiles.documents import profile_document_from_snapshot, profile_documents_by_ids
 from profiles.models import Profile
 from profiles.selectors import profile_snapshots_sql
 from profiles.services import ProfileInput, profile_update, profile_upsert

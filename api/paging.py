@@ -1,0 +1,82 @@
+"""Paging, both styles the API speaks: ``pageIndex``/``pageSize`` pages of a profile list (with the total in
+headers) and the ``cursor``/``nextCursor`` pages of logs (``crm.paging`` encodes the cursors)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models import F
+from rest_framework.response import Response
+
+from crm.errors import ValidationFailed
+from profiles.documents import profile_documents_by_ids
+
+SORT_FIELDS = {
+    "clientId": "id",
+    "email": "email",
+    "firstName": "first_name",
+    "lastName": "last_name",
+    "city": "city",
+    "createdAt": "created_at",
+    "updatedAt": "updated_at",
+    "lastActivityDate": "last_activity_date",
+}
+
+
+DEFAULT_PAGE_SIZE = 100
+
+
+MAX_PAGE_SIZE = settings.LIST_MAX_PAGE_SIZE
+
+
+def int_param(params, name: str, default: int, *, low: int, high: int) -> int:
+    raw = params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationFailed(f"{name} must be a whole number.", field=name) from None
+    if not low <= value <= high:
+        raise ValidationFailed(f"{name} must be between {low} and {high}.", field=name)
+    return value
+
+
+def list_ordering(sort_by: str | None) -> list:
+    if not sort_by:
+        return ["-id"]
+    name, descending = sort_by, False
+    if name.startswith("-"):
+        name, descending = name[1:], True
+    if ":" in name:
+        name, direction = name.split(":", 1)
+        descending = direction.lower() == "desc"
+    if name not in SORT_FIELDS:
+        raise ValidationFailed(f"sortBy must be one of {', '.join(SORT_FIELDS)}.", field="sortBy")
+    column = F(SORT_FIELDS[name])
+    tiebreak = F("id")
+    if descending:
+        return [column.desc(nulls_last=True), tiebreak.desc()]
+    return [column.asc(nulls_last=True), tiebreak.asc()]
+
+
+def profile_list_response(queryset, params) -> Response:
+    """One page of a profile list (``pageIndex``, ``pageSize``, ``sortBy``), never beyond LIST_MAX_RESULTS, with the
+    total in ``X-Total-Count`` (capped); shared by the lists and a segment's profiles."""
+    queryset = queryset.order_by(*list_ordering(params.get("sortBy")))
+    page_size = int_param(params, "pageSize", DEFAULT_PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
+    page_index = int_param(params, "pageIndex", 0, low=0, high=settings.LIST_MAX_RESULTS)
+    start = page_index * page_size
+    limit = settings.LIST_MAX_RESULTS
+    if start >= limit:
+        raise ValidationFailed(
+            f"At most {limit} profiles can be listed; narrow the filters instead of paging further.",
+            field="pageIndex",
+        )
+    ids = list(queryset.values_list("pk", flat=True)[start : min(start + page_size, limit)])
+    response = Response(profile_documents_by_ids(ids))
+    total = queryset.values("pk")[: limit + 1].count()
+    response["X-Total-Count"] = str(min(total, limit))
+    response["X-Total-Count-Capped"] = "true" if total > limit else "false"
+    response["X-Page-Index"] = str(page_index)
+    response["X-Page-Size"] = str(page_size)
+    return response

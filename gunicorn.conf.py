@@ -5,7 +5,7 @@ command line. Sync workers, one request at a time each: the API's work is short 
 and each worker keeps its own small connection pool (``DB_POOL_MAX_SIZE``), so the database sees at most
 workers × pool size connections per machine (put PgBouncer in front past a few machines).
 
-Sync workers need the buffering reverse proxy in front (README: deployment), which shields them from slow
+Sync workers need the buffering reverse proxy in front (docs/operations.md: deploying), which shields them from slow
 clients, and they close every connection after its answer (gunicorn ignores ``keepalive`` for them). Threaded
 workers (``GUNICORN_WORKER_CLASS=gthread``, ``GUNICORN_THREADS`` each) keep connections alive for clients or
 load balancers that reuse them; the app is thread-safe (per-thread database connections from the worker's pool,

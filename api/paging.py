@@ -9,17 +9,13 @@ from rest_framework.response import Response
 
 from crm.errors import ValidationFailed
 from profiles.documents import profile_documents_by_ids
+from profiles.fields import SORT_COLUMNS
 
-SORT_FIELDS = {
-    "clientId": "id",
-    "email": "email",
-    "firstName": "first_name",
-    "lastName": "last_name",
-    "city": "city",
-    "createdAt": "created_at",
-    "updatedAt": "updated_at",
-    "lastActivityDate": "last_activity_date",
-}
+SORT_FIELDS = SORT_COLUMNS  # sortBy's API name → column
+# sortBy's description in the API schema.
+SORT_BY_HELP = (
+    f"{', '.join(list(SORT_FIELDS)[:-1])} or {list(SORT_FIELDS)[-1]}; '-' prefix or ':desc' suffix for descending"
+)
 
 
 DEFAULT_PAGE_SIZE = 100

@@ -29,23 +29,30 @@ Problem = inline_serializer(
 )
 
 
-def problem_body(*, status: int, detail: str, instance: str, code: str, field: str | None = None) -> dict:
-    try:
-        title = HTTPStatus(status).phrase
-    except ValueError:
-        title = "Error"
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, "instance": instance}
-    body["code"] = code
-    if field:
-        body["field"] = field
+def problem_body(
+    *, status: int, detail: str, instance: str, type_: str = "about:blank", title: str | None = None, **members
+) -> dict:
+    """An RFC 7807 body: the five standard members, then ``members`` (the extension members) in the order given.
+
+    A surface with its own vocabulary (ExpertSender's) passes its ``type_`` and ``title``; otherwise the title is
+    the status's reason phrase.
+    """
+    if title is None:
+        try:
+            title = HTTPStatus(status).phrase
+        except ValueError:
+            title = "Error"
+    body = {"type": type_, "title": title, "status": status, "detail": detail, "instance": instance}
+    body.update(members)
     return body
 
 
 def render_problem(*, status, code, message, field, request, extra=None) -> Response:
-    body = problem_body(status=status, detail=message, instance=request.path, code=code, field=field)
+    members = {"code": code, "field": field} if field else {"code": code}
+    body = problem_body(status=status, detail=message, instance=request.path, **members)
     return Response(body, status=status, content_type=PROBLEM_JSON)
 
 
-def problem_responses(*statuses: int) -> dict:
-    """OpenAPI responses for these statuses: problem bodies with ``Content-Type: application/problem+json``."""
-    return {(status, PROBLEM_JSON): OpenApiResponse(Problem) for status in statuses}
+def problem_responses(*statuses: int, body=Problem) -> dict:
+    """OpenAPI responses for these statuses: ``body`` (by default ``Problem``) as ``application/problem+json``."""
+    return {(status, PROBLEM_JSON): OpenApiResponse(body) for status in statuses}

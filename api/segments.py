@@ -17,9 +17,9 @@ from api.paging import int_param, profile_list_response
 from api.v4 import API_VERSION, ERRORS, PlatformView
 from crm.errors import NotFound, ValidationFailed
 from crm.models import Scope
+from profiles.conditions import MAX_ID
 from profiles.documents import profile_documents_by_ids
 from profiles.services import profile_lookup
-from segments.conditions import MAX_ID
 from segments.models import Segment
 from segments.services import (
     profile_segments,

@@ -102,8 +102,8 @@ def load(args) -> str:
 def b5(lines: list[str]) -> None:
     from django.db import connection
 
+    from profiles.conditions import condition_compile
     from profiles.models import Profile
-    from segments.conditions import condition_compile
 
     columns = ("id", "email", "first_name", "last_name", "city")
 

@@ -12,13 +12,12 @@ import logging
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.tasks import task
 from django.template.loader import render_to_string
 from django.urls import reverse
 
 from consents.models import Agreement
 from consents.tokens import confirmation_token, resignation_token
-from crm.queues import DELIVERIES
+from profiles.models import Profile
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +69,6 @@ def marketing_email_send(*, profile, subject: str, text: str, html: str | None =
 
 def confirmation_email_send(*, client_id: int, agreement_id: int, record_id: int) -> None:
     """The double opt-in request: a signed, expiring link that grants the agreement when opened."""
-    from profiles.models import Profile
 
     profile = Profile.objects.get(pk=client_id)
     agreement = Agreement.objects.get(pk=agreement_id)
@@ -92,9 +90,9 @@ def confirmation_email_send(*, client_id: int, agreement_id: int, record_id: int
     ).send()
 
 
-@task(queue_name=DELIVERIES)
-def confirmation_emails_send(requests: list[list[int]]) -> int:
-    """Send the double opt-in e-mails that consent writes asked for: ``[clientId, agreementId, recordId]`` each.
+def confirmation_emails_deliver(*, requests: list[list[int]]) -> int:
+    """Send the double opt-in e-mails that consent writes asked for: ``[clientId, agreementId, recordId]`` each
+    (the work of ``consents.tasks.confirmation_emails_send``).
 
     One failed e-mail is logged and does not stop the others (the write can be repeated with force).
     Returns how many were sent.

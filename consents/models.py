@@ -8,6 +8,9 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from profiles.attribute_names import RESERVED_KEYS, attribute_key
+from profiles.models import AttributeDefinition
+
 AGREEMENT_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 
@@ -78,8 +81,6 @@ class Agreement(models.Model):
             )
         if self.pk is None and not self.is_default:
             # Imported here: profiles imports this app (services, selectors).
-            from profiles.attribute_names import RESERVED_KEYS, attribute_key
-            from profiles.models import AttributeDefinition
 
             normalized = attribute_key(self.key)
             if normalized in RESERVED_KEYS:

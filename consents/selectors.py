@@ -1,5 +1,7 @@
 from collections.abc import Iterable
 
+from django.db.models import Exists, OuterRef, Q
+
 from consents.models import Agreement, Channel, ConsentState, ConsentStatus
 from crm.replica import read_connection
 
@@ -51,3 +53,16 @@ def can_contact(profile, channel: str, *, agreement: Agreement | None = None) ->
         ).values_list("agreement__key", flat=True)
     )
     return granted == wanted
+
+
+def agreement_ids() -> dict[str, int]:
+    """Every agreement's id by its key (what a condition's ``{"agreement": key}`` may name)."""
+    return dict(Agreement.objects.values_list("key", "pk"))
+
+
+def agreement_state_q(*, agreement_id: int, status: str | None) -> Q:
+    """The ``Q`` over Profile: profiles whose decision on the agreement has ``status`` (None: no decision yet)."""
+    decided = ConsentState.objects.filter(profile=OuterRef("pk"), agreement_id=agreement_id)
+    if status is None:
+        return ~Q(Exists(decided))
+    return Q(Exists(decided.filter(status=status)))

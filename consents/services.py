@@ -33,7 +33,10 @@ from consents.signals import ConsentChange, consent_changed
 from consents.tokens import confirmation_token_read
 from crm.actors import actor_of
 from crm.errors import DomainError, NotFound, ValidationFailed
-from profiles.models.profile import profiles_touch
+from profiles.attribute_names import attribute_key
+from profiles.models.profile import profiles_mark_changed
+from profiles.selectors import profile_lookup
+from profiles.tombstones import profile_missing
 
 # Words that name a state in the surfaces (ExpertSender's True/False/AwaitingConfirmation included).
 STATE_ALIASES = {
@@ -68,7 +71,6 @@ def agreements_parse(
     """
     if not agreements and not attributes:
         return [], attributes
-    from profiles.attribute_names import attribute_key
 
     every = list(known.values()) if known is not None else list(Agreement.objects.all())
     by_key = {a.key: a for a in every}
@@ -319,8 +321,6 @@ def _plan(changes, results, emails, states, *, source, actor, meta, now):
         agreement = change.agreement
         where = f"agreements.{agreement.key}"
         if change.client_id not in emails:
-            from privacy.tombstones import profile_missing
-
             result.error = profile_missing(change.client_id)  # Gone when an erasure won the race
             continue
         if change.ask and not emails[change.client_id]:
@@ -420,7 +420,7 @@ def _record(
                 cursor.execute(STATES_UPSERT_SQL, [source, json.dumps(upserts, separators=(",", ":"))])
             if deletes:
                 cursor.execute(STATES_DELETE_SQL, [json.dumps(deletes, separators=(",", ":"))])
-            profiles_touch(cursor, (record.client_id for _, record in written), locked=True)  # locked above
+            profiles_mark_changed(cursor, (record.client_id for _, record in written), locked=True)  # locked above
         for change, record in written:
             results[change.index].changed, results[change.index].record_id = True, record.id
         consent_changed.send(
@@ -460,7 +460,7 @@ def _confirmations_queue(asked: list[tuple[_Change, NewRecord | None]]) -> None:
         if record_id is not None:
             requests.append([change.client_id, change.agreement.pk, record_id])
     if requests:
-        from consents.mail import confirmation_emails_send
+        from consents.tasks import confirmation_emails_send
 
         transaction.on_commit(lambda: confirmation_emails_send.enqueue(requests))
 
@@ -521,7 +521,6 @@ def consent_confirm(*, token: str, request_meta: RequestMeta | None = None) -> C
     The link names the ledger record that asked for confirmation: once the consent was withdrawn
     or asked for again, an older link no longer grants anything.
     """
-    from profiles.selectors import profile_lookup
 
     data = confirmation_token_read(token)
     agreement = Agreement.objects.filter(pk=data["a"]).first()

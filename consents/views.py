@@ -19,6 +19,7 @@ from consents.tokens import LinkExpired, resignation_token_read
 from crm.actors import actor_of
 from crm.errors import DomainError, NotFound
 from crm.ratelimit import ip_rate_limited
+from profiles.selectors import profile_lookup
 
 ONE_CLICK = "One-Click"
 
@@ -44,7 +45,6 @@ def confirm(request, token: str):
 
 
 def _resolve(token: str):
-    from profiles.selectors import profile_lookup
 
     data = resignation_token_read(token)
     try:

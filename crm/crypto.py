@@ -25,7 +25,7 @@ def _derived_key(secret_key: str) -> bytes:
 
 
 def _fernet() -> MultiFernet:
-    keys = list(getattr(settings, "FIELD_ENCRYPTION_KEYS", []) or [])
+    keys = list(settings.FIELD_ENCRYPTION_KEYS or ())
     if not keys:
         keys = [_derived_key(settings.SECRET_KEY)]
     try:

@@ -1,4 +1,4 @@
-"""Settings, read from the environment. Every variable is listed with its default in README.md."""
+"""Settings, read from the environment. Every variable is listed with its default in docs/operations.md."""
 
 import os
 import secrets
@@ -386,9 +386,9 @@ EVENT_PARTITIONS_INTERVAL_SECONDS = env_int("EVENT_PARTITIONS_INTERVAL_SECONDS",
 # Seconds before attempt 1, 2, … of a message (Standard Webhooks' schedule: at once, 5 s, 5 min, 30 min,
 # 2 h, 5 h, 10 h, 10 h); after the last the message is given up. A subscription failing this long
 # without a success is disabled. Private, loopback and link-local targets only with the switch.
-WEBHOOK_RETRY_SCHEDULE = [
-    int(s) for s in env_list("WEBHOOK_RETRY_SCHEDULE", ["0", "5", "300", "1800", "7200", "18000", "36000", "36000"])
-]
+# Empty (as an unset variable) means the default schedule: an empty one would give every message up unsent.
+_retry_default = [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
+WEBHOOK_RETRY_SCHEDULE = [int(s) for s in env_list("WEBHOOK_RETRY_SCHEDULE", [])] or _retry_default
 WEBHOOK_DISABLE_AFTER_SECONDS = env_int("WEBHOOK_DISABLE_AFTER_SECONDS", 5 * 24 * 3600)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 15)
 WEBHOOK_HTTP_THREADS = env_int("WEBHOOK_HTTP_THREADS", 32)

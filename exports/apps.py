@@ -6,7 +6,7 @@ class ExportsConfig(AppConfig):
     verbose_name = "Exports"
 
     def ready(self):
-        from exports import services  # noqa: F401  (registers the recurring dispatcher)
+        from exports import tasks  # noqa: F401 - registers the recurring dispatcher
         from profiles.services.tags import register_tag_user
         from segments.usage import register_segment_user
 

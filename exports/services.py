@@ -20,13 +20,10 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.tasks import task
 from django.utils import timezone
 
 from crm.errors import DomainError, ValidationFailed
 from crm.outbound import url_split
-from crm.queues import DELIVERIES, RECURRING
-from crm.recurring import recurring
 from exports.models import ExportRun, RunOutcome, Schedule, ScheduledExport, TargetKind
 from exports.stream import ExportCounter, export_chunks, export_queryset
 
@@ -130,6 +127,7 @@ def export_runs_abandoned_close(*, now: datetime | None = None) -> int:
 def exports_dispatch() -> list[int]:
     """Enqueue a run of every due export (the recurring task's work); returns their ids. Runs left "running"
     by a worker that died are closed first."""
+    from exports.tasks import scheduled_export_run_task
 
     export_runs_abandoned_close()
     claimed = exports_due_claim()
@@ -140,6 +138,7 @@ def exports_dispatch() -> list[int]:
 
 def scheduled_export_run_now(*, export: ScheduledExport, actor: str) -> None:
     """Queue a run at once (the admin's "Run now"); the worker runs it."""
+    from exports.tasks import scheduled_export_run_task
 
     scheduled_export_run_task.enqueue(export.pk, "manual", actor)
 
@@ -245,21 +244,3 @@ def _run(export: ScheduledExport, run: ExportRun) -> None:
         "export %s run %s: %s rows, %s bytes in %.1f s to %s",
         export.pk, run.pk, run.rows, run.bytes, time.monotonic() - started, run.destination,
     )  # fmt: skip
-
-
-# --- The worker tasks: the recurring dispatcher (runs every due export) and one export's run ---------------
-
-
-@recurring(every=lambda: timedelta(seconds=settings.EXPORT_SCHEDULER_INTERVAL_SECONDS))
-@task(queue_name=RECURRING)
-def scheduled_exports_dispatch() -> list[int]:
-    """Queue a run of every scheduled export whose time (or retry time) has come."""
-    return exports_dispatch()
-
-
-@task(queue_name=DELIVERIES)
-def scheduled_export_run_task(export_id: int, trigger: str, actor: str = "system") -> dict | None:
-    run = scheduled_export_run(export_id=export_id, trigger=trigger, actor=actor)
-    if run is None:
-        return None
-    return {"run": run.pk, "outcome": run.outcome, "rows": run.rows, "bytes": run.bytes}

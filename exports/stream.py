@@ -30,11 +30,15 @@ from django.http import QueryDict
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from consents.models import Agreement
 from crm.errors import NotFound, ValidationFailed
 from crm.replica import REPLICA, read_alias, replica_reads
+from profiles.documents import profile_documents_by_ids
 from profiles.fields import ALL_COLUMNS, api_name
 from profiles.filters import profiles_filter
 from profiles.models import AttributeDefinition, Profile
+from segments.models import Segment
+from segments.services import segment_q
 
 FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 BOM = b"\xef\xbb\xbf"
@@ -98,8 +102,6 @@ def export_queryset(
     queryset = profiles_filter(filters)
     if segment_id is not None:
         # The segment's profiles (its tree, evaluated now), intersected with the filters.
-        from segments.models import Segment
-        from segments.services import segment_q
 
         segment = Segment.objects.filter(pk=segment_id).first() if 0 < segment_id < 2**63 else None
         if segment is None:
@@ -128,7 +130,6 @@ class Column:
 
 def export_columns() -> list[Column]:
     """The CSV's columns, in order; attribute and agreement columns follow the definitions of the moment."""
-    from consents.models import Agreement
 
     fields = {f.column: f for f in Profile._meta.concrete_fields}
     columns: list[Column] = []
@@ -234,7 +235,6 @@ JSONL_CHUNK = 1000
 
 
 def _jsonl_chunks(queryset: QuerySet, counter: ExportCounter, alias: str) -> Iterator[bytes]:
-    from profiles.documents import profile_documents_by_ids
 
     ids_query = queryset.using(alias).order_by("pk").values_list("pk", flat=True)
     last = 0

@@ -29,7 +29,8 @@ from imports.integrations import integration_create
 from imports.mapping import IDENTIFIERS, mapping_compile
 from imports.models import Format, ImportJob, Integration, SavedMapping
 from imports.readers import FileUnusable, format_guess, preview
-from imports.services import DRAFTS, import_create, import_progress, import_report_csv, run_import
+from imports.services import DRAFTS, import_create, import_progress, import_report_csv
+from imports.tasks import run_import
 from profiles.fields import EDITABLE_BY_API_NAME
 
 DRAFT_KEY = "imports_draft"

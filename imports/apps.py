@@ -7,6 +7,6 @@ class ImportsConfig(AppConfig):
     verbose_name = "Imports and integrations"
 
     def ready(self):
-        from imports import privacy, receivers, tasks  # noqa: F401 - connects the file clean-up, registers the purge
+        from imports import privacy, receivers, tasks  # noqa: F401 - connects the file clean-up, registers the tasks
 
         privacy.register()

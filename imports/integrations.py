@@ -18,11 +18,14 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from consents.models import Agreement
 from crm.errors import DomainError, NotFound, Unauthorized, ValidationFailed
 from crm.models import Job
 from imports.mapping import RowInvalid, mapping_compile
 from imports.models import Integration, SeenToken
+from profiles.services.attributes import AttributeCatalog
 from profiles.services.batch import profiles_batch_submit
+from profiles.services.resolution import identifiers_required, input_clean
 
 SOURCE = "integration"
 ALGORITHM = "HS256"
@@ -131,9 +134,6 @@ def integration_receive(*, slug: str, token: str | None, body) -> Job:
 def _precheck(items, body) -> None:
     """The values' rules (identifiers, fields, attributes, agreements, tags) before anything is queued, so a
     payload that fails is refused whole."""
-    from consents.models import Agreement
-    from profiles.services.attributes import AttributeCatalog
-    from profiles.services.resolution import identifiers_missing, input_clean
 
     catalog = AttributeCatalog.load()
     agreements = {a.key: a for a in Agreement.objects.filter(is_active=True)}
@@ -141,8 +141,7 @@ def _precheck(items, body) -> None:
         where = f"[{index}]." if isinstance(body, list) else ""
         try:
             clean = input_clean(item, catalog, agreements)
-            if not clean.pairs():
-                raise identifiers_missing()
+            identifiers_required(identifiers=clean.identifiers)
         except DomainError as exc:
             raise ValidationFailed(exc.message, field=f"{where}{exc.field or ''}".rstrip("."), code=exc.code) from None
 

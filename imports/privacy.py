@@ -1,4 +1,4 @@
-"""The imports' part in erasure and portability (``privacy.registry``).
+"""The imports' part in erasure and portability (``profiles.privacy_registry``).
 
 An import's report keeps failed and warned lines as they were sent, so an erased person's lines lose their text
 there. The uploaded file leaves the storage as soon as its run has finished; a dry run's (kept for the run that
@@ -8,8 +8,7 @@ Staged keys live only while a job runs.
 
 from __future__ import annotations
 
-from privacy.registry import register_erasure_exempt, register_erasure_step, register_export_exempt
-from privacy.steps import ERASED
+from profiles.privacy_registry import ERASED, register_erasure_exempt, register_erasure_step, register_export_exempt
 
 
 def import_reports_erase(ctx) -> int:

@@ -1,12 +1,28 @@
-"""The imports app's recurring task (see ``crm/recurring.py``); the import run itself lives in services.py."""
+"""The imports app's worker tasks: an import's run, and the recurring purge (see ``crm/recurring.py``)."""
 
 from datetime import timedelta
 
 from django.conf import settings
 from django.tasks import task
 
-from crm.queues import RECURRING
+from crm.models import Job
+from crm.queues import BATCHES, RECURRING
 from crm.recurring import recurring
+from crm.request_id import request_id_scope
+from imports.mapping import MappingInvalid
+from imports.readers import FileUnusable
+from imports.services import DryRunBusy, import_get, import_run
+
+
+@task(queue_name=BATCHES)
+def run_import(job_id: str) -> dict:
+    request_id = Job.objects.filter(pk=job_id).values_list("request_id", flat=True).first()
+    with request_id_scope(request_id):
+        try:
+            imp = import_run(job_id=job_id)
+        except (FileUnusable, MappingInvalid, DryRunBusy):
+            imp = import_get(job_id=job_id)  # the job says why; nothing to retry
+    return {"job": str(imp.pk), "status": imp.job.status, "counts": imp.job.counts}
 
 
 @recurring(every=lambda: timedelta(seconds=settings.PURGE_INTERVAL_SECONDS))

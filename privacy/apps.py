@@ -6,6 +6,8 @@ class PrivacyConfig(AppConfig):
     verbose_name = "Privacy"
 
     def ready(self):
-        from privacy import steps
+        from privacy import privacy, tombstones
+        from profiles.tombstones import tombstones_register
 
-        steps.register_builtin_steps()
+        privacy.register()
+        tombstones_register(erased_client_ids=tombstones.erased_client_ids, erased_uuids=tombstones.erased_uuids)

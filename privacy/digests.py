@@ -13,7 +13,7 @@ from django.conf import settings
 
 
 def erasure_key() -> bytes:
-    configured = getattr(settings, "ERASURE_LOG_KEY", "")
+    configured = settings.ERASURE_LOG_KEY
     if configured:
         return configured.encode()
     return hmac.new(settings.SECRET_KEY.encode(), b"crm-erasure-log-key", hashlib.sha256).digest()

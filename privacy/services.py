@@ -1,6 +1,6 @@
 """Erasure (deleting a profile is erasing it), its tombstone log, and replaying that log after a restore.
 
-``profile_erase`` runs every registered erasure step (``privacy.registry``) in one transaction, tombstones the
+``profile_erase`` runs every registered erasure step (``profiles.privacy_registry``) in one transaction, tombstones the
 profile's clientId, its merged-in clientIds and its uuids, records who asked (``Erasure``), appends a line to
 the tombstone log outside the database and sends ``profile_deleted`` (a ``profile.deleted`` system event
 without personal data). ``erasure_replay`` applies that log again to a database restored from a backup.
@@ -20,11 +20,15 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from consents.models import ConsentRecord, ConsentState
 from crm.errors import DomainError, NotFound
 from privacy.digests import erasure_key, identifier_digest
 from privacy.models import Erasure, Tombstone, TombstoneKind
-from privacy.registry import ErasureContext, ExportContext, registry
-from privacy.tombstones import tombstone_check
+from profiles import signals
+from profiles.models import ClientIdAlias, Event, EventAction, Identifier, MergeRecord, Profile, ProfileTag, Transaction
+from profiles.privacy_registry import ErasureContext, ExportContext, registry
+from profiles.selectors import client_ids_resolve, identifier_owners
+from profiles.tombstones import tombstone_check
 
 logger = logging.getLogger(__name__)
 LOG_VERSION = 1
@@ -41,8 +45,6 @@ class ErasureLogUnavailable(DomainError):
 def _identifiers_of(profile) -> set[tuple[str, str]]:
     """What names the person: the identifiers it holds, and those of profiles merged into it (from the merge
     snapshots) that no other live profile holds now (a uuid that left by a UUID reset is someone else's)."""
-    from profiles.models import Identifier, MergeRecord
-    from profiles.selectors import identifier_owners
 
     held = set(Identifier.objects.filter(profile_id=profile.pk).values_list("kind", "value"))
     if profile.uuid:
@@ -60,8 +62,6 @@ def profile_erase(*, profile, source: str, actor: str = "", log: bool = True, re
     """Erase one profile everywhere; return the ``Erasure`` record (rows per step in ``counts``).
 
     A clientId already erased raises Gone; one that never existed raises NotFound."""
-    from profiles import signals
-    from profiles.models import ClientIdAlias, Profile
 
     with transaction.atomic():
         locked = Profile.objects.select_for_update().filter(pk=profile.pk).first()
@@ -114,8 +114,6 @@ def _tombstones_add(erasure: Erasure, client_ids, uuid_digests) -> None:
 
 def erasure_preview(*, profile) -> dict[str, int]:
     """What erasing the profile would remove, by kind (the card's confirmation names it); a few counts."""
-    from consents.models import ConsentRecord, ConsentState
-    from profiles.models import ClientIdAlias, Event, EventAction, Identifier, ProfileTag, Transaction
 
     merged = list(ClientIdAlias.objects.filter(profile_id=profile.pk).values_list("old_client_id", flat=True))
     events = Event.objects.filter(profile_id=profile.pk)
@@ -142,7 +140,6 @@ EXPORT_FORMAT = "profile-export/1"
 def profile_export(*, profile) -> dict[str, Any]:
     """Everything held about one person as one JSON-able document: each registered export step's part under
     its name (profile, identifiers, attributes, tags, consents, events, notes, orders, merges, …)."""
-    from profiles.models import ClientIdAlias
 
     merged = sorted(ClientIdAlias.objects.filter(profile_id=profile.pk).values_list("old_client_id", flat=True))
     ctx = ExportContext(profile=profile, client_ids=[profile.pk, *merged])
@@ -263,8 +260,6 @@ def erasure_replay(*, path: Path | None = None) -> ReplayReport:
     erasure in the log removed and the restore brought back, record the erasures and tombstones it lacks,
     let go of tombstoned uuids other profiles hold, name other identifiers that match a logged digest, and move
     the clientId sequence past every logged id so no erased clientId is handed out again. Safe to run twice."""
-    from profiles.models import Profile
-    from profiles.selectors import client_ids_resolve
 
     read = erasure_log_read(path)
     report = ReplayReport(entries=len(read.entries), bad_lines=read.bad_lines)
@@ -318,7 +313,6 @@ def _identifiers_match(digests: dict[tuple[str, str], int], report: ReplayReport
     """Walk the identifier table once, comparing keyed digests: a tombstoned uuid is taken from whoever holds it;
     an e-mail, phone or customId of an erased person on a live profile is named for review (it may be the same
     person signed up again after the backup, which is their right)."""
-    from profiles.models import Identifier
 
     key = erasure_key()
     release: list[int] = []
@@ -343,8 +337,6 @@ def _uuid_columns_repair(released: set[str]) -> None:
     """A profile whose main uuid was taken back gets another it holds, or a new one: every profile has a uuid."""
     import uuid as uuid_lib
 
-    from profiles.models import Identifier, Profile
-
     for profile in Profile.objects.filter(uuid__in=released):
         other = Identifier.objects.filter(profile=profile, kind=TombstoneKind.UUID).order_by("-last_seen").first()
         if other is None:
@@ -354,7 +346,6 @@ def _uuid_columns_repair(released: set[str]) -> None:
 
 def _sequence_past(highest: int) -> int | None:
     """Move the profiles' id sequence past the highest logged clientId (a restore rewinds it)."""
-    from profiles.models import Profile
 
     if not highest:
         return None

@@ -9,18 +9,12 @@ from __future__ import annotations
 import functools
 import re
 
-from profiles.fields import EDITABLE_API_NAMES, api_name
-from profiles.fields import IDENTIFIER_COLUMNS as _IDENTIFIER_COLUMNS
+from profiles.fields import API_NAMES, DOCUMENT_KEYS
 
-# Native fields (as the API names them), read-only document keys and system attributes shown in
-# `attributes`: never custom.
-NATIVE_FIELDS = (
-    "clientId",
-    *(api_name(column) for column in _IDENTIFIER_COLUMNS.values()),
-    *EDITABLE_API_NAMES.values(),
-    "lastActivityDate", "anonymous", "agreements", "attributes", "tags", "previousClients",
-)  # fmt: skip
-SYSTEM_ATTRIBUTES = ("eventCreateTime", "correlationId", "createdAt", "updatedAt", "id", "profileId")
+# Native fields (as the API names them, system ones such as correlationId included), the document's own keys and
+# the other system attributes shown in `attributes`: never custom.
+NATIVE_FIELDS = tuple(dict.fromkeys((*API_NAMES, *DOCUMENT_KEYS)))
+SYSTEM_ATTRIBUTES = ("eventCreateTime", "id", "profileId")
 
 _SEPARATORS = re.compile(r"[\s_\-.]+")
 

@@ -5,20 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from profiles.fields import EDITABLE_API_NAMES
+from profiles.fields import DOCUMENT_KEYS, EDITABLE_API_NAMES
 from profiles.models import Profile
 from profiles.selectors import ProfileExtras, profile_from_snapshot, profile_with_extras, profiles_with_extras
 
-DOCUMENT_ORDER = {
-    name: i
-    for i, name in enumerate(
-        (
-            "previousClients", "clientId", "email", "phone", "customId", "uuid", "firstName", "lastName",
-            "displayName", "company", "address", "city", "province", "zipCode", "countryCode", "birthDate",
-            "lastActivityDate", "sex", "avatarUrl", "anonymous", "agreements", "attributes", "tags",
-        )
-    )
-}  # fmt: skip
+DOCUMENT_ORDER = {name: i for i, name in enumerate(DOCUMENT_KEYS)}
 
 
 def _iso(value) -> str | None:

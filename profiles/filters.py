@@ -1,6 +1,6 @@
 """The list's query parameters, as a thin django-filter front over the one filter language.
 
-Each parameter becomes a node of a condition tree (``segments.conditions``) and the compiler turns the tree into
+Each parameter becomes a node of a condition tree (``profiles.conditions``) and the compiler turns the tree into
 the ``Q`` the list runs: the API lists (``/v4/clients``, ``/crm/v1/list``), the admin's list filters, segments,
 counts and exports all ask the same compiler, so a filter means the same everywhere.
 """
@@ -14,8 +14,8 @@ from django import forms
 from django.db.models import QuerySet
 
 from crm.errors import ValidationFailed
+from profiles.conditions import OPS, ConditionError, condition_compile
 from profiles.models import Profile
-from segments.conditions import OPS, ConditionError, condition_compile
 
 CONDITION_OPERATORS = ("eq", "not", "gt", "gte", "lt", "lte", "contains", "exists")
 _CONDITION_RE = re.compile(r"^(?P<name>[^:]+):(?P<op>[a-zA-Z]+)(?::(?P<value>.*))?$", re.S)

@@ -2,7 +2,7 @@
 
 ``profiles_event`` is partitioned by range on ``time``, one partition per calendar month (UTC) named
 ``profiles_event_pYYYYMM``, plus a default partition for events outside every created month (a back-filled
-event from years ago, say). The recurring task ``event_partitions_maintain`` keeps
+event from years ago, say). The recurring task ``profiles.tasks.event_partitions_maintain`` keeps
 ``EVENT_PARTITIONS_AHEAD`` months ready beyond the current one, so new events never land in the default
 partition, and gives the months of any events waiting there (history loaded later) partitions of their own,
 moving the rows.
@@ -15,15 +15,11 @@ events. Their salts stay in the dedup table, so a retry of such an old event sti
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.tasks import task
 from django.utils import timezone
-
-from crm.queues import RECURRING
-from crm.recurring import recurring
 
 PARENT = "profiles_event"
 DEFAULT = "profiles_event_default"
@@ -140,10 +136,3 @@ def event_partitions_detach(*, before: datetime | date, drop: bool = False) -> l
             if drop:
                 cursor.execute(f"DROP TABLE {partition.name}")
     return [p.name for p in old]
-
-
-@recurring(every=lambda: timedelta(seconds=settings.EVENT_PARTITIONS_INTERVAL_SECONDS))
-@task(queue_name=RECURRING)
-def event_partitions_maintain() -> dict:
-    """Keep the coming months' event partitions ready."""
-    return {"created": event_partitions_ensure()}

@@ -10,13 +10,14 @@ from django.conf import settings
 from django.dispatch import receiver
 from django.utils import timezone
 
+from consents import signals as consent_signals
 from profiles import signals
 from profiles.models import EventAction
 from profiles.services.events import NewEvent, events_insert
 
 
 def _enabled() -> bool:
-    return getattr(settings, "SYSTEM_EVENTS_ENABLED", True)
+    return settings.SYSTEM_EVENTS_ENABLED
 
 
 def _event(profile_id, action: str, *, source: str, actor: str, label: str = "", params=None, time=None) -> NewEvent:
@@ -186,15 +187,9 @@ def on_profile_unmerged(sender, *, survivor, restored, notes=(), source="", acto
     )
 
 
-def connect_optional() -> None:
-    """Receivers of signals other apps may not define yet (consents' ``consent_changed``)."""
-    try:
-        from consents import signals as consent_signals
-    except ImportError:
-        return
-    signal = getattr(consent_signals, "consent_changed", None)
-    if signal is not None:
-        signal.connect(on_consent_changed, dispatch_uid="events.consent_changed")
+def connect() -> None:
+    """Receivers of the consents' signal: a decision is an event on the profile's timeline."""
+    consent_signals.consent_changed.connect(on_consent_changed, dispatch_uid="events.consent_changed")
 
 
 def on_consent_changed(sender, *, changes, source="", actor="", **kwargs):

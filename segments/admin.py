@@ -17,10 +17,13 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from consents.models import Agreement
 from crm.actors import actor_of
 from crm.admin import InUseAdminMixin, ServiceAdminMixin, ServiceModelForm
 from crm.errors import DomainError
-from segments.conditions import COMMERCE_FIELDS, EVENT_OPS, NATIVE_FIELDS, TYPE_OPS, ConditionError
+from profiles.conditions import AGREEMENT_STATES, ATTRIBUTE_TYPES, EVENT_OPS, TYPE_OPS, ConditionError
+from profiles.fields import COMMERCE_FIGURES, FILTER_FIELDS
+from profiles.models import AttributeDefinition, Profile, Tag
 from segments.expressions import expression_validate
 from segments.models import Expression, Segment
 from segments.services import segment_create, segment_delete, segment_update, tree_preview
@@ -70,23 +73,17 @@ class SegmentForm(ServiceModelForm):
 
 def builder_meta(request) -> dict:
     """What the builder offers: fields with their ops, attributes by type, tags, agreements, segments."""
-    from consents.models import Agreement
-    from profiles.models import AttributeDefinition, Tag
-    from segments.conditions import AGREEMENT_STATES, BOOLEAN, DATE, DATETIME, LIST, NUMBER, TEXT
-
-    attribute_types = {"string": TEXT, "number": NUMBER, "boolean": BOOLEAN, "date": DATE, "datetime": DATETIME}
-    attribute_types["list"] = LIST
     return {
-        "fields": [{"name": name, "type": type_, "ops": TYPE_OPS[type_]} for name, (_, type_) in NATIVE_FIELDS.items()],
+        "fields": [{"name": name, "type": f.type, "ops": TYPE_OPS[f.type]} for name, f in FILTER_FIELDS.items()],
         "attributes": [
-            {"name": name, "type": attribute_types[t], "ops": TYPE_OPS[attribute_types[t]]}
+            {"name": name, "type": ATTRIBUTE_TYPES[t], "ops": TYPE_OPS[ATTRIBUTE_TYPES[t]]}
             for name, t in AttributeDefinition.objects.order_by("name").values_list("name", "type")
         ],
         "tags": [{"id": pk, "name": name} for pk, name in Tag.objects.order_by("name").values_list("pk", "name")[:500]],
         "agreements": [{"key": k, "title": t} for k, t in Agreement.objects.values_list("key", "title")],
         "states": list(AGREEMENT_STATES),
         "eventOps": list(EVENT_OPS),
-        "commerce": [{"name": name, "type": t, "ops": TYPE_OPS[t]} for name, (_, t, _) in COMMERCE_FIELDS.items()],
+        "commerce": [{"name": name, "type": f.type, "ops": TYPE_OPS[f.type]} for name, f in COMMERCE_FIGURES.items()],
         "segments": [
             {"id": pk, "name": name} for pk, name in Segment.objects.order_by("name").values_list("pk", "name")
         ],
@@ -139,7 +136,6 @@ class SegmentAdmin(InUseAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
             return JsonResponse({"error": "The conditions are not valid JSON.", "field": "filter"}, status=400)
         except DomainError as exc:
             return JsonResponse({"error": exc.message, "field": exc.field}, status=400)
-        from profiles.models import Profile
 
         profiles = Profile.objects.filter(pk__in=preview.profile_ids).only("email", "first_name", "last_name", "uuid")
         by_id = {p.pk: p for p in profiles}

@@ -1,12 +1,12 @@
 """Admin-defined expressions: figures computed per profile, shown in the card's right column and, on request,
 in the profile's API document (``?expand=expressions``).
 
-An expression reads the profile's custom attributes (by name), its native fields (``firstName``, ``city``…),
-its commerce figures (``totalSpent``, ``totalOrders``, ``totalOrderReturns``, ``avgOrder``, ``avgPricePoint``,
-``rfmSegment``, ``daysSinceLastOrder``) and two aggregates: ``events("page.visit", 30)`` (how many such events
-in the last 30 days; days optional) and ``daysSinceLastEvent``. Functions: ``max``, ``min``, ``abs``, ``round``,
-``int``, ``float``, ``str``, ``len``. It is evaluated by simpleeval, which walks a parsed expression and allows
-no attribute access, imports, comprehensions or assignments; nothing here ever calls ``eval``.
+An expression reads the profile's custom attributes (by name), its native fields (``firstName``, ``city``…:
+``profiles.fields.EXPRESSION_COLUMNS``), its commerce figures (``totalSpent``, ``avgPricePoint``, ``lastOrder``…:
+``profiles.fields.COMMERCE_FIGURES``, and ``daysSinceLastOrder``) and two aggregates: ``events("page.visit", 30)``
+(how many such events in the last 30 days; days optional) and ``daysSinceLastEvent``. Functions: ``max``, ``min``,
+``abs``, ``round``, ``int``, ``float``, ``str``, ``len``. It is evaluated by simpleeval, which walks a parsed
+expression and allows no attribute access, imports, comprehensions or assignments; nothing here ever calls ``eval``.
 """
 
 from __future__ import annotations
@@ -20,20 +20,14 @@ from django.db.models import Count, Max
 from django.utils import timezone
 
 from crm.errors import ValidationFailed
+from profiles.fields import COMMERCE_FIGURES, EXPRESSION_COLUMNS
+from profiles.models import AttributeDefinition, Event
+from profiles.selectors import profile_commerce
 from segments.models import Expression, ExpressionFormat, ExpressionType
 
 MAX_EXPRESSION_LENGTH = 1000
 MAX_WINDOW_DAYS = 36_600
 FUNCTIONS = {"max": max, "min": min, "abs": abs, "round": round, "int": int, "float": float, "str": str, "len": len}
-NATIVE_NAMES = {
-    "firstName": "first_name",
-    "lastName": "last_name",
-    "city": "city",
-    "countryCode": "country_code",
-    "sex": "sex",
-    "company": "company",
-}
-COMMERCE_NAMES = ("totalSpent", "totalOrders", "totalOrderReturns", "avgOrder", "avgPricePoint", "rfmSegment")
 
 
 class _Evaluator(simpleeval.SimpleEval):
@@ -77,14 +71,13 @@ class ExpressionValue:
 
 
 def _context(profile, commerce: dict, now: datetime) -> dict[str, Any]:
-    from profiles.models import AttributeDefinition
 
     # A defined attribute the profile lacks is None, not an unknown name.
     names: dict[str, Any] = dict.fromkeys(AttributeDefinition.objects.values_list("name", flat=True))
     names.update(profile.attributes or {})
-    for api, column in NATIVE_NAMES.items():
+    for api, column in EXPRESSION_COLUMNS.items():
         names[api] = getattr(profile, column)
-    for key in COMMERCE_NAMES:
+    for key in COMMERCE_FIGURES:
         names[key] = commerce.get(key)
     last_order = commerce.get("lastOrder")
     names["daysSinceLastOrder"] = (now - last_order).days if last_order else None
@@ -92,7 +85,6 @@ def _context(profile, commerce: dict, now: datetime) -> dict[str, Any]:
 
 
 def _events_function(profile_id: int, now: datetime):
-    from profiles.models import Event
 
     cache: dict[tuple[str, int | None], int] = {}
 
@@ -145,8 +137,6 @@ def _display(expression: Expression, value, currency_symbol: str) -> str:
 
 def profile_expressions(profile, *, expressions: list[Expression] | None = None, now: datetime | None = None):
     """Every expression evaluated for one profile (an error is shown, never raised)."""
-    from profiles.models import Event
-    from profiles.selectors import profile_commerce
 
     expressions = list(Expression.objects.all()) if expressions is None else expressions
     if not expressions:

@@ -20,15 +20,12 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.tasks import task
 from django.utils import timezone
 
-from crm.queues import BATCHES, DEFAULT, RECURRING
-from crm.recurring import recurring
+from profiles.conditions import Catalog, ConditionError, condition_parse, condition_q
+from profiles.models import Profile
 from segments import signals
-from segments.conditions import ConditionError, _Catalog, condition_parse, condition_q
 from segments.models import Segment, SegmentMembership, TouchedProfile
-from segments.selectors import segment_dependents
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +78,8 @@ def refresh_schedule() -> None:
     now = time.monotonic()
     if now < _planned_until - 0.2:
         return  # a planned run starts after this commit and will see its rows
+    from segments.tasks import segments_refresh_touched_task
+
     delay = settings.SEGMENT_REFRESH_DELAY_SECONDS
     try:
         backend = segments_refresh_touched_task.get_backend()
@@ -99,7 +98,7 @@ def _lock(cursor) -> None:
 
 def segments_compiled(segments=None) -> list[tuple[Segment, object]]:
     """(segment, parsed tree) of the given segments (default: all); one that no longer parses is skipped."""
-    catalog = _Catalog()
+    catalog = Catalog()
     compiled = []
     for segment in Segment.objects.all() if segments is None else segments:
         try:
@@ -120,8 +119,6 @@ def profiles_matching(compiled, ids, *, now=None) -> set[tuple[int, int]]:
     """(profile_id, segment_id) for every given profile and segment it matches: one query, one boolean column per
     segment over just these profiles (event counts correlated per profile)."""
     from django.db.models import BooleanField, ExpressionWrapper
-
-    from profiles.models import Profile
 
     now = now or timezone.now()
     wanted: set[tuple[int, int]] = set()
@@ -184,7 +181,6 @@ def segment_fill(*, segment: Segment, cause: str | None = None) -> tuple[int, in
 
     Without a cause (a segment just created or edited) nothing is signalled. Records the count and the time taken.
     """
-    from profiles.models import Profile
 
     compiled = segments_compiled([segment])
     if not compiled:
@@ -281,51 +277,13 @@ def membership_unmerge_step(ctx) -> list[str]:
     return []
 
 
-# --- The background tasks of live membership, run by the configured django.tasks backend ----------------
-
-
-@task(queue_name=DEFAULT)
-def segments_refresh_touched_task() -> int:
-    """Refresh the profiles writes touched since the last run."""
-    return segments_refresh_touched()
-
-
-@task(queue_name=BATCHES)
-def segment_fill_task(segment_id: int) -> int:
-    """Fill a segment just created or edited (no events), and the segments that use it."""
-    done = 0
-    for segment in Segment.objects.filter(pk__in=[segment_id, *segment_dependents(segment_id)]):
-        segment_fill(segment=segment)
-        done += 1
-    return done
-
-
-@task(queue_name=BATCHES)
-def segments_refresh_commerce_task() -> int:
-    """After RFM scoring: segments with commerce conditions, with events."""
-    return segments_refresh_commerce()
-
-
-@recurring(every=lambda: timedelta(seconds=settings.SEGMENT_TIME_REFRESH_SECONDS))
-@task(queue_name=RECURRING)
-def segments_refresh_time_relative_task() -> int:
-    """Time-relative segments (inLastDays, withinDays), with events, on a schedule; and the touched profiles
-    too, so a worker started after writes whose own plan was lost catches up."""
-    segments_refresh_touched()
-    return segments_refresh_time_relative()
-
-
 __all__ = [
     "TouchedProfile",
     "live_segments_exist",
     "membership_refresh",
     "segment_fill",
-    "segment_fill_task",
     "segments_refresh_commerce",
-    "segments_refresh_commerce_task",
     "segments_refresh_time_relative",
-    "segments_refresh_time_relative_task",
     "segments_refresh_touched",
-    "segments_refresh_touched_task",
     "touched_record",
 ]

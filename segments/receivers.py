@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.utils import timezone
 
+from consents.signals import consent_changed
 from profiles import signals as profile_signals
 from profiles.models import EventAction
 from profiles.services.events import NewEvent, events_insert
@@ -46,7 +47,7 @@ def on_consents(sender, *, changes, **kwargs):
 def on_rfm(sender, **kwargs):
     from django.db import transaction
 
-    from segments.membership import segments_refresh_commerce_task
+    from segments.tasks import segments_refresh_commerce_task
 
     if _commerce_segments():
         transaction.on_commit(segments_refresh_commerce_task.enqueue)
@@ -59,7 +60,7 @@ def _commerce_segments() -> bool:
 
 
 def _events(action: str, pairs, names, cause) -> None:
-    if not getattr(settings, "SYSTEM_EVENTS_ENABLED", True):
+    if not settings.SYSTEM_EVENTS_ENABLED:
         return
     now = timezone.now()
     verb = "entered" if action == EventAction.SEGMENT_ENTERED else "left"
@@ -114,6 +115,5 @@ def connect() -> None:
         (signals.segment_left, on_left),
     ):
         signal.connect(receiver, dispatch_uid=f"segments.{receiver.__name__}")
-    from consents.signals import consent_changed
 
     consent_changed.connect(on_consents, dispatch_uid="segments.on_consents")

@@ -39,3 +39,8 @@ def segment_dependents(segment_id: int) -> list[int]:
         frontier.discard(segment_id)
         found.extend(sorted(frontier))
     return found
+
+
+def segment_tree(*, segment_id: int):
+    """A segment's stored tree, or None when there is no such segment."""
+    return Segment.objects.filter(pk=segment_id).values_list("tree", flat=True).first()

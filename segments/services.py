@@ -1,6 +1,6 @@
 """Segment writes and reads: create, update, delete (refused while in use), count, preview, membership questions.
 
-Surfaces (the Synerise-style API, the admin builder) call these; the tree language is ``segments.conditions``.
+Surfaces (the Synerise-style API, the admin builder) call these; the tree language is ``profiles.conditions``.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from crm.errors import Conflict, ValidationFailed
-from segments.conditions import (
+from profiles.conditions import (
     condition_parse,
     condition_q,
     condition_store,
     is_time_relative,
     uses_commerce,
 )
+from profiles.models import Profile
 from segments.models import Segment
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,8 @@ def _fill_later(segment_id: int) -> None:
 def _fill_enqueue(segment_id: int) -> None:
     from datetime import timedelta
 
-    from segments.membership import fill_delay_seconds, segment_fill_task
+    from segments.membership import fill_delay_seconds
+    from segments.tasks import segment_fill_task
 
     try:
         if segment_fill_task.get_backend().supports_defer:
@@ -138,7 +140,6 @@ def segment_count(*, segment: Segment) -> CountResult:
 
 
 def tree_count(node) -> CountResult:
-    from profiles.models import Profile
 
     started = time.perf_counter()
     count = Profile.objects.filter(condition_q(node)).order_by().count()
@@ -154,7 +155,6 @@ class Preview:
 
 def tree_preview(*, tree, path: str = "filter", size: int = PREVIEW_SIZE) -> Preview:
     """A tree without saving it: its count and the first profiles (newest first)."""
-    from profiles.models import Profile
 
     node = condition_parse(tree, path=path)
     counted = tree_count(node)
@@ -164,7 +164,6 @@ def tree_preview(*, tree, path: str = "filter", size: int = PREVIEW_SIZE) -> Pre
 
 def segment_queryset(*, segment: Segment):
     """The segment's profiles, evaluated from its tree (lists, exports): a Profile queryset."""
-    from profiles.models import Profile
 
     return Profile.objects.filter(segment_q(segment))
 
@@ -185,7 +184,6 @@ def segment_matches(segment: Segment | int, profile_ids) -> set[int]:
     For callers that must decide at the moment of a change, such as segment-limited webhook subscriptions:
     one query over the given profiles, event counts correlated per profile.
     """
-    from profiles.models import Profile
 
     ids = sorted({int(pid) for pid in profile_ids})
     if not ids:

@@ -67,6 +67,12 @@ def email_agreement(db):
 
 
 @pytest.fixture
+def alcohol(db):
+    """A custom agreement, on no channel of its own."""
+    return Agreement.objects.create(key="alcohol", title="Offers featuring alcohol", channel="other")
+
+
+@pytest.fixture
 def newsletter(db):
     """A custom e-mail agreement that needs double opt-in, with a consent text."""
     agreement = Agreement.objects.create(

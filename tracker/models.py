@@ -9,6 +9,8 @@ from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from crm.actors import actor_of
+
 SITE_KEY_LENGTH = 24
 
 
@@ -86,6 +88,5 @@ class Site(models.Model):
     @property
     def actor(self) -> str:
         """Who writes what the site's visitors send (``crm.actors``)."""
-        from crm.actors import actor_of
 
         return actor_of(site_key=self.key)

@@ -46,7 +46,6 @@ logger = logging.getLogger(__name__)
 EXCERPT_CHARS = 1000
 READ_LIMIT = 64 * 1024
 USER_AGENT = "crm-webhooks/1"
-DEFAULT_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
 
 # Per enabled subscription (a disabled one's backlog is never read), its oldest due messages in due order, at most
 # the room it has left under WEBHOOK_MAX_IN_FLIGHT in this process (``busy``: how many of its messages this process
@@ -124,8 +123,7 @@ WHERE m.id = x.id
 
 
 def retry_schedule() -> tuple[int, ...]:
-    schedule = getattr(settings, "WEBHOOK_RETRY_SCHEDULE", None) or DEFAULT_SCHEDULE
-    return tuple(int(s) for s in schedule)
+    return tuple(int(s) for s in settings.WEBHOOK_RETRY_SCHEDULE)
 
 
 @dataclass
@@ -255,7 +253,7 @@ _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
 def http_send(*, url: str, body: str, headers: dict[str, str], timeout: float | None = None) -> Outcome:
     """POST ``body`` to ``url`` over a kept connection to it or a new one (the name resolved and checked once,
     connected to that address); no redirects followed."""
-    timeout = timeout if timeout is not None else getattr(settings, "WEBHOOK_TIMEOUT_SECONDS", 15)
+    timeout = timeout if timeout is not None else settings.WEBHOOK_TIMEOUT_SECONDS
     started = time.monotonic()
 
     def elapsed() -> int:
@@ -340,7 +338,7 @@ _executor: ThreadPoolExecutor | None = None
 
 
 def _http_threads() -> int:
-    return max(1, int(getattr(settings, "WEBHOOK_HTTP_THREADS", 32)))
+    return max(1, int(settings.WEBHOOK_HTTP_THREADS))
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -353,7 +351,7 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def max_in_flight() -> int:
-    return max(1, int(getattr(settings, "WEBHOOK_MAX_IN_FLIGHT", 16)))
+    return max(1, int(settings.WEBHOOK_MAX_IN_FLIGHT))
 
 
 class InFlight:
@@ -407,7 +405,7 @@ def _claim(now: datetime, limit: int) -> list[Claimed]:
 
 
 def batch_size() -> int:
-    return max(1, int(getattr(settings, "WEBHOOK_WORKER_BATCH", 100)))
+    return max(1, int(settings.WEBHOOK_WORKER_BATCH))
 
 
 def deliver_due(*, now: datetime | None = None, limit: int | None = None) -> int:
@@ -502,7 +500,7 @@ def _subscriptions_health(now, *, succeeded: set[int], failed: set[int], gone: s
         Subscription.objects.filter(pk__in=succeeded, failing_since__isnull=False).update(failing_since=None)
     if failed:
         Subscription.objects.filter(pk__in=failed, failing_since__isnull=True).update(failing_since=now)
-        limit = timedelta(seconds=getattr(settings, "WEBHOOK_DISABLE_AFTER_SECONDS", 5 * 24 * 3600))
+        limit = timedelta(seconds=settings.WEBHOOK_DISABLE_AFTER_SECONDS)
         Subscription.objects.filter(pk__in=failed, enabled=True, failing_since__lte=now - limit).update(
             enabled=False,
             disabled_at=now,

@@ -1,4 +1,4 @@
-"""The webhooks' part in erasure and portability (``privacy.registry``).
+"""The webhooks' part in erasure and portability (``profiles.privacy_registry``).
 
 An outbox event holds the change's data and the profile as the change left it (until the fan-out renders it into
 the body, which holds the profile document);
@@ -9,7 +9,7 @@ only and is written after this step.
 
 from __future__ import annotations
 
-from privacy.registry import register_erasure_exempt, register_erasure_step, register_export_exempt
+from profiles.privacy_registry import register_erasure_exempt, register_erasure_step, register_export_exempt
 
 
 def webhook_events_erase(ctx) -> int:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 
 from django.db.models import Prefetch
 
 from crm.errors import ValidationFailed
+from crm.paging import cursor_decode, cursor_encode
 from webhooks.models import Attempt, Message
 
 
@@ -19,19 +18,19 @@ class MessagePage:
 
 
 def _cursor_encode(message_id: int) -> str:
-    return base64.urlsafe_b64encode(f"m{message_id}".encode()).decode().rstrip("=")
+    return cursor_encode(text=f"m{message_id}")
 
 
 def _cursor_decode(cursor: str) -> int:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        raw = cursor_decode(cursor=cursor)
         if not raw.startswith("m"):
             raise ValueError
         value = int(raw[1:])
         if value < 1:
             raise ValueError
         return value
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except ValueError:
         raise ValidationFailed("cursor is not one this API handed out.", field="cursor") from None
 
 

@@ -24,6 +24,8 @@ from django.utils import timezone
 
 from crm.errors import Conflict, NotFound, ValidationFailed
 from crm.models import ApiKey
+from profiles.documents import profile_document_from_snapshot, profile_documents_by_ids
+from profiles.selectors import profile_snapshots_sql
 from webhooks.models import Event, EventType, Message, MessageState, Subscription
 from webhooks.segments import segment_exists, subscription_segment_filter
 from webhooks.targets import target_resolve
@@ -168,7 +170,7 @@ def _actor_key_prefix(actor: str) -> str | None:
 
 
 def outbox_enabled() -> bool:
-    return getattr(settings, "WEBHOOKS_ENABLED", True)
+    return settings.WEBHOOKS_ENABLED
 
 
 def subscriptions_for(event_types: Iterable[str], *, actor: str = "") -> list[Subscription]:
@@ -186,7 +188,6 @@ def _outbox_sql() -> str:
     a run's profile ids, ``d`` their own data. The second parameter lists the profiles whose documents the events
     carry: each is captured as the change left it (``profiles.selectors.profile_snapshots_sql``, the row and extras
     every read of a document uses), by this very statement in the change's transaction."""
-    from profiles.selectors import profile_snapshots_sql
 
     return f"""
 WITH documents AS (SELECT %(documents)s::bigint[] AS ids),
@@ -348,7 +349,6 @@ def _rendered(events: list[Event]) -> dict[int, str]:
     """Bodies of events not sent yet, each with its profile's document as its change left it (the snapshot taken
     by the outbox INSERT). An event written without one (before snapshots were taken) gets the document as it is
     now (one query)."""
-    from profiles.documents import profile_document_from_snapshot, profile_documents_by_ids
 
     wanted = sorted({e.profile_id for e in events if e.document and e.snapshot is None and e.profile_id is not None})
     current = {doc["clientId"]: doc for doc in profile_documents_by_ids(wanted)} if wanted else {}
@@ -431,8 +431,8 @@ def outbox_purge(*, now: datetime | None = None, batch: int = PURGE_BATCH) -> di
     events left without messages (older than the shorter retention). Pending messages are never touched. Works in
     transactions of ``batch`` messages; returns how many rows of each went."""
     now = now or timezone.now()
-    delivered = now - timedelta(days=getattr(settings, "WEBHOOK_DELIVERED_RETENTION_DAYS", 30))
-    failed = now - timedelta(days=getattr(settings, "WEBHOOK_FAILED_RETENTION_DAYS", 90))
+    delivered = now - timedelta(days=settings.WEBHOOK_DELIVERED_RETENTION_DAYS)
+    failed = now - timedelta(days=settings.WEBHOOK_FAILED_RETENTION_DAYS)
     counts = {"messages": 0, "attempts": 0, "events": 0}
     while True:
         with transaction.atomic(), connection.cursor() as cursor:

@@ -20,7 +20,7 @@ class TargetRefused(ValidationFailed):
 
 
 def private_allowed() -> bool:
-    return bool(getattr(settings, "WEBHOOKS_ALLOW_PRIVATE_TARGETS", False))
+    return bool(settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS)
 
 
 def address_allowed(address: str) -> bool:

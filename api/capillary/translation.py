@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from crm.errors import DomainError, ValidationFailed
 from profiles.models import Sex
 from profiles.services import ProfileInput, identifier_normalize
+from profiles.services.resolution import identifiers_given
 from profiles.services.surfaces import WriteItem
 
 IDENTIFIER_TYPES = {"email": "email", "mobile": "phone", "externalId": "customId"}
@@ -109,7 +110,7 @@ def parse_entity(raw: dict, index: int) -> Parsed:
         entity.warn("field.ignored", f"{key} is not stored by this API.")
     if entity.verified:
         entity.data.attributes[ATTR_VERIFIED] = sorted(set(entity.verified))
-    if not any(kind in entity.data.identifiers for kind in ("email", "phone", "customId")):
+    if not identifiers_given(identifiers=entity.data.identifiers):
         entity.fail(
             "profiles[0].identifiers",
             "at least one identifier of type email, mobile or externalId is required.",

@@ -1,11 +1,13 @@
-"""ExpertSender's error shape: RFC 7807 problem details (``type``, ``title``, ``status``, ``detail``,
-``instance``), with ``errors`` (a list of strings) on 400 (ExpertSender's documentation)."""
+"""ExpertSender's error shape: RFC 7807 problem details (``api.problems``) with ExpertSender's ``type`` URIs and
+titles, and ``errors`` (a list of strings) on 400 (ExpertSender's documentation)."""
 
 from __future__ import annotations
 
 from rest_framework.response import Response
 
-PROBLEM_JSON = "application/problem+json"
+from api.problems import PROBLEM_JSON
+from api.problems import problem_body as rfc7807_body
+
 TYPES = {
     400: ("https://tools.ietf.org/html/rfc9110#section-15.5.1", "Bad Request"),
     401: ("https://tools.ietf.org/html/rfc9110#section-15.5.2", "Unauthorized"),
@@ -23,11 +25,9 @@ TYPES = {
 
 def problem_body(*, status: int, detail: str, instance: str, errors: list[str] | None = None, **extra) -> dict:
     type_, title = TYPES.get(status, ("about:blank", "Error"))
-    body = {"type": type_, "title": title, "status": status, "detail": detail, "instance": instance}
     if status == 400:
-        body["errors"] = errors if errors is not None else [detail]
-    body.update(extra)
-    return body
+        extra = {"errors": errors if errors is not None else [detail], **extra}
+    return rfc7807_body(status=status, detail=detail, instance=instance, type_=type_, title=title, **extra)
 
 
 def render_error(*, status, code, message, field, request, extra=None) -> Response:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from django.db import transaction
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
 from api.base import ApiView
-from api.expertsender.errors import PROBLEM_JSON, problem_body, render_error
+from api.expertsender.errors import problem_body, render_error
 from api.expertsender.requests import (
     ConsentSerializer,
     CustomAttributeSerializer,
@@ -16,6 +16,7 @@ from api.expertsender.requests import (
 )
 from api.expertsender.translation import consents_of, customer_document, error_lines, write_item
 from api.parsers import text_check
+from api.problems import PROBLEM_JSON, problem_responses
 from api.serializers import all_errors
 from consents.context import RequestMeta
 from crm.actors import actor_of
@@ -88,8 +89,7 @@ Customer = inline_serializer(
 
 
 def problems(*statuses: int) -> dict:
-    """Error responses as sent: RFC 7807 bodies with ``Content-Type: application/problem+json``."""
-    return {(status, PROBLEM_JSON): OpenApiResponse(Problem) for status in statuses}
+    return problem_responses(*statuses, body=Problem)
 
 
 class ExpertSenderView(ApiView):

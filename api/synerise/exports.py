@@ -65,7 +65,7 @@ def _segment_param(params) -> int | None:
         raise ValidationFailed("segment must be a segment's id (a whole number).", field="segment") from None
 
 
-class ClientExportView(PlatformView):
+class ClientBulkExportView(PlatformView):
     required_scope = Scope.EXPORT
     content_negotiation_class = FirstRenderer
     fmt = "csv"
@@ -87,7 +87,7 @@ class ClientExportView(PlatformView):
         return response
 
 
-class ClientExportCsvView(ClientExportView):
+class ClientExportCsvView(ClientBulkExportView):
     fmt = "csv"
 
     @extend_schema(
@@ -109,7 +109,7 @@ class ClientExportCsvView(ClientExportView):
         return super().get(request)
 
 
-class ClientExportJsonlView(ClientExportView):
+class ClientExportJsonlView(ClientBulkExportView):
     fmt = "jsonl"
 
     @extend_schema(

@@ -31,7 +31,11 @@ urlpatterns = [
         events.ClientAggregatesView.as_view(),
         name="synerise-client-aggregates",
     ),
-    path("v4/clients/<int:client_id>/export", views.ClientExportView.as_view(), name="synerise-client-export"),
+    path(
+        "v4/clients/<int:client_id>/export",
+        views.ClientPortabilityExportView.as_view(),
+        name="synerise-client-export",
+    ),
     path("v4/events/custom", events.CustomEventView.as_view(), name="synerise-events-custom"),
     path("v4/transactions", transactions.TransactionsView.as_view(), name="synerise-transactions"),
     path("v4/clients/<int:client_id>", views.ClientByIdView.as_view(), name="synerise-client"),

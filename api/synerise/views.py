@@ -19,17 +19,18 @@ from rest_framework.response import Response
 
 from api.base import json_response
 from api.documents import ProfileDocumentSerializer
-from api.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, profile_list_response
+from api.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, SORT_BY_HELP, profile_list_response
 from api.synerise.requests import LoginSerializer, ProfileWriteSerializer, profile_input
 from api.v4 import API_VERSION, ERRORS, PlatformView
 from crm.errors import ValidationFailed
 from crm.replica import replica_reads
 from crm.services import api_key_token_issue
-from privacy.services import profile_export
+from privacy.services import profile_erase, profile_export
 from profiles.documents import profile_document_by_identifier
 from profiles.filters import profiles_filter
 from profiles.models import Profile
-from profiles.services import profile_delete, profile_lookup, profile_update, profile_upsert
+from profiles.services import profile_lookup, profile_update, profile_upsert
+from segments.expressions import expressions_document
 
 SOURCE = "api"
 LOOKUP_KINDS = {"email": "email", "phone": "phone", "uuid": "uuid", "customId": "customId"}
@@ -84,12 +85,7 @@ class ClientListCreateView(PlatformView):
             API_VERSION,
             OpenApiParameter("pageIndex", int, description="0-based page number"),
             OpenApiParameter("pageSize", int, description=f"1–{MAX_PAGE_SIZE}, default {DEFAULT_PAGE_SIZE}"),
-            OpenApiParameter(
-                "sortBy",
-                str,
-                description="clientId, email, firstName, lastName, city, createdAt, "
-                "updatedAt or lastActivityDate; '-' prefix or ':desc' suffix for descending",
-            ),
+            OpenApiParameter("sortBy", str, description=SORT_BY_HELP),
             OpenApiParameter(
                 "filters",
                 OpenApiTypes.OBJECT,
@@ -154,8 +150,6 @@ class ClientDetailView(PlatformView):
             raise ValidationFailed(f"expand takes 'expressions'; got '{sorted(unknown)[0]}'.", field="expand")
         document = profile_document_by_identifier(kind=kind, value=value)
         if "expressions" in expand:
-            from segments.expressions import expressions_document
-
             document = {**document, "expressions": expressions_document(profile_lookup(kind=kind, value=value))}
         return json_response(request, document)  # the lookup is the hottest read: Response's bytes, less machinery
 
@@ -185,7 +179,7 @@ class ClientDetailView(PlatformView):
         responses={202: OpenApiResponse(description="Accepted, no content"), **ERRORS},
     )
     def delete(self, request, **kwargs):
-        profile_delete(profile=self.get_profile(), source=SOURCE, actor=self.actor)
+        profile_erase(profile=self.get_profile(), source=SOURCE, actor=self.actor)
         return Response(status=202)
 
 
@@ -221,7 +215,7 @@ ExportJson = inline_serializer(
 )
 
 
-class ClientExportView(PlatformView):
+class ClientPortabilityExportView(PlatformView):
     """Everything held about one person, as one JSON document (portability)."""
 
     @extend_schema(

@@ -25,6 +25,7 @@ from consents.selectors import can_contact
 from consents.services import consent_set
 from crm.actors import actor_of
 from crm.errors import DomainError
+from privacy.services import profile_export
 from profiles.admin.card import EMAIL_SENT, card_permissions
 from profiles.models import Profile, Tag
 from profiles.services.events import EventInput, event_record, note_add
@@ -118,7 +119,6 @@ class CardActions:
 
     def download(self, request, object_id: int):
         """Everything held about the person as the API's portability document, as a file to hand them."""
-        from privacy.services import profile_export
 
         profile = self._profile(request, object_id, "export")  # the personal-data export is export's permission
         response = JsonResponse(profile_export(profile=profile), json_dumps_params={"ensure_ascii": False, "indent": 2})

@@ -7,16 +7,13 @@ its side actions are admin URLs (``card_actions``).
 
 from __future__ import annotations
 
-import json
-
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import ActionLocation, ShowFacets, helpers
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import connection
-from django.db.models import Case, Count, Q, Value, When
+from django.db.models import Case, Q, Value, When
 from django.db.models.functions import Lower
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.urls import reverse
@@ -30,273 +27,23 @@ from crm.admin import ServiceAdminMixin
 from crm.errors import DomainError
 from crm.replica import replica_reads
 from exports.stream import FORMATS, export_chunks
+from privacy.services import erasure_preview, profile_erase
 from profiles import selectors
 from profiles.admin.card import card_context, card_permissions
 from profiles.admin.card_actions import CardActions
+from profiles.admin.filters import (
+    AgreementStateFilter,
+    CityFilter,
+    DateRangeFilter,
+    RecognizedFilter,
+    SegmentListFilter,
+    TagFilter,
+    tag_choices,
+)
 from profiles.admin.forms import SOURCE, ProfileAddForm, ProfileForm, attribute_field_name, attribute_formfield
-from profiles.models import AttributeDefinition, Identifier, IdentifierKind, Profile, Tag
-from profiles.models.profile import recognized_q
-from profiles.services import identifier_normalize, profile_delete
+from profiles.fields import ADDRESS, DEMOGRAPHICS, section_columns
+from profiles.models import AttributeDefinition, Profile, Tag
 from profiles.services.tags import tag_create, tags_add, tags_remove
-from segments.conditions import condition_compile
-
-MAX_CLIENT_ID = 2**63 - 1
-
-
-PARTIAL_MIN_LENGTH = 3  # trigram indexes serve LIKE '%…%' from three characters on
-EXACT_LIMIT = 1000
-
-
-def profile_search_exact_ids(term: str) -> list[int]:
-    """Profiles a term names exactly: any identifier (once normalised, so secondary uuids count) or the clientId."""
-    pairs = []
-    for kind in IdentifierKind.values:
-        try:
-            pairs.append((kind, identifier_normalize(kind, term)))
-        except DomainError:
-            continue  # the term is not a valid identifier of this kind
-    ids = list(
-        Identifier.objects.filter(_any(Q(kind=k, value=v) for k, v in pairs))
-        .values_list("profile_id", flat=True)
-        .distinct()[:EXACT_LIMIT]
-    )
-    if term.isdigit() and int(term) <= MAX_CLIENT_ID:
-        ids.append(int(term))
-    return ids
-
-
-def profile_search_q(term: str, exact_ids: list[int]) -> Q:
-    """Profiles a free-text admin search finds: the exact matches, then parts of e-mails and names.
-
-    A term of three characters or more also matches any part of an e-mail ("natalia74" finds
-    natalia74@example.com) and, word by word, parts of first and last names ("nowa" finds Nowak; "ola now"
-    finds Ola Nowak); the trigram indexes of migration 0005 serve these. Shorter words match whole names.
-    ``_first``/``_last`` are Lower() aliases (see ``get_search_results``).
-    """
-    q = Q(pk__in=exact_ids)
-    lowered = term.lower()
-    if len(lowered) >= PARTIAL_MIN_LENGTH:
-        q |= Q(email__contains=lowered)
-    words = lowered.split()
-    if words:
-        whole = " ".join(words)
-        q |= Q(_first=whole) | Q(_last=whole)
-        names = Q()
-        for word in words:
-            if len(word) >= PARTIAL_MIN_LENGTH:
-                names &= Q(_first__contains=word) | Q(_last__contains=word)
-            else:
-                names &= Q(_first=word) | Q(_last=word)
-        q |= names
-    return q
-
-
-def _any(qs) -> Q:
-    combined = Q(pk__in=[])
-    for q in qs:
-        combined |= q
-    return combined
-
-
-class RecognizedFilter(admin.SimpleListFilter):
-    title = "identity"
-    parameter_name = "recognized"
-
-    def lookups(self, request, model_admin):
-        return [("yes", "recognized"), ("no", "anonymous")]
-
-    def queryset(self, request, queryset):
-        if self.value() in ("yes", "no"):
-            return _admin_filter(
-                request, queryset, {"field": "anonymous", "op": "eq", "value": self.value() == "no"}, "recognized"
-            )
-        return queryset
-
-    def get_facet_counts(self, pk_attname, filtered_qs):
-        # Both counts in the one aggregate over the filtered list, instead of the default "pk IN (subquery)".
-        return {
-            "0__c": Count(pk_attname, filter=recognized_q()),
-            "1__c": Count(pk_attname, filter=~recognized_q()),
-        }
-
-
-class NoFacetsMixin:
-    """Filters whose choices show no counts: a count per tag or agreement state is a scan per choice."""
-
-    def choices(self, changelist):
-        # The filter sidebar lists each filter's choices at once (list()), so switching facets off around it is safe.
-        add_facets, changelist.add_facets = changelist.add_facets, False
-        try:
-            yield from super().choices(changelist)
-        finally:
-            changelist.add_facets = add_facets
-
-
-def tag_choices(request, limit: int = 100) -> list[tuple[int, str]]:
-    """The first tags by name, for the tag filter and the bulk actions' suggestions: one query per request."""
-    if not hasattr(request, "_profile_tag_choices"):
-        request._profile_tag_choices = list(Tag.objects.order_by("name").values_list("pk", "name")[:limit])
-    return request._profile_tag_choices
-
-
-class TagFilter(NoFacetsMixin, admin.SimpleListFilter):
-    title = "tag"
-    parameter_name = "tag"
-
-    def lookups(self, request, model_admin):
-        return [(str(pk), name) for pk, name in tag_choices(request)]
-
-    def queryset(self, request, queryset):
-        if self.value() and self.value().isdigit():
-            return _admin_filter(request, queryset, {"tagId": int(self.value())}, self.parameter_name)
-        return queryset
-
-
-class AgreementStateFilter(admin.ListFilter):
-    """One select per agreement in one small form: ``?consent=<agreement key>:<state>``, once per agreement.
-
-    ``none`` means the profile never decided on that agreement. Shows no counts (a count per state is a scan each).
-    """
-
-    title = "agreement state"
-    parameter_name = "consent"
-    template = "admin/profiles/profile/agreement_filter.html"
-
-    def __init__(self, request, params, model, model_admin):
-        super().__init__(request, params, model, model_admin)
-        values = params.pop(self.parameter_name, [])
-        self.chosen: dict[str, str] = {}
-        for value in [values] if isinstance(values, str) else values:
-            key, _, state = value.partition(":")
-            if key and state:
-                self.chosen[key] = state
-        if self.chosen:
-            self.used_parameters[self.parameter_name] = [f"{key}:{state}" for key, state in self.chosen.items()]
-        # Filters are built again for the facet counts: read the agreements once per request.
-        if not hasattr(request, "_profile_agreement_rows"):
-            request._profile_agreement_rows = self.agreement_rows()
-        self.agreements = request._profile_agreement_rows
-
-    @staticmethod
-    def agreement_rows() -> list[dict]:
-        from consents.models import Agreement
-
-        rows = []
-        for key, title, double in Agreement.objects.filter(is_active=True).values_list(
-            "key", "title", "requires_double_opt_in"
-        ):
-            states = ["granted", "denied", *(["awaiting_confirmation"] if double else []), "none"]
-            labels = {"none": "never decided"}
-            rows.append(
-                {"key": key, "title": title, "states": [(s, labels.get(s, s.replace("_", " "))) for s in states]}
-            )
-        return rows
-
-    def has_output(self):
-        return bool(self.agreements)
-
-    def expected_parameters(self):
-        return [self.parameter_name]
-
-    def queryset(self, request, queryset):
-        states = {"awaiting_confirmation": "awaiting"}
-        conditions = [{"agreement": key, "state": states.get(state, state)} for key, state in self.chosen.items()]
-        return _admin_filter(request, queryset, {"all": conditions}, self.parameter_name) if conditions else queryset
-
-    def choices(self, changelist):
-        yield {
-            "agreements": [
-                {**row, "value": f"{row['key']}:{self.chosen[row['key']]}" if row["key"] in self.chosen else ""}
-                for row in self.agreements
-            ],
-            "active": bool(self.chosen),
-            **_form_filter_context(self, changelist),
-        }
-
-
-def _form_filter_context(list_filter, changelist) -> dict:
-    """What a filter rendered as a small GET form needs: the other parameters to keep, and a link without it."""
-    return {
-        "remove_query_string": changelist.get_query_string(remove=[list_filter.parameter_name]),
-        "keep": [
-            (name, value)
-            for name, values in changelist.get_filters_params().items()
-            if name != list_filter.parameter_name
-            for value in (values if isinstance(values, list) else [values])
-        ],
-        "query": changelist.query,
-    }
-
-
-class InputFilter(NoFacetsMixin, admin.SimpleListFilter):
-    """A free-text filter (a small GET form) for values too many to list, such as cities."""
-
-    template = "admin/profiles/profile/input_filter.html"
-
-    def lookups(self, request, model_admin):
-        return []
-
-    def has_output(self):
-        return True
-
-    def choices(self, changelist):
-        # The template needs the other parameters to keep them, and a link that drops this one.
-        yield {
-            "value": self.value() or "",
-            "parameter_name": self.parameter_name,
-            **_form_filter_context(self, changelist),
-        }
-
-
-class CityFilter(InputFilter):
-    title = "city"
-    parameter_name = "city"
-
-    def queryset(self, request, queryset):
-        if value := (self.value() or "").strip():
-            # Compiles to lower(city) = lower(value): the expression index on Lower("city") serves it.
-            return _admin_filter(request, queryset, {"field": "city", "op": "eq", "value": value}, self.parameter_name)
-        return queryset
-
-
-class SegmentListFilter(NoFacetsMixin, admin.SimpleListFilter):
-    """The profiles of a segment, evaluated from its tree (the same answer as its count)."""
-
-    title = "segment"
-    parameter_name = "segment"
-
-    def lookups(self, request, model_admin):
-        from segments.models import Segment
-
-        # Filters are built again for the facet counts: read the segments once per request.
-        if not hasattr(request, "_profile_segment_choices"):
-            request._profile_segment_choices = list(Segment.objects.order_by("name").values_list("pk", "name")[:200])
-        return [(str(pk), name) for pk, name in request._profile_segment_choices]
-
-    def queryset(self, request, queryset):
-        if self.value() and self.value().isdigit():
-            return _admin_filter(request, queryset, {"segment": int(self.value())}, self.parameter_name)
-        return queryset
-
-
-def _admin_filter(request, queryset, tree: dict, parameter: str):
-    """A list filter through the one filter language, compiled once per request (the filters run again for the
-    facet counts); a condition that no longer holds (a deleted tag or segment) is the admin's "invalid filter"
-    answer (a redirect with ?e=1), not a 500."""
-    from django.contrib.admin.options import IncorrectLookupParameters
-
-    cache = request.__dict__.setdefault("_profile_filter_q", {})
-    key = json.dumps(tree, sort_keys=True)
-    if key not in cache:
-        try:
-            cache[key] = condition_compile(tree, path=parameter)
-        except DomainError as exc:
-            raise IncorrectLookupParameters(exc.message) from None
-    return queryset.filter(cache[key])
-
-
-class DateRangeFilter(NoFacetsMixin, admin.DateFieldListFilter):
-    pass
 
 
 class ProfileActionForm(helpers.ActionForm):
@@ -318,13 +65,7 @@ class EstimatedCountPaginator(Paginator):
 
     @cached_property
     def table_estimate(self) -> int:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
-                [self.object_list.model._meta.db_table],
-            )
-            row = cursor.fetchone()
-        return row[0] if row else -1  # -1: never analysed
+        return selectors.table_row_estimate(model=self.object_list.model)
 
     @property
     def table_is_large(self) -> bool:
@@ -344,13 +85,7 @@ class EstimatedCountPaginator(Paginator):
 
     @cached_property
     def filtered_estimate(self) -> int:
-        sql, params = self.object_list.order_by().values("pk").query.sql_with_params()
-        with connection.cursor() as cursor:
-            cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-            plan = cursor.fetchone()[0]
-        if isinstance(plan, str):
-            plan = json.loads(plan)
-        return int(plan[0]["Plan"]["Plan Rows"])
+        return selectors.queryset_row_estimate(queryset=self.object_list)
 
 
 class ProfileChangeList(ChangeList):
@@ -413,12 +148,18 @@ class ProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
         "An e-mail, phone, customId, uuid or clientId (exact matches first), or a part of an e-mail or of a name."
     )
     readonly_fields = ["client_id", "recognized", "created_at", "updated_at", "last_activity_date"]
+    # The registry's sections; the names share a row.
     native_fieldsets = [
-        ("Demographics", {"fields": [("first_name", "last_name"), "display_name", "sex", "birth_date", "avatar_url"]}),
         (
-            "Address",
-            {"fields": ["company", "address", "city", "province", "zip_code", "country_code"], "classes": ["collapse"]},
+            DEMOGRAPHICS,
+            {
+                "fields": [
+                    ("first_name", "last_name"),
+                    *(c for c in section_columns(DEMOGRAPHICS) if c not in {"first_name", "last_name"}),
+                ]
+            },
         ),
+        (ADDRESS, {"fields": list(section_columns(ADDRESS)), "classes": ["collapse"]}),
     ]
 
     # --- list -------------------------------------------------------------------------------
@@ -433,7 +174,7 @@ class ProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
         # Read once per request (the filters' counts search again); a list of ids keeps the search's OR on indexes.
         cache = request.__dict__.setdefault("_profile_search_exact", {}) if request is not None else {}
         if term not in cache:
-            cache[term] = profile_search_exact_ids(term)
+            cache[term] = selectors.profile_search_exact_ids(term=term)
         exact = cache[term]
         lowered = term.lower()
         queryset = queryset.alias(_first=Lower("first_name"), _last=Lower("last_name"))
@@ -445,7 +186,7 @@ class ProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
             _rank=Case(When(pk__in=exact, then=Value(0)), When(starts, then=Value(1)), default=Value(2))
         )
         ordering = ["_rank", *queryset.query.order_by]
-        return queryset.filter(profile_search_q(term, exact)).order_by(*ordering), False
+        return queryset.filter(selectors.profile_search_q(term=term, exact_ids=exact)).order_by(*ordering), False
 
     @admin.display(description="clientId", ordering="id")
     def client_id(self, obj):
@@ -651,8 +392,6 @@ class ProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
     def get_deleted_objects(self, objs, request):
         """The confirmation names what erasure removes (counts per kind, from the erasure service) instead of
         listing every event row: deleting a profile is erasing it, and a profile may have thousands of events."""
-        from privacy.services import erasure_preview
-
         objs = list(objs)
         totals: dict[str, int] = {}
         for profile in objs:
@@ -664,8 +403,8 @@ class ProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
         return [str(profile) for profile in objs], summary, perms_needed, []
 
     def delete_model(self, request, obj):
-        profile_delete(profile=obj, source=SOURCE, actor=actor_of(request.user))
+        profile_erase(profile=obj, source=SOURCE, actor=actor_of(request.user))
 
     def delete_queryset(self, request, queryset):
         for profile in queryset:
-            profile_delete(profile=profile, source=SOURCE, actor=actor_of(request.user))
+            profile_erase(profile=profile, source=SOURCE, actor=actor_of(request.user))

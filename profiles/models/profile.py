@@ -122,7 +122,7 @@ _TOUCH_LOCKED = "= ANY(%s::bigint[])"
 _TOUCH_UNLOCKED = "IN (SELECT id FROM profiles_profile WHERE id = ANY(%s::bigint[]) ORDER BY id FOR NO KEY UPDATE)"
 
 
-def profiles_touch(cursor, ids, *, locked: bool = False) -> None:
+def profiles_mark_changed(cursor, ids, *, locked: bool = False) -> None:
     """Mark profiles as changed (``updated_at`` = the transaction's time) when a change lives in another table
     (tags, consents), so ``updated_at`` is the one column "changed since" reads, served by its index. ``locked``:
     the caller holds the profiles' row locks already."""

@@ -7,7 +7,6 @@ from .attributes import attribute_definition_create
 from .identity import (
     ProfileInput,
     UpsertResult,
-    profile_delete,
     profile_update,
     profile_upsert,
 )
@@ -17,7 +16,6 @@ __all__ = [
     "UpsertResult",
     "attribute_definition_create",
     "identifier_normalize",
-    "profile_delete",
     "profile_lookup",
     "profile_update",
     "profile_upsert",

@@ -19,18 +19,14 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.tasks import task
 from django.utils import timezone
 
 from consents.models import Agreement
 from consents.services import ConsentItem, consents_set_many
 from crm.errors import DomainError
 from crm.models import Job
-from crm.queues import BATCHES
-from crm.request_id import request_id_scope
-from privacy.tombstones import erased_error, erased_uuids
 from profiles import signals
-from profiles.fields import ALL_COLUMNS, EDITABLE_BY_API_NAME, IDENTIFIER_COLUMNS, TEMPORAL_COLUMNS
+from profiles.fields import ALL_COLUMNS, EDITABLE_BY_API_NAME, IDENTIFIER_COLUMNS, KEPT_ON_UPDATE, TEMPORAL_COLUMNS
 from profiles.models import IdentifierKind, Profile
 from profiles.selectors import identifier_owners, profiles_versions
 from profiles.services.attributes import AttributeCatalog
@@ -39,7 +35,7 @@ from profiles.services.resolution import (
     CleanInput,
     Retry,
     identifiers_held,
-    identifiers_missing,
+    identifiers_required,
     input_clean,
     profile_diff,
     profile_new,
@@ -47,12 +43,13 @@ from profiles.services.resolution import (
     with_retries,
 )
 from profiles.services.tags import tags_put
+from profiles.tombstones import erased_error, erased_uuids
 
 logger = logging.getLogger(__name__)
 
 # Profile columns written by the batch (the primary key first), from the model.
 COLUMNS = ALL_COLUMNS
-UPDATABLE = tuple(c for c in COLUMNS if c not in {"id", "correlation_id", "created_at", "last_activity_date"})
+UPDATABLE = tuple(c for c in COLUMNS if c not in KEPT_ON_UPDATE)
 SQL_TYPES = {
     **{c: "date" if t == "DateField" else "timestamptz" for c, t in TEMPORAL_COLUMNS.items()},
     "attributes": "jsonb",
@@ -91,8 +88,7 @@ def profiles_upsert_many(*, items: list[ProfileInput], source: str, actor: str =
     for index, item in enumerate(items):
         try:
             clean = input_clean(item, catalog, agreements)
-            if not clean.pairs():
-                raise identifiers_missing()
+            identifiers_required(identifiers=clean.identifiers)
         except DomainError as error:
             results[index] = ItemResult(index, "failed", error=error.as_dict())
             continue
@@ -428,6 +424,8 @@ def profiles_batch_submit(*, items: list[ProfileInput | DomainError], source: st
     payload = [
         {"error": item.as_dict()} if isinstance(item, DomainError) else profile_input_to_json(item) for item in items
     ]
+    from profiles.tasks import run_profile_batch
+
     job = Job.objects.create(kind=BATCH_JOB_KIND, payload=payload, source=source, actor=actor)
     transaction.on_commit(lambda: run_profile_batch.enqueue(str(job.pk)))
     return job
@@ -506,12 +504,3 @@ def _run_chunk(job: Job, chunk: list[tuple[int, dict]]) -> None:
 def _reconnect() -> None:
     """After a database error: drop the connection if it is broken, so recording the failure takes a new one."""
     connection.close_if_unusable_or_obsolete()
-
-
-@task(queue_name=BATCHES)
-def run_profile_batch(job_id: str) -> dict:
-    # The job's events carry the id of the request that submitted it.
-    request_id = Job.objects.filter(pk=job_id).values_list("request_id", flat=True).first()
-    with request_id_scope(request_id):
-        job = profiles_batch_run(job_id=job_id)
-    return {"job": str(job.pk), "status": job.status, "counts": job.counts}

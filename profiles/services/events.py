@@ -22,13 +22,13 @@ from django.utils import timezone
 
 from crm.errors import DomainError, ValidationFailed
 from crm.request_id import current_request_id
-from privacy.tombstones import profile_missing
 from profiles import signals
 from profiles.merge_registry import rows_move, rows_move_back
 from profiles.models import Event, EventAction, EventSalt, IdentifierKind, Profile
 from profiles.normalize import identifier_normalize
 from profiles.selectors import identifier_owners, profile_lookup
 from profiles.services.identity import ProfileInput, profile_update, profile_upsert
+from profiles.tombstones import profile_missing
 
 ACTION_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)+$")
 ACTION_MAX_LENGTH = Event._meta.get_field("action").max_length
@@ -97,7 +97,7 @@ def events_insert(rows: list[NewEvent]) -> int:
         return cursor.rowcount
 
 
-def profiles_touch(activity: dict[int, datetime]) -> None:
+def profiles_activity_advance(*, activity: dict[int, datetime]) -> None:
     """Move ``lastActivityDate`` forward (never back) for many profiles in one UPDATE."""
     if not activity:
         return
@@ -126,7 +126,7 @@ def time_validate(value: datetime | None, *, field_name: str = "time") -> dateti
         raise ValidationFailed(f"{field_name} must be a date-time.", field=field_name, code="field.datetime")
     if timezone.is_naive(value):
         value = timezone.make_aware(value, timezone.UTC)
-    tolerance = getattr(settings, "EVENT_FUTURE_TOLERANCE_SECONDS", 300)
+    tolerance = settings.EVENT_FUTURE_TOLERANCE_SECONDS
     if value > now + timedelta(seconds=tolerance):
         raise ValidationFailed(
             f"{field_name} is in the future ({value.isoformat()}); at most {tolerance} s of clock skew is accepted.",
@@ -300,7 +300,7 @@ def event_record(*, data: EventInput, source: str, actor: str = "") -> EventResu
                 if _salt_taken(exc):
                     raise _Duplicate from exc
                 raise
-            profiles_touch({profile.pk: data.time})
+            profiles_activity_advance(activity={profile.pk: data.time})
     except _Duplicate:
         return EventResult(profile=None, event=None, duplicate=True)
     return EventResult(profile=profile, event=event)

@@ -14,7 +14,6 @@ from typing import Any
 from consents.models import ConsentStatus
 from consents.services import ConsentItem, consents_set_many
 from crm.errors import Conflict
-from privacy.tombstones import pairs_check, profile_missing
 from profiles import signals
 from profiles.models import Identifier, IdentifierKind, Profile
 from profiles.selectors import identifier_owners
@@ -25,7 +24,7 @@ from profiles.services.resolution import (
     Retry,
     identifiers_claim,
     identifiers_held,
-    identifiers_missing,
+    identifiers_required,
     input_clean,
     profile_diff,
     profile_new,
@@ -33,6 +32,7 @@ from profiles.services.resolution import (
     with_retries,
 )
 from profiles.services.tags import tags_put
+from profiles.tombstones import pairs_check, profile_missing
 
 
 @dataclass
@@ -127,8 +127,7 @@ def profile_upsert(*, data: ProfileInput, source: str, actor: str = "") -> Upser
     (the rules are ``resolution``'s: identifier limits, UUID reset, survivor by priority)."""
     catalog = AttributeCatalog.load()
     clean = input_clean(data, catalog)
-    if not clean.pairs():
-        raise identifiers_missing()
+    identifiers_required(identifiers=clean.identifiers)
     return with_retries(lambda: resolve_and_write(clean, catalog, source=source, actor=actor))
 
 
@@ -199,11 +198,3 @@ def profile_update(*, profile: Profile, data: ProfileInput, source: str, actor: 
         return _apply(locked, clean, catalog, source=source, actor=actor)
 
     return with_retries(attempt)
-
-
-def profile_delete(*, profile: Profile, source: str, actor: str = "") -> None:
-    """Delete a profile: that is, erase it everywhere (``privacy.services.profile_erase``: every erasure step,
-    tombstones for its ids, the tombstone log, a ``profile.deleted`` event without personal data)."""
-    from privacy.services import profile_erase
-
-    profile_erase(profile=profile, source=source, actor=actor)

@@ -19,6 +19,7 @@ from django.db.models.deletion import Collector
 from django.utils import timezone
 
 from crm.errors import NotFound, ValidationFailed
+from crm.request_id import current_request_id
 from profiles import signals
 from profiles.fields import DEFAULTS, IDENTIFIER_COLUMNS, SNAPSHOT_COLUMNS, SYSTEM_COLUMNS
 from profiles.merge_registry import MergeContext, UnmergeContext, registry
@@ -35,7 +36,6 @@ IDENTIFIER_KINDS = {column: kind for kind, column in IDENTIFIER_COLUMNS.items() 
 
 def write_context(*, source: str, actor: str, forced: bool = False) -> dict:
     """Which write caused a merge: its source, actor and request id."""
-    from crm.request_id import current_request_id
 
     return {"source": source, "actor": actor, "requestId": current_request_id() or None, "forced": forced}
 

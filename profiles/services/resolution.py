@@ -30,7 +30,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -69,8 +69,9 @@ __all__ = [
     "identifier_limit",
     "identifier_owners",
     "identifiers_claim",
+    "identifiers_given",
     "identifiers_held",
-    "identifiers_missing",
+    "identifiers_required",
     "input_clean",
     "profile_diff",
     "profile_new",
@@ -203,12 +204,25 @@ def _validate_special(kind: str, arg, api_name: str, value):
     return value
 
 
-def identifiers_missing() -> ValidationFailed:
-    return ValidationFailed(
-        "A profile needs at least one identifier: email, phone, uuid or customId.",
-        field="identifiers",
-        code="identifier.missing",
-    )
+def identifiers_given(*, identifiers: Mapping[str, Any]) -> dict[str, Any]:
+    """The identifiers that carry a value (neither None nor empty), in their order. A profile write needs at
+    least one: ``identifiers_required`` applies that rule, a surface with its own words asks this."""
+    return {kind: value for kind, value in identifiers.items() if value not in (None, "")}
+
+
+def identifiers_required(
+    *, identifiers: Mapping[str, Any], error: Callable[..., Exception] = ValidationFailed
+) -> dict[str, Any]:
+    """``identifiers_given``, or ``error`` raised when there is none: ``ValidationFailed`` by default, or a
+    caller's own exception taking the same message, ``field`` and ``code`` (an import's line error)."""
+    given = identifiers_given(identifiers=identifiers)
+    if not given:
+        raise error(
+            "A profile needs at least one identifier: email, phone, uuid or customId.",
+            field="identifiers",
+            code="identifier.missing",
+        )
+    return given
 
 
 def input_clean(data, catalog: AttributeCatalog, agreements: dict | None = None) -> CleanInput:

@@ -18,7 +18,7 @@ from crm.errors import Conflict, NotFound, ValidationFailed
 from crm.usage import UsageRegistry
 from profiles import signals
 from profiles.models import Profile, Tag
-from profiles.models.profile import profiles_touch
+from profiles.models.profile import profiles_mark_changed
 from profiles.models.tag import TAG_NAME_MAX_LENGTH
 
 COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -110,7 +110,7 @@ def tags_add(*, profiles: Iterable[Profile | int], tags: Iterable[Tag], source: 
                 [sorted(tag_map), profile_ids],
             )
             added = _pairs_changed(cursor.fetchall(), tag_map)
-            profiles_touch(cursor, added)
+            profiles_mark_changed(cursor, added)
         if added:
             changes = [(pid, sorted(ts, key=lambda t: t.pk), []) for pid, ts in sorted(added.items())]
             signals.tags_changed.send(sender=Tag, changes=changes, source=source, actor=actor)
@@ -134,7 +134,7 @@ def tags_remove(*, profiles: Iterable[Profile | int], tags: Iterable[Tag], sourc
                 [profile_ids, sorted(tag_map)],
             )
             removed = _pairs_changed(cursor.fetchall(), tag_map)
-            profiles_touch(cursor, removed)
+            profiles_mark_changed(cursor, removed)
         if removed:
             changes = [(pid, [], sorted(ts, key=lambda t: t.pk)) for pid, ts in sorted(removed.items())]
             signals.tags_changed.send(sender=Tag, changes=changes, source=source, actor=actor)

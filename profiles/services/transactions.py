@@ -3,7 +3,7 @@
 ``transactions_record`` writes one order or a list with one INSERT … ON CONFLICT (a repeated order id
 updates), one events INSERT, one activity UPDATE and one commerce refresh, whatever the list's size.
 Bad input anywhere in a list writes nothing. RFM scores are recomputed over the whole customer base by
-the ``rfm_recompute`` background task (below), enqueued after each write commits.
+the ``rfm_recompute`` background task (``profiles.tasks``), enqueued after each write commits.
 """
 
 from __future__ import annotations
@@ -17,24 +17,20 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.tasks import task
 
 from crm.errors import DomainError, NotFound, ValidationFailed
-from crm.queues import BATCHES
-from privacy.tombstones import tombstone_check
-from profiles import signals
 from profiles.currencies import CODES
 from profiles.merge_registry import rows_move, rows_move_back
 from profiles.models import (
     EventAction,
     IdentifierKind,
-    ProfileCommerce,
     Transaction,
     TransactionStatus,
 )
 from profiles.normalize import identifier_normalize
 from profiles.selectors import client_ids_resolve, identifier_owners
-from profiles.services.events import NewEvent, events_insert, profiles_touch, time_validate
+from profiles.services.events import NewEvent, events_insert, profiles_activity_advance, time_validate
+from profiles.tombstones import tombstone_check
 
 logger = logging.getLogger(__name__)
 
@@ -274,7 +270,7 @@ def transactions_record(*, items: list[TransactionInput], source: str, actor: st
                 )
             activity[pid] = max(activity.get(pid, row["time"]), row["time"])
         events_insert(events)
-        profiles_touch(activity)
+        profiles_activity_advance(activity=activity)
         touched = sorted({pid for _, pid in rows} | {pid for pid, _ in before.values()})
         commerce_refresh(touched)
         transaction.on_commit(rfm_enqueue)
@@ -413,6 +409,8 @@ def rfm_recompute_all() -> int:
 
 def rfm_enqueue() -> None:
     """Queue an RFM recompute; a failing queue must not fail the write that asked for it."""
+    from profiles.tasks import rfm_recompute
+
     try:
         rfm_recompute.enqueue()
     except Exception:
@@ -437,11 +435,3 @@ def transactions_unmerge_step(ctx) -> list[str]:
     if ids:
         transaction.on_commit(rfm_enqueue)
     return notes
-
-
-@task(queue_name=BATCHES)
-def rfm_recompute() -> int:
-    """Re-score RFM for the whole customer base (enqueued after transaction writes; idempotent)."""
-    scored = rfm_recompute_all()
-    signals.rfm_recomputed.send(sender=ProfileCommerce, scored=scored)
-    return scored

@@ -49,7 +49,7 @@ def test_a_nul_in_a_query_parameter_is_a_400(api):
 
 
 def test_a_batch_with_one_bad_item_keeps_the_good_ones(api):
-    from profiles.services.batch import run_profile_batch
+    from profiles.tasks import run_profile_batch
 
     text = f'[{{"email": "good@example.com"}}, {{"email": "bad@example.com", "firstName": {NUL}}}]'
     response = post_raw(api, "/v4/clients/batch", text)

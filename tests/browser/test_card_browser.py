@@ -6,8 +6,8 @@ import pytest
 
 from consents.models import Agreement
 from profiles.services import ProfileInput, profile_upsert
-from tests.admin.test_card import insert_events
 from tests.browser.conftest import PASSWORD
+from tests.profiles.test_admin_card import insert_events
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

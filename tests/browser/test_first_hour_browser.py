@@ -9,8 +9,8 @@ from consents.models import Agreement, ConsentRecord, ConsentState, ConsentStatu
 from consents.services import consent_set
 from profiles.services import ProfileInput, profile_upsert
 from profiles.services.tags import tag_create, tags_add
-from tests.admin.test_card import insert_events
 from tests.browser.conftest import PASSWORD
+from tests.profiles.test_admin_card import insert_events
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

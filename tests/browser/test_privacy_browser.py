@@ -9,8 +9,8 @@ from django.contrib.auth.models import Group, Permission
 from privacy.models import Erasure
 from profiles.models import Event, Profile
 from profiles.services import ProfileInput, profile_upsert
-from tests.admin.test_card import insert_events
 from tests.browser.test_card_browser import log_in
+from tests.profiles.test_admin_card import insert_events
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -13,9 +13,9 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from consents.ledger import verify_chains
-from consents.mail import confirmation_emails_send
 from consents.models import Agreement, ConsentRecord, ConsentState, ConsentStatus
 from consents.services import ConsentItem, consent_set, consents_set_many
+from consents.tasks import confirmation_emails_send
 from profiles.models import Event, EventAction
 from profiles.services import ProfileInput
 from profiles.services.batch import profiles_upsert_many
@@ -212,7 +212,7 @@ def test_double_opt_in_emails_are_queued_as_one_task_not_sent(
         results, _ = write([ConsentItem(p.pk, newsletter, A) for p in people])
     assert all(r.changed for r in results)
     assert mailoutbox == []  # nothing sent inline
-    (queued,) = DBTaskResult.objects.filter(task_path="consents.mail.confirmation_emails_send")
+    (queued,) = DBTaskResult.objects.filter(task_path="consents.tasks.confirmation_emails_send")
     requests = queued.args_kwargs["args"][0]
     assert requests == [[p.pk, newsletter.pk, r.record_id] for p, r in zip(people, results, strict=True)]
 

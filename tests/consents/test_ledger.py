@@ -151,11 +151,11 @@ def test_erasure_can_blank_personal_data_and_the_chain_still_verifies(make_profi
 
 
 def test_records_outlive_the_profile(history):
-    from profiles.services import profile_delete
+    from privacy.services import profile_erase
 
     ann, _ = history
     states = ConsentState.objects.filter(profile=ann).count()
-    profile_delete(profile=ann, source="api")
+    profile_erase(profile=ann, source="api")
     records = list(ConsentRecord.objects.filter(client_id=ann.pk).order_by("seq"))
     # Erasure ends each decision in force with a record of its own: the chain says where it went.
     assert len(records) == 3 + states

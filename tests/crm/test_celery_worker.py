@@ -122,7 +122,7 @@ def test_a_batch_job_and_the_recurring_tasks_run_on_a_celery_worker(celery_worke
     )
     assert not IdempotencyRecord.objects.filter(pk=old.pk).exists()  # the first run did purge
     planned = set(RecurringPlan.objects.values_list("task_path", flat=True))
-    assert "profiles.partitions.event_partitions_maintain" in planned
+    assert "profiles.tasks.event_partitions_maintain" in planned
 
     # A batch job: submitted as the API does, run by the Celery worker.
     items = [

@@ -1,4 +1,4 @@
-"""The management commands the README names."""
+"""The management commands the README and docs/operations.md name."""
 
 from datetime import timedelta
 from io import StringIO

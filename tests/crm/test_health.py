@@ -10,7 +10,7 @@ from django_tasks_db.models import DBTaskResult
 from crm.heartbeat import heartbeat_beat, heartbeat_start, heartbeat_stop, worker_identity
 from crm.models import WorkerHeartbeat
 from crm.tasks import purge_expired
-from profiles.services.transactions import rfm_recompute
+from profiles.tasks import rfm_recompute
 
 pytestmark = pytest.mark.django_db
 

@@ -49,7 +49,7 @@ def test_a_batch_job_remembers_the_request_and_its_events_carry_it(api, write_ke
     assert response.status_code == 202
     job = Job.objects.get()
     assert job.request_id == "b-9" and job.actor == f"api-key:{key.prefix}"
-    from profiles.services.batch import run_profile_batch
+    from profiles.tasks import run_profile_batch
 
     run_profile_batch.call(str(job.pk))
     assert Event.objects.get(action="profile.created").request_id == "b-9"

@@ -231,7 +231,7 @@ def test_the_worker_runs_a_due_export_through_the_recurring_dispatcher(receiver,
     from django_tasks_db.models import DBTaskResult
 
     from crm.recurring import recurring_tasks
-    from exports.services import scheduled_exports_dispatch
+    from exports.tasks import scheduled_exports_dispatch
 
     assert scheduled_exports_dispatch.module_path in {r.task.module_path for r in recurring_tasks()}
     make_profile(email="w@example.com")

@@ -10,6 +10,7 @@ from consents.models import Agreement
 from crm.models import Job
 from imports import services
 from imports.models import ImportJob, Issue
+from imports.services import writing as writing_phase
 from profiles.models import Profile
 from segments.membership import live_cache_clear
 from segments.services import segment_create
@@ -81,14 +82,14 @@ def segments_forgotten():
 def outcomes(monkeypatch):
     """The batch's outcome of every line it is given, in order (the winners of the file, line by line)."""
     seen: list[str] = []
-    real = services.profiles_upsert_many
+    real = writing_phase.profiles_upsert_many
 
     def spy(**kwargs):
         results = real(**kwargs)
         seen.extend(result.status for result in results)
         return results
 
-    monkeypatch.setattr(services, "profiles_upsert_many", spy)
+    monkeypatch.setattr(writing_phase, "profiles_upsert_many", spy)
     return seen
 
 
@@ -190,7 +191,7 @@ def test_a_dry_run_shows_its_progress_and_a_cut_off_one_starts_its_writing_pass_
     assert not Profile.objects.exists()
 
     # Cut off in the middle of its writing pass: run again, it starts that pass over (its writes were undone).
-    real = services.profiles_upsert_many
+    real = writing_phase.profiles_upsert_many
     calls = []
 
     def failing(**kwargs):
@@ -199,13 +200,13 @@ def test_a_dry_run_shows_its_progress_and_a_cut_off_one_starts_its_writing_pass_
             raise RuntimeError("worker lost")
         return real(**kwargs)
 
-    monkeypatch.setattr(services, "profiles_upsert_many", failing)
+    monkeypatch.setattr(writing_phase, "profiles_upsert_many", failing)
     with pytest.raises(RuntimeError):
         services.import_run(job_id=imp.pk)
     cut = ImportJob.objects.select_related("job").get(pk=imp.pk)
     assert cut.job.status == Job.Status.FAILED and "Nothing was written" in cut.job.message
     assert not Profile.objects.exists()
-    monkeypatch.setattr(services, "profiles_upsert_many", real)
+    monkeypatch.setattr(writing_phase, "profiles_upsert_many", real)
     cut.job.status = Job.Status.RUNNING  # as a killed worker leaves it
     cut.job.save(update_fields=["status"])
     again = services.import_run(job_id=imp.pk)

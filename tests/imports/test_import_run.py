@@ -286,18 +286,19 @@ def test_a_failed_run_keeps_its_upload_to_be_resumed(run_import, monkeypatch, dj
     from django.core.files.storage import default_storage
 
     from imports import services
+    from imports.services import writing as writing_phase
 
     imp = services.import_create(file=io.BytesIO(CSV.encode()), name="people.csv", mapping=MAPPING, source="tests")
-    real = services.profiles_upsert_many
+    real = writing_phase.profiles_upsert_many
 
     def lost(**kwargs):
         raise RuntimeError("database lost")
 
-    monkeypatch.setattr(services, "profiles_upsert_many", lost)
+    monkeypatch.setattr(writing_phase, "profiles_upsert_many", lost)
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):
         services.import_run(job_id=imp.pk)
     imp.refresh_from_db()
     assert imp.job.status == Job.Status.FAILED and default_storage.exists(imp.file.name)
-    monkeypatch.setattr(services, "profiles_upsert_many", real)
+    monkeypatch.setattr(writing_phase, "profiles_upsert_many", real)
     with django_capture_on_commit_callbacks(execute=True):
         assert services.import_run(job_id=imp.pk).job.counts["created"] == 2

@@ -27,7 +27,7 @@ def test_bulk_delete_erases_each_profile_after_a_confirmation_that_counts(admin_
 
 
 def test_the_confirmation_does_not_load_every_event(admin_client, make_profile, django_assert_max_num_queries):
-    from tests.admin.test_card import insert_events
+    from tests.profiles.test_admin_card import insert_events
 
     profile = make_profile(email="busy@example.com")
     insert_events(profile, 500)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from privacy.registry import registry
+from profiles.privacy_registry import registry
 from tests.privacy.conftest import CUSTOM_ID, EMAIL, FIRST, PHONE, UUID, VISITOR_UUID
 
 pytestmark = pytest.mark.django_db

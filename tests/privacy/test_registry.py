@@ -3,12 +3,12 @@
 import pytest
 from django.apps import apps
 
-from privacy.registry import models_holding_profile_data, registry, uncovered_models
+from profiles.privacy_registry import models_holding_profile_data, registry, uncovered_models
 
 
 def test_every_model_holding_profile_data_has_an_erasure_and_an_export_step():
     assert uncovered_models() == {"erasure": [], "export": []}, (
-        "Register the model's steps in its app's ready() (privacy.registry.register_erasure_step / "
+        "Register the model's steps in its app's ready() (profiles.privacy_registry.register_erasure_step / "
         "register_export_step), or declare it exempt with the reason."
     )
 

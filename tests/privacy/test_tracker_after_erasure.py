@@ -5,7 +5,7 @@ import pytest
 
 from privacy.services import profile_erase
 from profiles.models import Profile
-from tests.tracker.test_collect import COOKIE, browser, owner_of, site, submit, visit  # noqa: F401 - fixtures
+from tests.api.test_tracker import COOKIE, browser, owner_of, site, submit, visit  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.django_db
 

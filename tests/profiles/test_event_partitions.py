@@ -14,12 +14,12 @@ from profiles.partitions import (
     event_partitions,
     event_partitions_detach,
     event_partitions_ensure,
-    event_partitions_maintain,
     month_start,
     partition_name,
 )
 from profiles.selectors import profile_timeline
 from profiles.services.events import EventInput, NewEvent, event_record, events_insert
+from profiles.tasks import event_partitions_maintain
 
 
 def _partition_of(event_id: int) -> str:
@@ -79,14 +79,18 @@ def test_ensure_creates_the_coming_months_once_and_the_recurring_task_runs_it(se
     created = event_partitions_ensure(now=later)
     assert created == [f"profiles_event_p{m}" for m in ("203111", "203112", "203201", "203202", "203203", "203204")]
     assert event_partitions_ensure(now=later) == []
+    before = {p.name for p in event_partitions()}
+    today = timezone.now()
     result = event_partitions_maintain.call()
-    assert result["created"] == [
-        partition_name(p.start)
-        for p in event_partitions()
-        if p.start and p.start >= month_start(timezone.now()) and p.name in result["created"]
-    ]
-    this_month = month_start(timezone.now())
-    assert {partition_name(this_month)} <= {p.name for p in event_partitions()}
+    # This month and EVENT_PARTITIONS_AHEAD (5) more, counted here without the module's month arithmetic.
+    wanted = []
+    for ahead in range(6):
+        years, month = divmod(today.month - 1 + ahead, 12)
+        wanted.append(f"profiles_event_p{today.year + years}{month + 1:02d}")
+    expected = [name for name in wanted if name not in before]
+    assert expected  # the migration made three months ahead: the task has months to add
+    assert result["created"] == expected
+    assert set(wanted) <= {p.name for p in event_partitions()}
 
 
 @pytest.mark.django_db

@@ -6,8 +6,9 @@ import pytest
 from django.db import connection
 
 from crm.errors import Conflict, NotFound, ValidationFailed
+from privacy.services import profile_erase
 from profiles.models import Identifier, Profile
-from profiles.services import ProfileInput, profile_delete, profile_lookup, profile_update, profile_upsert
+from profiles.services import ProfileInput, profile_lookup, profile_update, profile_upsert
 
 pytestmark = pytest.mark.django_db
 
@@ -115,15 +116,15 @@ def test_no_identifier_is_rejected():
 
 def test_delete_removes_profile_and_identifiers():
     profile = upsert(email="ann@example.com").profile
-    profile_delete(profile=profile, source="tests")
+    profile_erase(profile=profile, source="tests")
     assert not Identifier.objects.exists()
     with pytest.raises(NotFound):
-        profile_delete(profile=profile, source="tests")
+        profile_erase(profile=profile, source="tests")
 
 
 def test_client_ids_are_never_reused():
     first = upsert(email="ann@example.com").profile
-    profile_delete(profile=first, source="tests")
+    profile_erase(profile=first, source="tests")
     assert upsert(email="ann@example.com").profile.pk > first.pk
 
 

@@ -6,9 +6,10 @@ import pytest
 from django.test import override_settings
 
 from consents.signals import ConsentChange, consent_changed
+from privacy.services import profile_erase
 from profiles import signals
 from profiles.models import Event, Profile
-from profiles.services import ProfileInput, profile_delete, profile_update, profile_upsert
+from profiles.services import ProfileInput, profile_update, profile_upsert
 
 pytestmark = pytest.mark.django_db
 
@@ -71,7 +72,7 @@ def test_identification_writes_identified_and_the_email_change():
 def test_deleting_leaves_a_tombstone_without_personal_data(make_profile):
     profile = make_profile(email="ann@example.com")
     client_id = profile.pk
-    profile_delete(profile=profile, source="api", actor="key:shop")
+    profile_erase(profile=profile, source="api", actor="key:shop")
     assert not Event.objects.filter(profile_id=client_id).exists()  # the timeline went with the profile
     [tomb] = Event.objects.filter(action="profile.deleted")
     assert tomb.profile_id is None

@@ -13,13 +13,13 @@ from profiles.selectors import profile_commerce
 from profiles.services.transactions import (
     RFM_SEGMENTS,
     TransactionInput,
-    rfm_recompute,
     rfm_recompute_all,
     rfm_segment,
     transactions_merge_step,
     transactions_record,
     transactions_unmerge_step,
 )
+from profiles.tasks import rfm_recompute
 
 pytestmark = pytest.mark.django_db
 

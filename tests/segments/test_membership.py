@@ -16,7 +16,8 @@ from profiles.services import ProfileInput, profile_update
 from profiles.services.events import EventInput, event_record
 from profiles.services.merge import profile_merge, profile_unmerge
 from profiles.services.tags import tags_add, tags_remove
-from profiles.services.transactions import TransactionInput, rfm_recompute, transactions_record
+from profiles.services.transactions import TransactionInput, transactions_record
+from profiles.tasks import rfm_recompute
 from segments import membership
 from segments.membership import segment_fill, segments_refresh_time_relative, segments_refresh_touched
 from segments.models import Segment, SegmentMembership, TouchedProfile

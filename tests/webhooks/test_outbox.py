@@ -7,8 +7,9 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from consents.services import consent_set
+from privacy.services import profile_erase
 from profiles.models import Profile
-from profiles.services import ProfileInput, profile_delete, profile_update
+from profiles.services import ProfileInput, profile_update
 from profiles.services.batch import profiles_upsert_many
 from profiles.services.tags import tag_create, tags_add
 from segments.services import segment_create
@@ -130,7 +131,7 @@ def test_a_consent_change_names_the_agreement_states_and_ledger_record(subscribe
 def test_an_erasure_message_carries_no_personal_data(subscribe, make_profile):
     profile = make_profile(email="secret@example.com", first_name="Hidden")
     subscribe([EventType.PROFILE_DELETED])
-    profile_delete(profile=profile, source="tests", actor="user:dpo")
+    profile_erase(profile=profile, source="tests", actor="user:dpo")
     outbox_fan_out()
     (message,) = Message.objects.all()
     assert "secret@example.com" not in event_body(message.event) and "Hidden" not in event_body(message.event)
@@ -224,7 +225,7 @@ def test_erasure_removes_the_persons_outbox_rows_and_tells_receivers_by_id_only(
     profile_update(profile=profile, data=ProfileInput(fields={"first_name": "Ida"}), source="api", actor="tests")
     outbox_fan_out()  # bodies rendered: the documents with the e-mail are stored
     client_id = profile.pk
-    profile_delete(profile=profile, source="api", actor="tests")
+    profile_erase(profile=profile, source="api", actor="tests")
     left = list(Event.objects.order_by("id").values_list("profile_id", "event_type"))
     assert left == [(other.pk, "profile.created"), (client_id, "profile.deleted")]
     assert not Message.objects.filter(profile_id=client_id).exclude(event__event_type="profile.deleted").exists()

@@ -29,10 +29,13 @@ from crm.actors import SYSTEM
 from profiles.models import Profile, Tag
 from profiles.services import ProfileInput
 from profiles.services.batch import profiles_upsert_many
-from profiles.services.events import NewEvent, events_insert, note_add, profiles_touch
+from profiles.services.events import NewEvent, events_insert, note_add, profiles_activity_advance
 from profiles.services.merge import profile_merge
 from profiles.services.tags import tag_create, tags_add
 from profiles.services.transactions import TransactionInput, rfm_recompute_all, transactions_record
+from segments.membership import segment_fill
+from segments.models import Expression, Segment
+from segments.services import segment_create
 
 SOURCE = "demo"
 ACTOR = SYSTEM
@@ -182,9 +185,6 @@ class Command(BaseCommand):
     def _segments_and_expressions() -> None:
         """A few saved segments (filled now) and card expressions, once: the segments list and the card's right
         column show something from the start."""
-        from segments.membership import segment_fill
-        from segments.models import Expression, Segment
-        from segments.services import segment_create
 
         if not Segment.objects.exists():
             for name, tree in DEMO_SEGMENTS:
@@ -324,7 +324,7 @@ class Command(BaseCommand):
                     if rng.random() < 0.4:
                         add("email.click", "Newsletter link clicked", {"campaign": f"weekly-{at:%Y-%W}"})
         events_insert(rows)
-        profiles_touch(activity)
+        profiles_activity_advance(activity=activity)
         return len(rows)
 
     def _orders(self, shoppers: list[Shopper], rng: random.Random, now: datetime) -> int:

@@ -57,7 +57,7 @@ class Command(BaseCommand):
         parser.add_argument("--idle", type=float, default=1.0, help="longest sleep when idle, in seconds")
 
     def handle(self, *args, threads, batch, idle, **options):
-        threads = threads or getattr(settings, "WEBHOOK_WORKER_CONCURRENCY", 4)
+        threads = threads or settings.WEBHOOK_WORKER_CONCURRENCY
         batch = batch or batch_size()
         self.stop = threading.Event()
         self.wakeup = Wakeup()

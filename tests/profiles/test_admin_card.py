@@ -111,7 +111,7 @@ def test_card_shows_three_columns_with_every_panel(admin_client, ewa):
 
 
 def test_the_card_form_still_saves(admin_client, ewa):
-    from tests.admin.utils import form_post_data
+    from tests.admin_forms import form_post_data
 
     form = admin_client.get(card_url(ewa)).context["adminform"].form
     response = admin_client.post(card_url(ewa), form_post_data(form, city="Kraków", _save="Save"))

@@ -10,7 +10,7 @@ from profiles.admin.forms import attribute_field_name
 from profiles.admin.profile import EstimatedCountPaginator
 from profiles.models import Identifier, Profile
 from profiles.services import ProfileInput, profile_upsert
-from tests.admin.utils import form_post_data
+from tests.admin_forms import form_post_data
 
 LIST_URL = reverse("admin:profiles_profile_changelist")
 ADD_URL = reverse("admin:profiles_profile_add")

@@ -9,9 +9,8 @@ from crm.models import Job
 from imports.models import ImportJob, SavedMapping
 from imports.services import import_run
 from profiles.models import Profile
-
-from .conftest import MAPPING
-from .test_import_run import CSV
+from tests.imports.conftest import MAPPING
+from tests.imports.test_import_run import CSV
 
 
 @pytest.fixture(autouse=True)

@@ -1,11 +1,11 @@
 """The erasure and export step registries: every table that holds profile data plugs into both, or a test fails.
 
 Like ``profiles.merge_registry``: an app registers its steps in ``AppConfig.ready()`` and names the models
-each step covers. ``tests/privacy/test_registry.py`` walks every model of every app and fails for one that
+each step covers. the registry's completeness test walks every model of every app and fails for one that
 relates to a profile (a foreign key to ``Profile``, a ``client_id`` column, a JSON or binary column that can
 hold copies of personal data) and is covered by no step and not declared exempt with a reason::
 
-    from privacy.registry import register_erasure_step, register_export_step
+    from profiles.privacy_registry import register_erasure_step, register_export_step
 
     def memberships_erase(ctx):            # ctx: ErasureContext; runs inside the erasure's transaction
         return SegmentMembership.objects.filter(profile_id__in=ctx.client_ids).delete()[0]   # rows touched
@@ -26,6 +26,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from profiles.models import Profile
 
 
 @dataclass
@@ -94,6 +96,9 @@ class _Registry:
 
 registry = _Registry()
 
+# What an erasure writes over a personal value it cannot delete (a report line, a log entry).
+ERASED = "[erased]"
+
 
 def register_erasure_step(
     name: str, *, erase: Callable[[ErasureContext], int], models: Iterable[str], order: int = 100
@@ -127,8 +132,6 @@ def models_holding_profile_data() -> list[str]:
     or a JSON or binary column (where copies of personal data end up). The completeness tests walk these."""
     from django.apps import apps
     from django.db import models as m
-
-    from profiles.models import Profile
 
     labels = []
     for model in apps.get_models(include_auto_created=True):

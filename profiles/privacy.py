@@ -1,4 +1,5 @@
-"""The erasure and export steps of the tables this codebase has (apps other than these add their own)."""
+"""The profiles' part in erasure and portability: the steps for the profile tables, and for the platform's tables
+that keep copies of what a sender sent about a person (batch jobs, stored idempotent answers, the admin log)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,22 @@ from typing import Any
 from django.db import connection
 from django.db.models import Q
 
-from privacy.registry import (
+from crm.models import IdempotencyRecord, Job
+from profiles.fields import SNAPSHOT_COLUMNS
+from profiles.models import (
+    ClientIdAlias,
+    Event,
+    EventAction,
+    Identifier,
+    MergeRecord,
+    Profile,
+    ProfileCommerce,
+    ProfileTag,
+    Transaction,
+)
+from profiles.normalize import identifier_normalize
+from profiles.privacy_registry import (
+    ERASED,
     ErasureContext,
     ExportContext,
     register_erasure_exempt,
@@ -16,8 +32,7 @@ from privacy.registry import (
     register_export_exempt,
     register_export_step,
 )
-
-ERASED = "[erased]"
+from profiles.selectors import profile_commerce
 
 
 def _iso(value):
@@ -27,36 +42,9 @@ def _iso(value):
 # --- erasure ------------------------------------------------------------------------------------------------
 
 
-def consents_erase(ctx: ErasureContext) -> int:
-    """Each decision in force ends in the ledger (source ``erasure``: the chain says where it went), then the
-    ledger's personal columns (IP, user agent; outside the hash) are blanked on every chain of the person."""
-    from consents.models import ConsentRecord, ConsentState
-    from consents.services import consent_state_write
-
-    touched = 0
-    for state in ConsentState.objects.filter(profile_id=ctx.profile.pk).select_related("agreement"):
-        consent_state_write(
-            client_id=ctx.profile.pk,
-            agreement=state.agreement,
-            new_status="",
-            source="erasure",
-            actor=ctx.actor,
-            request_meta=None,
-            details={"erased": True},
-        )
-        touched += 1
-    touched += (
-        ConsentRecord.objects.filter(client_id__in=ctx.client_ids)
-        .filter(Q(ip_address__isnull=False) | ~Q(user_agent=""))
-        .update(ip_address=None, user_agent="")
-    )
-    return touched
-
-
 def events_erase(ctx: ErasureContext) -> int:
     """The timeline (custom events, system events, notes) goes; so do copies of the person in other timelines:
     ``profile.merged`` / ``profile.unmerged`` events of merges that were undone, whose snapshot names them."""
-    from profiles.models import Event, MergeRecord
 
     deleted, _ = Event.objects.filter(profile_id=ctx.profile.pk).delete()
     survivors = set(
@@ -75,7 +63,6 @@ def events_erase(ctx: ErasureContext) -> int:
 
 
 def orders_erase(ctx: ErasureContext) -> int:
-    from profiles.models import ProfileCommerce, Transaction
 
     deleted, _ = Transaction.objects.filter(profile_id=ctx.profile.pk).delete()
     commerce, _ = ProfileCommerce.objects.filter(profile_id=ctx.profile.pk).delete()
@@ -83,7 +70,6 @@ def orders_erase(ctx: ErasureContext) -> int:
 
 
 def tags_erase(ctx: ErasureContext) -> int:
-    from profiles.models import ProfileTag
 
     return ProfileTag.objects.filter(profile_id=ctx.profile.pk).delete()[0]
 
@@ -91,7 +77,6 @@ def tags_erase(ctx: ErasureContext) -> int:
 def merges_erase(ctx: ErasureContext) -> int:
     """Merge records (their snapshots hold the merged-in profile's data) on either side, and the clientId aliases
     (the ids become tombstones instead)."""
-    from profiles.models import ClientIdAlias, MergeRecord
 
     records, _ = MergeRecord.objects.filter(
         Q(survivor_client_id__in=ctx.client_ids) | Q(merged_client_id__in=ctx.client_ids)
@@ -103,7 +88,6 @@ def merges_erase(ctx: ErasureContext) -> int:
 def jobs_erase(ctx: ErasureContext) -> int:
     """Batch jobs keep their items to be run again: an item naming the person becomes ``{"erased": true}``, and
     its error and warning entries lose their text."""
-    from crm.models import Job
 
     if not ctx.values:
         return 0
@@ -138,7 +122,6 @@ def _drop_text(entry, erased_items: set[int]):
 
 def _item_names(item: Any, ctx: ErasureContext) -> bool:
     """Whether a stored batch item names the person: by its identifiers, normalised as writes normalise them."""
-    from profiles.normalize import identifier_normalize
 
     held = set(ctx.identifiers)
     identifiers = item.get("identifiers") if isinstance(item, dict) else None
@@ -156,7 +139,6 @@ def _item_names(item: Any, ctx: ErasureContext) -> bool:
 def idempotency_erase(ctx: ErasureContext) -> int:
     """Stored answers replayed for a repeated ``Idempotency-Key``: those naming the person are dropped (a repeat
     then runs again and meets the tombstone)."""
-    from crm.models import IdempotencyRecord
 
     needles = [n.encode() for n in _needles(ctx)]
     for client_id in ctx.client_ids:
@@ -178,8 +160,6 @@ def admin_log_erase(ctx: ErasureContext) -> int:
     from django.contrib.admin.models import LogEntry
     from django.contrib.contenttypes.models import ContentType
 
-    from profiles.models import Profile
-
     content_type = ContentType.objects.get_for_model(Profile)
     touched = 0
     for entry in LogEntry.objects.filter(content_type=content_type, object_id__in=[str(i) for i in ctx.client_ids]):
@@ -192,7 +172,6 @@ def admin_log_erase(ctx: ErasureContext) -> int:
 
 def profile_erase_row(ctx: ErasureContext) -> int:
     """Last: the identifiers and the profile row (native fields, custom attributes)."""
-    from profiles.models import Identifier, Profile
 
     identifiers, _ = Identifier.objects.filter(profile_id=ctx.profile.pk).delete()
     rows, _ = Profile.objects.filter(pk=ctx.profile.pk).delete()
@@ -241,8 +220,7 @@ def json_scrub(value: Any, needles: list[str]) -> tuple[Any, bool]:
 # --- export (portability) -------------------------------------------------------------------------------------
 
 
-def profile_export(ctx: ExportContext) -> dict:
-    from profiles.fields import SNAPSHOT_COLUMNS
+def profile_export_row(ctx: ExportContext) -> dict:
 
     profile = ctx.profile
     return {
@@ -253,7 +231,6 @@ def profile_export(ctx: ExportContext) -> dict:
 
 
 def identifiers_export(ctx: ExportContext) -> list[dict]:
-    from profiles.models import Identifier
 
     return [
         {"kind": i.kind, "value": i.value, "firstSeen": _iso(i.first_seen), "lastSeen": _iso(i.last_seen)}
@@ -266,43 +243,11 @@ def attributes_export(ctx: ExportContext) -> dict:
 
 
 def tags_export(ctx: ExportContext) -> list[dict]:
-    from profiles.models import ProfileTag
 
     return [
         {"name": pt.tag.name, "addedAt": _iso(pt.created_at)}
         for pt in ProfileTag.objects.filter(profile_id=ctx.profile.pk).select_related("tag").order_by("tag__name")
     ]
-
-
-def consents_export(ctx: ExportContext) -> dict:
-    from consents.models import ConsentRecord, ConsentState
-
-    states = [
-        {"agreement": s.agreement.key, "status": s.status, "changedAt": _iso(s.changed_at), "source": s.source}
-        for s in ConsentState.objects.filter(profile_id=ctx.profile.pk).select_related("agreement").order_by("id")
-    ]
-    ledger = [
-        {
-            "clientId": r.client_id,
-            "seq": r.seq,
-            "agreement": r.agreement.key,
-            "textVersion": r.text.version if r.text_id else None,
-            "text": r.text.text if r.text_id else None,
-            "oldStatus": r.old_status or None,
-            "newStatus": r.new_status or None,
-            "source": r.source,
-            "actor": r.actor,
-            "ipAddress": r.ip_address,
-            "userAgent": r.user_agent or None,
-            "details": r.details,
-            "createdAt": _iso(r.created_at),
-            "hash": r.hash,
-        }
-        for r in ConsentRecord.objects.filter(client_id__in=ctx.client_ids)
-        .select_related("agreement", "text")
-        .order_by("client_id", "seq")
-    ]
-    return {"states": states, "ledger": ledger}
 
 
 def _event_data(e) -> dict:
@@ -318,7 +263,6 @@ def _event_data(e) -> dict:
 
 
 def events_export(ctx: ExportContext) -> list[dict]:
-    from profiles.models import Event, EventAction
 
     return [
         _event_data(e)
@@ -330,7 +274,6 @@ def events_export(ctx: ExportContext) -> list[dict]:
 
 
 def notes_export(ctx: ExportContext) -> list[dict]:
-    from profiles.models import Event, EventAction
 
     return [
         {"text": e.params.get("text", e.label), "author": e.params.get("author", e.actor), "time": _iso(e.time)}
@@ -339,8 +282,6 @@ def notes_export(ctx: ExportContext) -> list[dict]:
 
 
 def orders_export(ctx: ExportContext) -> dict:
-    from profiles.models import Transaction
-    from profiles.selectors import profile_commerce
 
     orders = [
         {
@@ -362,7 +303,6 @@ def orders_export(ctx: ExportContext) -> dict:
 
 
 def merges_export(ctx: ExportContext) -> list[dict]:
-    from profiles.models import MergeRecord
 
     return [
         {
@@ -382,8 +322,7 @@ def merges_export(ctx: ExportContext) -> list[dict]:
     ]
 
 
-def register_builtin_steps() -> None:
-    register_erasure_step("consents", erase=consents_erase, models=["consents.ConsentState", "consents.ConsentRecord"])
+def register() -> None:
     register_erasure_step("events", erase=events_erase, models=["profiles.Event"], order=20)
     register_erasure_step(
         "orders", erase=orders_erase, models=["profiles.Transaction", "profiles.ProfileCommerce"], order=30
@@ -400,21 +339,15 @@ def register_builtin_steps() -> None:
     )
     for label, why in {
         "profiles.Tag": "tag definitions; a profile's tags are ProfileTag rows",
-        "privacy.Erasure": "the erasure's own record: ids, who asked and when, no personal data",
-        "privacy.Tombstone": "ids only (uuids as keyed digests)",
         "django_tasks_database.DBTaskResult": "task arguments and results are ids and counts, never personal data",
         "profiles.AttributeDefinition": "attribute definitions, not values",
-        "consents.Agreement": "agreement definitions",
     }.items():
         register_erasure_exempt(label, why)
 
-    register_export_step("profile", export=profile_export, models=["profiles.Profile"], order=0)
+    register_export_step("profile", export=profile_export_row, models=["profiles.Profile"], order=0)
     register_export_step("identifiers", export=identifiers_export, models=["profiles.Identifier"], order=10)
     register_export_step("attributes", export=attributes_export, models=[], order=20)
     register_export_step("tags", export=tags_export, models=["profiles.ProfileTag"], order=30)
-    register_export_step(
-        "consents", export=consents_export, models=["consents.ConsentState", "consents.ConsentRecord"], order=40
-    )
     register_export_step("events", export=events_export, models=["profiles.Event"], order=50)
     register_export_step("notes", export=notes_export, models=[], order=55)
     register_export_step(
@@ -425,13 +358,10 @@ def register_builtin_steps() -> None:
     )
     for label, why in {
         "profiles.Tag": "tag definitions; a profile's tags are exported by name",
-        "privacy.Erasure": "exists only for erased profiles, which have nothing left to export",
-        "privacy.Tombstone": "exists only for erased profiles",
         "django_tasks_database.DBTaskResult": "background task bookkeeping (ids and counts)",
         "crm.Job": "batch jobs are the sender's submissions; their effect on the profile is exported",
         "crm.IdempotencyRecord": "stored answers to the sender's requests, replayed for 24 hours",
         "admin.LogEntry": "the staff's change log, not data about the person",
         "profiles.AttributeDefinition": "attribute definitions, not values",
-        "consents.Agreement": "agreement definitions; decisions are exported with the agreement's key",
     }.items():
         register_export_exempt(label, why)

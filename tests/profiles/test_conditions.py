@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 
 from consents.models import Agreement, ConsentState
 from consents.services import consent_set
+from profiles import conditions as c
+from profiles.conditions import ConditionError, condition_parse, condition_q
 from profiles.models import EventAction, Identifier, Profile, ProfileCommerce, Tag
 from profiles.services import ProfileInput, profile_upsert
 from profiles.services.events import NewEvent, events_insert
 from profiles.services.tags import tags_add
 from profiles.services.transactions import TransactionInput, transactions_record
-from segments import conditions as c
-from segments.conditions import ConditionError, condition_parse, condition_q
 
 CITIES = ["Warsaw", "warsaw", "Kraków", "Gdańsk", None]
 NAMES = ["Anna", "anna", "Jan", "Zoë", None]
@@ -310,7 +310,7 @@ other_leaves = st.one_of(
     ),
     st.builds(
         lambda f, op, v: {"commerce": f, "op": op, "value": v},
-        st.sampled_from(["totalSpent", "avgOrder", "totalOrders"]),
+        st.sampled_from(["totalSpent", "avgOrder", "totalOrders", "totalOrderReturns", "avgPricePoint"]),
         st.sampled_from(["eq", "not", "gt", "gte", "lt", "lte"]),
         st.sampled_from([0, 10, 99.99, 2]),
     ),
@@ -432,5 +432,19 @@ def test_values_keep_their_meaning_in_the_stored_form(world):
     node = condition_parse({"all": [{"tag": "vip"}, {"commerce": "totalSpent", "op": "gte", "value": "99.99"}]})
     stored = c.condition_store(node)
     assert stored == {"all": [{"tagId": world["tags"][0].pk}, {"commerce": "totalSpent", "op": "gte", "value": 99.99}]}
-    assert Decimal("99.99") >= 99.99 or True
-    assert datetime.now(UTC)  # (a datetime value is stored as ISO 8601 in UTC)
+    # Read back, the stored tree is the same tree and selects the same profiles: 99.99 is still the decimal 99.99,
+    # so whoever spent exactly 99.99 is in, as the rows themselves say.
+    again = condition_parse(stored)
+    assert c.condition_store(again) == stored
+    from profiles.models import ProfileTag
+
+    vip = set(ProfileTag.objects.filter(tag=world["tags"][0]).values_list("profile_id", flat=True))
+    spent = dict(ProfileCommerce.objects.values_list("profile_id", "total_spent"))
+    expected = {pk for pk in vip if spent.get(pk, Decimal(0)) >= Decimal("99.99")}
+    assert any(spent.get(pk) == Decimal("99.99") for pk in expected)  # the edge is in the data
+    assert set(Profile.objects.filter(condition_q(again, now=NOW)).values_list("pk", flat=True)) == expected
+    assert set(Profile.objects.filter(condition_q(node, now=NOW)).values_list("pk", flat=True)) == expected
+    # A date-time is stored as ISO 8601 in UTC, whatever offset it came with, and reads back as the same instant.
+    seen = condition_parse({"attribute": "seen", "op": "gte", "value": "2025-03-04T12:30:00+02:00"})
+    assert c.condition_store(seen) == {"attribute": "seen", "op": "gte", "value": "2025-03-04T10:30:00Z"}
+    assert condition_parse(c.condition_store(seen)).value == datetime(2025, 3, 4, 10, 30, tzinfo=UTC)

@@ -110,7 +110,7 @@ def import_document(imp: ImportJob) -> dict:
         },
         "lines": imp.records_read,
         "counts": {key: (job.counts or {}).get(key, 0) for key in COUNT_KEYS},
-        "progress": import_progress(imp),
+        "progress": import_progress(imp=imp),
         "errorCount": issue_counts["error"],
         "warningCount": issue_counts["warning"],
         "reportUrl": reverse("imports-report", kwargs={"job_id": imp.pk}),
@@ -242,7 +242,7 @@ class ImportReportView(PlatformView):
         kind = request.query_params.get("kind") or None
         if kind is not None and kind not in Issue.Kind.values:
             raise ValidationFailed("kind must be error or warning.", field="kind")
-        response = StreamingHttpResponse(import_report_csv(imp, kind=kind), content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(import_report_csv(imp=imp, kind=kind), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="import-{imp.pk}-report.csv"'
         response["Cache-Control"] = "no-store"
         return response

@@ -194,7 +194,7 @@ class CollectView(ApiView):
             referrer=_url(body.get("referrer"), "referrer", required=False),
             user_agent=request.headers.get("User-Agent", "")[:512],
         )
-        uuid = browser_uuid(request.COOKIES.get(cookie_name))
+        uuid = browser_uuid(cookie=request.COOKIES.get(cookie_name))
         if body["type"] == PAGE_VISIT:
             tracked = page_visit_record(site=site, uuid=uuid, page=page)
         else:
@@ -223,7 +223,7 @@ class CollectView(ApiView):
     def options(self, request, *args, **kwargs):
         """CORS preflight: allowed for an origin some active site lists (the preflight carries no site key)."""
         origin = request.headers.get("Origin")
-        if not origin_known(origin):
+        if not origin_known(origin=origin):
             return render_problem(
                 status=403,
                 code="site.origin_forbidden",
@@ -241,7 +241,7 @@ class CollectView(ApiView):
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
         origin = getattr(self, "_cors_origin", None)
-        if origin is None and response.status_code >= 400 and origin_known(request.headers.get("Origin")):
+        if origin is None and response.status_code >= 400 and origin_known(origin=request.headers.get("Origin")):
             origin = request.headers.get("Origin")  # an error the page's script may read
         if origin:
             response["Access-Control-Allow-Origin"] = origin_normalize(origin)
@@ -265,7 +265,7 @@ def demo(request):
     whose allowed origins hold this server's own)."""
     origin = f"{request.scheme}://{request.get_host()}".lower()
     site = _demo_site(request, origin)
-    allowed = site is not None and origin_allowed(site, origin)
+    allowed = site is not None and origin_allowed(site=site, origin=origin)
     return render(request, "tracker/demo.html", {"site": site, "origin": origin, "allowed": allowed})
 
 

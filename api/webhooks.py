@@ -243,7 +243,7 @@ class WebhookMessagesView(WebhookView):
             cursor=params.get("cursor") or None,
             limit=int_param(params, "limit", DEFAULT_PAGE, low=1, high=settings.TIMELINE_MAX_PAGE_SIZE),
         )
-        payloads = events_payloads({m.event for m in page.messages})
+        payloads = events_payloads(events={m.event for m in page.messages})
         return Response(
             {"data": [message_document(m, payloads[m.event_id]) for m in page.messages], "nextCursor": page.next_cursor}
         )
@@ -261,7 +261,9 @@ class WebhookResendView(WebhookView):
     def post(self, request, webhook_id: int, message_id: int):
         message = message_resend(subscription_id=webhook_id, message_id=message_id)
         message = Message.objects.select_related("event").prefetch_related("attempts").get(pk=message.pk)
-        return Response(message_document(message, events_payloads([message.event])[message.event_id]), status=202)
+        return Response(
+            message_document(message, events_payloads(events=[message.event])[message.event_id]), status=202
+        )
 
 
 urlpatterns = [

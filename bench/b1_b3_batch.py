@@ -424,7 +424,7 @@ def b3_steps(args) -> tuple[int, str]:
         agreements = {a.key: a for a in Agreement.objects.filter(is_active=True)}
         begin = time.perf_counter()
         for item in items:
-            _clean(item, catalog, agreements)
+            _clean(data=item, catalog=catalog, agreements=agreements)
         cleans.append(time.perf_counter() - begin)
     total, clean = sorted(totals)[1], sorted(cleans)[1]
     return len(captured.captured_queries), (

@@ -61,7 +61,7 @@ def marketing_email_send(*, profile, subject: str, text: str, html: str | None =
     """Send a marketing e-mail if the consent guard allows it; returns whether it was sent."""
     from consents.selectors import can_contact
 
-    if not can_contact(profile, "email", agreement=agreement):
+    if not can_contact(profile=profile, channel="email", agreement=agreement):
         return False
     message_build(profile=profile, subject=subject, text=text, html=html, agreement=agreement).send()
     return True

@@ -22,7 +22,7 @@ def _state_data(state: ConsentState) -> dict:
     return {"status": state.status, "changedAt": state.changed_at.isoformat(), "source": state.source}
 
 
-def consents_merge(ctx: MergeContext) -> dict:
+def consents_merge(*, ctx: MergeContext) -> dict:
     survivor_states = {s.agreement_id: s for s in ConsentState.objects.filter(profile=ctx.survivor)}
     merged_states = list(ConsentState.objects.filter(profile=ctx.merged).select_related("agreement"))
     moved, changed = [], []
@@ -61,7 +61,7 @@ def consents_merge(ctx: MergeContext) -> dict:
     return {"moved": moved, "changed": changed}
 
 
-def consents_unmerge(ctx: UnmergeContext) -> list[str]:
+def consents_unmerge(*, ctx: UnmergeContext) -> list[str]:
     data = ctx.data or {}
     agreements = Agreement.objects.in_bulk(
         [item["agreement"] for item in data.get("moved", [])] + [item["agreement"] for item in data.get("changed", [])]

@@ -17,7 +17,7 @@ GRANTED_DEFAULTS_SQL = (
 )
 
 
-def agreements_for(profile_ids: Iterable[int]) -> dict[int, dict[str, bool]]:
+def agreements_for(*, profile_ids: Iterable[int]) -> dict[int, dict[str, bool]]:
     """Per profile, the seven channel agreements as Synerise shows them (granted → true), in one query."""
     profile_ids = list(profile_ids)
     result = {pid: dict.fromkeys(DEFAULT_KEYS, False) for pid in profile_ids}
@@ -31,7 +31,7 @@ def agreements_for(profile_ids: Iterable[int]) -> dict[int, dict[str, bool]]:
     return result
 
 
-def can_contact(profile, channel: str, *, agreement: Agreement | None = None) -> bool:
+def can_contact(*, profile, channel: str, agreement: Agreement | None = None) -> bool:
     """Whether a message may go to ``profile`` through ``channel``. Every message-sending path asks first.
 
     The channel's own agreement must be granted (and, for a message sent under a custom agreement

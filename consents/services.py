@@ -100,7 +100,7 @@ def _boolean(value, where: str) -> bool:
     return value
 
 
-def consent_state_parse(value, *, field: str) -> str:
+def consent_state_parse(*, value, field: str) -> str:
     """A state as the surfaces spell it (true/false, "True"/"False"/"AwaitingConfirmation", or ours)."""
     if isinstance(value, str):
         value = {"true": True, "false": False, "awaitingconfirmation": ConsentStatus.AWAITING}.get(
@@ -216,7 +216,7 @@ def consent_set(
     return result.changed
 
 
-def decision_time_check(value: datetime | None, *, field: str) -> datetime | None:
+def decision_time_check(*, value: datetime | None, field: str) -> datetime | None:
     """A decision time as the services take it: aware, and not in the future beyond the events' tolerance."""
     if value is None:
         return None
@@ -252,7 +252,7 @@ def _check(item: ConsentItem) -> None:
             field=where,
             code="consent.confirmation_not_required",
         )
-    decision_time_check(item.decided_at, field=where)
+    decision_time_check(value=item.decided_at, field=where)
 
 
 def _iso(value: datetime) -> str:
@@ -576,7 +576,7 @@ def consents_withdraw(
     return [agreement for agreement, result in zip(agreements, results, strict=True) if result.changed]
 
 
-def withdrawable_states(profile) -> list[ConsentState]:
+def withdrawable_states(*, profile) -> list[ConsentState]:
     """What a person may withdraw on the resignation page: granted, or awaiting their confirmation."""
     return list(
         ConsentState.objects.filter(

@@ -84,7 +84,7 @@ def resign(request, token: str):
     if request.method == "POST":
         if rejection := _csrf_rejection(request):
             return rejection
-        states = {str(s.agreement_id): s for s in withdrawable_states(profile)}
+        states = {str(s.agreement_id): s for s in withdrawable_states(profile=profile)}
         choice = request.POST.get("agreement", "")
         if choice == "all":
             chosen = [s.agreement for s in states.values()]
@@ -109,7 +109,7 @@ def resign(request, token: str):
         "consents/resign.html",
         {
             "profile": profile,
-            "states": withdrawable_states(profile),
+            "states": withdrawable_states(profile=profile),
             "withdrawn": list(Agreement.objects.filter(pk__in=withdrawn_ids)) if withdrawn_ids else [],
         },
     )

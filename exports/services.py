@@ -37,7 +37,7 @@ def http_secret_generate() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
-def next_scheduled_time(export: ScheduledExport, *, after: datetime) -> datetime:
+def next_scheduled_time(*, export: ScheduledExport, after: datetime) -> datetime:
     """The first scheduled time strictly after ``after``: the next full hour, or the next ``daily_at``."""
     if export.schedule == Schedule.HOURLY:
         return after.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
@@ -81,7 +81,7 @@ def scheduled_export_save(*, export: ScheduledExport, actor: str = "") -> Schedu
 
             private_key_load(export.sftp_private_key)
     export.attempt = 0
-    export.next_run_at = next_scheduled_time(export, after=timezone.now()) if export.is_active else None
+    export.next_run_at = next_scheduled_time(export=export, after=timezone.now()) if export.is_active else None
     export.save()
     return export
 
@@ -103,7 +103,7 @@ def exports_due_claim(*, now: datetime | None = None) -> list[tuple[int, str]]:
         for export in due:
             claimed.append((export.pk, "retry" if export.attempt else "schedule"))
             # Moved on now, so a worker that dies during the run does not stop the schedule.
-            export.next_run_at = next_scheduled_time(export, after=now)
+            export.next_run_at = next_scheduled_time(export=export, after=now)
             export.save(update_fields=["next_run_at"])
     return claimed
 
@@ -218,7 +218,7 @@ def _failed(export: ScheduledExport, run: ExportRun, exc: Exception) -> None:
         export.next_run_at = run.retry_at
     else:
         export.attempt = 0
-        export.next_run_at = next_scheduled_time(export, after=run.finished_at) if export.is_active else None
+        export.next_run_at = next_scheduled_time(export=export, after=run.finished_at) if export.is_active else None
     run.save()
     export.save(update_fields=["attempt", "next_run_at"])
 

@@ -106,7 +106,7 @@ def export_queryset(
         segment = Segment.objects.filter(pk=segment_id).first() if 0 < segment_id < 2**63 else None
         if segment is None:
             raise NotFound(f"Unknown segment {segment_id}.", field="segment", code="segment.not_found")
-        queryset = queryset.filter(segment_q(segment))
+        queryset = queryset.filter(segment_q(segment=segment))
     if changed_since is not None:
         queryset = queryset.filter(updated_at__gte=changed_since)
     return queryset

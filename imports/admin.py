@@ -85,7 +85,7 @@ class ImportJobAdmin(admin.ModelAdmin):
 
     @admin.display(description="progress")
     def progress(self, obj):
-        return f"{import_progress(obj)['percent']} %"
+        return f"{import_progress(imp=obj)['percent']} %"
 
     @admin.display(description="counts")
     def counts(self, obj):
@@ -278,7 +278,7 @@ class ImportJobAdmin(admin.ModelAdmin):
 
     def job_report(self, request, job_id):
         imp = self._job(request, job_id)
-        response = StreamingHttpResponse(import_report_csv(imp), content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(import_report_csv(imp=imp), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="import-{imp.pk}-report.csv"'
         return response
 

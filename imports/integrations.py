@@ -140,7 +140,7 @@ def _precheck(items, body) -> None:
     for index, item in enumerate(items):
         where = f"[{index}]." if isinstance(body, list) else ""
         try:
-            clean = input_clean(item, catalog, agreements)
+            clean = input_clean(data=item, catalog=catalog, agreements=agreements)
             identifiers_required(identifiers=clean.identifiers)
         except DomainError as exc:
             raise ValidationFailed(exc.message, field=f"{where}{exc.field or ''}".rstrip("."), code=exc.code) from None

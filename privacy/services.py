@@ -54,7 +54,7 @@ def _identifiers_of(profile) -> set[tuple[str, str]]:
         for item in (snapshot or {}).get("identifiers", []):
             if item.get("kind") and item.get("value"):
                 held.add((item["kind"], item["value"]))
-    owners = identifier_owners(held)
+    owners = identifier_owners(pairs=held)
     return {pair for pair in held if owners.get(pair, profile.pk) == profile.pk}
 
 
@@ -96,7 +96,7 @@ def profile_erase(*, profile, source: str, actor: str = "", log: bool = True, re
         uuids = [identifier_digest(TombstoneKind.UUID, v) for k, v in identifiers if k == TombstoneKind.UUID]
         _tombstones_add(erasure, client_ids, uuids)
         if log:
-            erasure_log_append(_log_entry(erasure, client_ids, identifiers))
+            erasure_log_append(entry=_log_entry(erasure, client_ids, identifiers))
         signals.profile_deleted.send(
             sender=Profile,
             snapshots=[{"clientId": locked.pk, "mergedClientIds": merged_ids, "erasureId": erasure.pk}],
@@ -174,7 +174,7 @@ def _log_entry(erasure: Erasure, client_ids: list[int], identifiers: list[tuple[
     }
 
 
-def erasure_log_append(entry: dict) -> None:
+def erasure_log_append(*, entry: dict) -> None:
     """Append one line and fsync before the erasure commits: an erasure the database lost in a restore is in the
     log. (A line whose transaction then failed is applied by the next replay: the request to erase stands.)"""
     path = erasure_log_path()
@@ -201,7 +201,7 @@ class LogRead:
     bad_lines: list[int] = field(default_factory=list)
 
 
-def erasure_log_read(path: Path | None = None) -> LogRead:
+def erasure_log_read(*, path: Path | None = None) -> LogRead:
     result = LogRead()
     path = path or erasure_log_path()
     if not path.exists():
@@ -261,7 +261,7 @@ def erasure_replay(*, path: Path | None = None) -> ReplayReport:
     let go of tombstoned uuids other profiles hold, name other identifiers that match a logged digest, and move
     the clientId sequence past every logged id so no erased clientId is handed out again. Safe to run twice."""
 
-    read = erasure_log_read(path)
+    read = erasure_log_read(path=path)
     report = ReplayReport(entries=len(read.entries), bad_lines=read.bad_lines)
     digests: dict[tuple[str, str], int] = {}
     highest = 0
@@ -279,7 +279,7 @@ def erasure_replay(*, path: Path | None = None) -> ReplayReport:
                 _tombstones_add(existing, ids, logged.get(TombstoneKind.UUID, []))
                 report.already.append(client_id)
                 continue
-            resolved = client_ids_resolve(ids)
+            resolved = client_ids_resolve(client_ids=ids)
             for pid in sorted(set(resolved.values())):
                 if pid not in ids:
                     named = sorted(i for i, p in resolved.items() if p == pid)

@@ -73,13 +73,13 @@ def profile_documents(profiles: Iterable[Profile]) -> list[dict]:
 
 
 def profile_documents_by_ids(ids: list[int]) -> list[dict]:
-    return [_document(profile, extras) for profile, extras in profiles_with_extras(ids)]
+    return [_document(profile, extras) for profile, extras in profiles_with_extras(ids=ids)]
 
 
 def profile_document_from_snapshot(snapshot: str) -> dict:
     """The document of a profile as ``profiles.selectors.profile_snapshots_sql`` captured it (the same rendering as
     every read's, from the same columns and extras)."""
-    return _document(*profile_from_snapshot(snapshot))
+    return _document(*profile_from_snapshot(snapshot=snapshot))
 
 
 def profile_document_by_identifier(*, kind: str, value) -> dict:

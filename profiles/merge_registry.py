@@ -1,10 +1,9 @@
 """The merge step registry: every table that hangs off a profile plugs its own move into merges.
 
-A merge (``profiles.services.identity.profile_merge``, identity-resolution issue) moves everything
-from the merged-in profiles to the survivor, inside one transaction, by calling each registered
-step. A step's ``merge`` returns JSON-able data saved in the merge snapshot; ``unmerge`` receives
-that data back to restore what it moved when the merge is undone, and returns a list of
-human-readable notes about anything it could not restore.
+A merge (``profiles.services.merge``) moves everything from the merged-in profiles to the survivor, inside one
+transaction, by calling each registered step with the keyword ``ctx``. A step's ``merge`` returns JSON-able data
+saved in the merge snapshot; ``unmerge`` receives that data back to restore what it moved when the merge is
+undone, and returns a list of human-readable notes about anything it could not restore.
 
 Apps register their steps in ``AppConfig.ready()``::
 

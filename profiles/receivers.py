@@ -39,7 +39,7 @@ def on_profile_created(sender, *, profiles, source="", actor="", **kwargs):
         return
     now = timezone.now()
     events_insert(
-        [
+        rows=[
             _event(p.pk, EventAction.PROFILE_CREATED, source=source, actor=actor, time=now, label="Profile created")
             for p in profiles
         ]
@@ -68,7 +68,7 @@ def on_profile_changed(sender, *, changes, source="", actor="", **kwargs):
                     params={"changes": real},
                 )
             )
-    events_insert(rows)
+    events_insert(rows=rows)
 
 
 @receiver(signals.profile_identified, dispatch_uid="events.profile_identified")
@@ -77,7 +77,7 @@ def on_profile_identified(sender, *, profiles, source="", actor="", **kwargs):
         return
     now = timezone.now()
     events_insert(
-        [
+        rows=[
             _event(
                 p.pk,
                 EventAction.PROFILE_IDENTIFIED,
@@ -100,7 +100,7 @@ def on_profile_deleted(sender, *, snapshots, source="", actor="", **kwargs):
         return
     now = timezone.now()
     events_insert(
-        [
+        rows=[
             _event(
                 None,
                 EventAction.PROFILE_DELETED,
@@ -139,7 +139,7 @@ def on_tags_changed(sender, *, changes, source="", actor="", **kwargs):
                 )
                 for tag in tags
             )
-    events_insert(rows)
+    events_insert(rows=rows)
 
 
 @receiver(signals.profiles_merged, dispatch_uid="events.profiles_merged")
@@ -149,7 +149,7 @@ def on_profiles_merged(sender, *, survivor, merged, source="", actor="", **kwarg
         return
     now = timezone.now()
     events_insert(
-        [
+        rows=[
             _event(
                 survivor.pk,
                 EventAction.PROFILE_MERGED,
@@ -177,7 +177,7 @@ def on_profile_unmerged(sender, *, survivor, restored, notes=(), source="", acto
     now = timezone.now()
     params = {"survivorClientId": survivor.pk, "restoredClientId": restored.pk, "notes": list(notes or [])}
     events_insert(
-        [
+        rows=[
             _event(pid, EventAction.PROFILE_UNMERGED, source=source, actor=actor, time=now, label=label, params=params)
             for pid, label in (
                 (survivor.pk, f"Profile {restored.pk} split off"),
@@ -198,7 +198,7 @@ def on_consent_changed(sender, *, changes, source="", actor="", **kwargs):
     if not _enabled():
         return
     events_insert(
-        [
+        rows=[
             _event(
                 change.client_id,
                 EventAction.CONSENT_CHANGED,

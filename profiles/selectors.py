@@ -33,7 +33,7 @@ AGGREGATE_WINDOWS = (7, 30, 90)
 # --- who is this: identifier owners, clientIds, lookups ----------------------------------------------
 
 
-def identifier_owners(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+def identifier_owners(*, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """The profile owning each (kind, normalised value) pair that has an owner, in one query."""
     pairs = set(pairs)
     if not pairs:
@@ -56,7 +56,7 @@ def identifier_owners(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str],
         return {(kind, value): pid for kind, value, pid in cursor.fetchall()}
 
 
-def client_ids_resolve(client_ids: Iterable[int]) -> dict[int, int]:
+def client_ids_resolve(*, client_ids: Iterable[int]) -> dict[int, int]:
     """Each clientId → the live profile it names: itself, or the survivor it was merged into; one query.
     Ids that name nothing are left out."""
     ids = sorted({int(i) for i in client_ids})
@@ -84,10 +84,10 @@ def _client_id(value) -> int:
 def profile_lookup(*, kind: str, value) -> Profile:
     """The profile an identifier (or ``clientId``, following merges) names, or NotFound naming it."""
     if kind == "clientId":
-        pid = client_ids_resolve([_client_id(value)]).get(_client_id(value))
+        pid = client_ids_resolve(client_ids=[_client_id(value)]).get(_client_id(value))
     else:
         normalized = identifier_normalize(kind, value)
-        pid = identifier_owners([(kind, normalized)]).get((kind, normalized))
+        pid = identifier_owners(pairs=[(kind, normalized)]).get((kind, normalized))
     profile = Profile.objects.filter(pk=pid).first() if pid is not None else None
     if profile is None:
         # Only a miss asks the tombstones: an erased clientId or uuid answers Gone, never someone else.
@@ -96,7 +96,7 @@ def profile_lookup(*, kind: str, value) -> Profile:
     return profile
 
 
-def tags_for(profile_ids: Iterable[int]) -> dict[int, list[str]]:
+def tags_for(*, profile_ids: Iterable[int]) -> dict[int, list[str]]:
     """Per profile, its tag names (sorted), for any number of profiles in one query."""
     profile_ids = list(profile_ids)
     result: dict[int, list[str]] = {pid: [] for pid in profile_ids}
@@ -189,10 +189,10 @@ def _money(value: Decimal | None) -> float:
 def profile_commerce(*, profile_id: int) -> dict[str, Any]:
     """The commerce figures and RFM of one profile, as the APIs name them (zeros for a profile with no orders)."""
     row = ProfileCommerce.objects.filter(profile_id=profile_id).first()
-    return commerce_document(row)
+    return commerce_document(row=row)
 
 
-def commerce_document(row: ProfileCommerce | None) -> dict[str, Any]:
+def commerce_document(*, row: ProfileCommerce | None) -> dict[str, Any]:
     if row is None:
         row = ProfileCommerce()
     return {
@@ -214,11 +214,11 @@ def commerce_document(row: ProfileCommerce | None) -> dict[str, Any]:
     }
 
 
-def commerce_for(profile_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+def commerce_for(*, profile_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
     """Commerce figures for many profiles in one query."""
     profile_ids = list(profile_ids)
     rows = {row.profile_id: row for row in ProfileCommerce.objects.filter(profile_id__in=profile_ids)}
-    return {pid: commerce_document(rows.get(pid)) for pid in profile_ids}
+    return {pid: commerce_document(row=rows.get(pid)) for pid in profile_ids}
 
 
 def profile_aggregates(*, profile_id: int, now: datetime | None = None) -> dict[str, Any]:
@@ -291,7 +291,7 @@ def profile_merge_history(*, profile_id: int, limit: int = 50) -> list[MergeReco
     return list(MergeRecord.objects.filter(survivor_client_id=profile_id).order_by("-created_at", "-id")[:limit])
 
 
-def tag_profile_counts(tag_ids: Iterable[int]) -> dict[int, int]:
+def tag_profile_counts(*, tag_ids: Iterable[int]) -> dict[int, int]:
     """How many profiles carry each tag, for a page of tags in one grouped query on the (tag, profile) index."""
     tag_ids = list(tag_ids)
     counts = dict.fromkeys(tag_ids, 0)
@@ -433,7 +433,7 @@ def _profiles_with_extras(where: str, params: dict) -> list[tuple[Profile, Profi
 
 
 @cache
-def profile_snapshots_sql(ids: str) -> str:
+def profile_snapshots_sql(*, ids: str) -> str:
     """A query of ``(id, snapshot)``, for the profiles whose id is in ``ids`` (a SQL expression of a ``bigint[]``,
     evaluated once per table): the JSON text of each profile with its document's extras, as they are when the
     statement runs. Each extra is grouped by profile over all of them, in one index scan of its table."""
@@ -472,7 +472,7 @@ def _snapshot_parsers() -> list:
     return parsers
 
 
-def profile_from_snapshot(snapshot: str) -> tuple[Profile, ProfileExtras]:
+def profile_from_snapshot(*, snapshot: str) -> tuple[Profile, ProfileExtras]:
     """The profile and extras a ``profile_snapshots_sql`` snapshot holds (a Profile not attached to any row now)."""
     row = json.loads(snapshot)
     n = len(_profile_columns())
@@ -482,7 +482,7 @@ def profile_from_snapshot(snapshot: str) -> tuple[Profile, ProfileExtras]:
     return profile, _extras(row[n], row[n + 1], row[n + 2])
 
 
-def profiles_versions(ids: Iterable[int]) -> dict[int, tuple[Profile, str]]:
+def profiles_versions(*, ids: Iterable[int]) -> dict[int, tuple[Profile, str]]:
     """Profiles by id with their row version (``xmin``), in one query and without locks: a batch reads
     every profile it may change this way and locks, checking the version, only those it does change."""
     ids = sorted(set(ids))
@@ -504,7 +504,7 @@ def profiles_versions(ids: Iterable[int]) -> dict[int, tuple[Profile, str]]:
     return result
 
 
-def profiles_with_extras(ids: Sequence[int]) -> list[tuple[Profile, ProfileExtras]]:
+def profiles_with_extras(*, ids: Sequence[int]) -> list[tuple[Profile, ProfileExtras]]:
     """The profiles with these ids (in this order; missing ones left out) and their document extras."""
     if not ids:
         return []

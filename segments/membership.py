@@ -263,7 +263,7 @@ def segments_refresh_commerce() -> int:
 # --- merge steps (profiles.merge_registry) -----------------------------------------------------------------
 
 
-def membership_merge_step(ctx) -> dict:
+def membership_merge_step(*, ctx) -> dict:
     """The merged-in profile's rows go (it is gone); the survivor is re-evaluated after the merge's commit."""
     deleted = list(SegmentMembership.objects.filter(profile_id=ctx.merged.pk).values_list("segment_id", flat=True))
     SegmentMembership.objects.filter(profile_id=ctx.merged.pk).delete()
@@ -271,7 +271,7 @@ def membership_merge_step(ctx) -> dict:
     return {"segments": sorted(deleted)}
 
 
-def membership_unmerge_step(ctx) -> list[str]:
+def membership_unmerge_step(*, ctx) -> list[str]:
     """Both profiles are re-evaluated (their data changed): membership follows the restored data, not the past."""
     touched_record([ctx.survivor.pk, ctx.restored.pk])
     return []

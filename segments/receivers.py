@@ -65,7 +65,7 @@ def _events(action: str, pairs, names, cause) -> None:
     now = timezone.now()
     verb = "entered" if action == EventAction.SEGMENT_ENTERED else "left"
     events_insert(
-        [
+        rows=[
             NewEvent(
                 profile_id=pid,
                 action=action,

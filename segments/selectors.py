@@ -5,7 +5,7 @@ from __future__ import annotations
 from segments.models import Segment
 
 
-def tree_refs(tree, key: str) -> set[int]:
+def tree_refs(*, tree, key: str) -> set[int]:
     """The ids a stored tree names under ``key`` (``segment`` or ``tagId``) at any depth, read from the JSON."""
     found: set[int] = set()
 
@@ -24,18 +24,18 @@ def tree_refs(tree, key: str) -> set[int]:
     return found
 
 
-def tree_segment_refs(tree) -> set[int]:
+def tree_segment_refs(*, tree) -> set[int]:
     """Segment ids a stored tree names directly, read from the JSON (no database)."""
-    return tree_refs(tree, "segment")
+    return tree_refs(tree=tree, key="segment")
 
 
-def segment_dependents(segment_id: int) -> list[int]:
+def segment_dependents(*, segment_id: int) -> list[int]:
     """Segments that use this one, directly or through others (to refill after an edit)."""
     trees = dict(Segment.objects.values_list("pk", "tree"))
     found: list[int] = []
     frontier = {segment_id}
     while frontier:
-        frontier = {pk for pk, tree in trees.items() if tree_segment_refs(tree) & frontier and pk not in found}
+        frontier = {pk for pk, tree in trees.items() if tree_segment_refs(tree=tree) & frontier and pk not in found}
         frontier.discard(segment_id)
         found.extend(sorted(frontier))
     return found

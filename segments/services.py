@@ -131,7 +131,7 @@ class CountResult:
 def segment_count(*, segment: Segment) -> CountResult:
     """Count by evaluating the tree (exact at once, whatever the membership rows say); recorded on the segment."""
     node = _parse_for(segment.pk, segment.tree)
-    result = tree_count(node)
+    result = tree_count(node=node)
     Segment.objects.filter(pk=segment.pk).update(
         last_count=result.count, last_evaluated_at=timezone.now(), evaluation_ms=result.took_ms
     )
@@ -139,7 +139,7 @@ def segment_count(*, segment: Segment) -> CountResult:
     return result
 
 
-def tree_count(node) -> CountResult:
+def tree_count(*, node) -> CountResult:
 
     started = time.perf_counter()
     count = Profile.objects.filter(condition_q(node)).order_by().count()
@@ -157,7 +157,7 @@ def tree_preview(*, tree, path: str = "filter", size: int = PREVIEW_SIZE) -> Pre
     """A tree without saving it: its count and the first profiles (newest first)."""
 
     node = condition_parse(tree, path=path)
-    counted = tree_count(node)
+    counted = tree_count(node=node)
     ids = list(Profile.objects.filter(condition_q(node)).order_by("-id").values_list("pk", flat=True)[:size])
     return Preview(count=counted.count, took_ms=counted.took_ms, profile_ids=ids)
 
@@ -165,10 +165,10 @@ def tree_preview(*, tree, path: str = "filter", size: int = PREVIEW_SIZE) -> Pre
 def segment_queryset(*, segment: Segment):
     """The segment's profiles, evaluated from its tree (lists, exports): a Profile queryset."""
 
-    return Profile.objects.filter(segment_q(segment))
+    return Profile.objects.filter(segment_q(segment=segment))
 
 
-def segment_q(segment: Segment | int) -> Q:
+def segment_q(*, segment: Segment | int) -> Q:
     """The segment's tree compiled to a ``Q`` over Profile (for any list that filters by a segment)."""
     if not isinstance(segment, Segment):
         found = Segment.objects.filter(pk=segment).first()
@@ -178,7 +178,7 @@ def segment_q(segment: Segment | int) -> Q:
     return condition_q(_parse_for(segment.pk, segment.tree))
 
 
-def segment_matches(segment: Segment | int, profile_ids) -> set[int]:
+def segment_matches(*, segment: Segment | int, profile_ids) -> set[int]:
     """Which of these profiles match the segment's tree right now (not its membership rows).
 
     For callers that must decide at the moment of a change, such as segment-limited webhook subscriptions:

@@ -28,7 +28,7 @@ def segments_refresh_touched_task() -> int:
 def segment_fill_task(segment_id: int) -> int:
     """Fill a segment just created or edited (no events), and the segments that use it."""
     done = 0
-    for segment in Segment.objects.filter(pk__in=[segment_id, *segment_dependents(segment_id)]):
+    for segment in Segment.objects.filter(pk__in=[segment_id, *segment_dependents(segment_id=segment_id)]):
         segment_fill(segment=segment)
         done += 1
     return done

@@ -28,7 +28,7 @@ def segments_using(segment_id: int) -> list[str]:
     return [
         f"segment {pk} '{name}'"
         for pk, name, tree in Segment.objects.exclude(pk=segment_id).values_list("pk", "name", "tree")
-        if segment_id in tree_segment_refs(tree)
+        if segment_id in tree_segment_refs(tree=tree)
     ]
 
 
@@ -40,5 +40,5 @@ def segments_naming_tag(tag_id: int) -> list[str]:
     return [
         f"segment {pk} '{name}'"
         for pk, name, tree in Segment.objects.values_list("pk", "name", "tree").order_by("pk")
-        if tag_id in tree_refs(tree, "tagId")
+        if tag_id in tree_refs(tree=tree, key="tagId")
     ]

@@ -83,7 +83,7 @@ def site_for_request(*, key: str, origin: str | None) -> Site:
     site = Site.objects.filter(key=key, active=True).first() if isinstance(key, str) else None
     if site is None:
         raise Forbidden("Unknown or inactive site key.", field="siteKey", code="site.unknown")
-    if not origin_allowed(site, origin):
+    if not origin_allowed(site=site, origin=origin):
         raise Forbidden(
             f"Origin {origin or '(none)'} may not send for this site; add it to the site's allowed origins.",
             field="Origin",
@@ -92,14 +92,14 @@ def site_for_request(*, key: str, origin: str | None) -> Site:
     return site
 
 
-def origin_allowed(site: Site, origin: str | None) -> bool:
+def origin_allowed(*, site: Site, origin: str | None) -> bool:
     try:
         return origin_normalize(origin or "") in site.allowed_origins
     except ValueError:
         return False
 
 
-def origin_known(origin: str | None) -> bool:
+def origin_known(*, origin: str | None) -> bool:
     """Whether any active site lists this origin (a CORS preflight does not say which site it is for)."""
     try:
         normalized = origin_normalize(origin or "")
@@ -111,7 +111,7 @@ def origin_known(origin: str | None) -> bool:
 # --- the browser's uuid -----------------------------------------------------------------------------
 
 
-def browser_uuid(cookie: str | None) -> str | None:
+def browser_uuid(*, cookie: str | None) -> str | None:
     """The uuid in a browser's cookie, canonical; None when there is none or it is not a uuid."""
     if not cookie:
         return None
@@ -127,8 +127,8 @@ def _uuid_for_identity(current: str, identifiers: dict[str, str]) -> str:
     clean = CleanInput(
         identifiers={IdentifierKind.UUID: current, **identifiers}, fields={}, attributes={}, agreements=[]
     )
-    owners = identifier_owners(clean.pairs())
-    resets = uuid_resets(clean, owners, identifiers_held(set(owners.values())))
+    owners = identifier_owners(pairs=clean.pairs())
+    resets = uuid_resets(clean=clean, owners=owners, held=identifiers_held(profile_ids=set(owners.values())))
     return str(uuidlib.uuid4()) if (IdentifierKind.UUID, current) in resets else current
 
 

@@ -184,7 +184,9 @@ class MessageAdmin(admin.ModelAdmin):
     def payload(self, obj):
         return format_html(
             "<pre class='webhook-payload'>{}</pre>",
-            json.dumps(events_payloads([obj.event])[obj.event_id], indent=2, ensure_ascii=False, cls=DjangoJSONEncoder),
+            json.dumps(
+                events_payloads(events=[obj.event])[obj.event_id], indent=2, ensure_ascii=False, cls=DjangoJSONEncoder
+            ),
         )
 
     @admin.display(description="attempts")

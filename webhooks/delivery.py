@@ -426,7 +426,7 @@ def deliver_due(*, now: datetime | None = None, limit: int | None = None) -> int
         try:
             subscriptions = Subscription.objects.in_bulk({c.subscription_id for c in claimed})
             signers = {pk: Webhook(s.secret) for pk, s in subscriptions.items()}
-            bodies = events_render(Event.objects.filter(pk__in={c.event_id for c in claimed}))
+            bodies = events_render(events=Event.objects.filter(pk__in={c.event_id for c in claimed}))
             for message in claimed:
                 subscription, body = subscriptions[message.subscription_id], bodies[message.event_id]
                 headers = signed_headers(

@@ -26,9 +26,9 @@ def _record(event_type: str, actor: str, build) -> None:
     """Ask for the subscriptions first: with none, nothing is built."""
     if not outbox_enabled():
         return
-    subscriptions = subscriptions_for([event_type], actor=actor)
+    subscriptions = subscriptions_for(event_types=[event_type], actor=actor)
     if subscriptions:
-        outbox_write(build(), subscriptions)
+        outbox_write(runs=build(), subscriptions=subscriptions)
 
 
 def _profiles_run(event_type: str, profile_ids, *, source: str, actor: str, changes=None) -> list[OutboxEvents]:
@@ -148,7 +148,7 @@ def on_tags_changed(sender, *, changes, source="", actor="", **kwargs):
     """``tag.added`` and ``tag.removed`` per profile and tag, in the order of the changes."""
     if not outbox_enabled():
         return
-    subscriptions = subscriptions_for([EventType.TAG_ADDED, EventType.TAG_REMOVED], actor=actor)
+    subscriptions = subscriptions_for(event_types=[EventType.TAG_ADDED, EventType.TAG_REMOVED], actor=actor)
     if not subscriptions:
         return
     now, shared = timezone.now(), _shared(source=source, actor=actor)
@@ -162,7 +162,7 @@ def on_tags_changed(sender, *, changes, source="", actor="", **kwargs):
                     )
                 runs[-1].profile_ids.append(profile_id)
                 runs[-1].data.append({"tag": {"id": tag.pk, "name": tag.name}})
-    outbox_write(runs, subscriptions)
+    outbox_write(runs=runs, subscriptions=subscriptions)
 
 
 def on_consent_changed(sender, *, changes, source="", actor="", **kwargs):

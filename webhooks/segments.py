@@ -27,7 +27,7 @@ def _segment_matches(segment_id: int, profile_ids: list[int]) -> set[int]:
     """The profiles among ``profile_ids`` matching the segment's condition now (none once it is gone)."""
     if not Segment.objects.filter(pk=segment_id).exists():
         return set()
-    return set(segment_matches(segment_id, profile_ids))
+    return set(segment_matches(segment=segment_id, profile_ids=profile_ids))
 
 
 def subscription_segment_filter(subscription, profile_ids: Collection[int]) -> set[int]:

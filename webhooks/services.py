@@ -173,7 +173,7 @@ def outbox_enabled() -> bool:
     return settings.WEBHOOKS_ENABLED
 
 
-def subscriptions_for(event_types: Iterable[str], *, actor: str = "") -> list[Subscription]:
+def subscriptions_for(*, event_types: Iterable[str], actor: str = "") -> list[Subscription]:
     """Enabled subscriptions to any of these types that do not ignore the actor's API key (one query)."""
     types = list(event_types)
     queryset = Subscription.objects.filter(enabled=True, events__overlap=types)
@@ -191,7 +191,7 @@ def _outbox_sql() -> str:
 
     return f"""
 WITH documents AS (SELECT %(documents)s::bigint[] AS ids),
-snap AS ({profile_snapshots_sql("SELECT ids FROM documents")}),
+snap AS ({profile_snapshots_sql(ids="SELECT ids FROM documents")}),
 ins AS (
     INSERT INTO webhooks_event
            (event_type, profile_id, actor, time, data, document, subscription_ids, fanned_out, snapshot)
@@ -243,14 +243,14 @@ def _targets(runs: Sequence[OutboxEvents], subscriptions: Sequence[Subscription]
             yield run, start, len(run.profile_ids), last
 
 
-def outbox_write(runs: Sequence[OutboxEvents], subscriptions: Sequence[Subscription] | None = None) -> int:
+def outbox_write(*, runs: Sequence[OutboxEvents], subscriptions: Sequence[Subscription] | None = None) -> int:
     """Record the events of ``runs`` for the subscriptions that want them (``_targets``), in one INSERT; returns
     how many were recorded. The same statement captures the profile of each event that carries its document, as
     the transaction has it then (``Event.snapshot``). A NOTIFY in it wakes the delivery worker at commit."""
     if not runs:
         return 0
     if subscriptions is None:
-        subscriptions = subscriptions_for({r.type for r in runs})
+        subscriptions = subscriptions_for(event_types={r.type for r in runs})
     if not subscriptions:
         return 0
     rows, documents = [], set()
@@ -331,7 +331,7 @@ def outbox_fan_out(*, limit: int = 1000) -> int:
         return cursor.fetchone()[0]
 
 
-def event_payload(event: Event, document: dict | None = None) -> dict[str, Any]:
+def event_payload(*, event: Event, document: dict | None = None) -> dict[str, Any]:
     """The JSON a message sends: ``type``, ``timestamp`` and ``data`` (with ``profile``, the document, for the
     events that carry one)."""
     if event.body is not None:
@@ -362,7 +362,7 @@ def _rendered(events: list[Event]) -> dict[int, str]:
 
     return {
         e.pk: json.dumps(
-            event_payload(e, document(e)),
+            event_payload(event=e, document=document(e)),
             cls=DjangoJSONEncoder,
             separators=(",", ":"),
             ensure_ascii=False,
@@ -371,20 +371,20 @@ def _rendered(events: list[Event]) -> dict[int, str]:
     }
 
 
-def events_render(events: Iterable[Event]) -> dict[int, str]:
+def events_render(*, events: Iterable[Event]) -> dict[int, str]:
     """Each event's body: the one stored when it was fanned out (rendered now only for one that has none)."""
     events = list(events)
     bodies = {e.pk: e.body for e in events if e.body is not None}
     return bodies | _rendered([e for e in events if e.body is None])
 
 
-def events_payloads(events: Iterable[Event]) -> dict[int, dict[str, Any]]:
+def events_payloads(*, events: Iterable[Event]) -> dict[int, dict[str, Any]]:
     """What each event's messages send (or, not sent yet, would send now), for the log; stores nothing."""
-    return {pk: json.loads(body) for pk, body in events_render(events).items()}
+    return {pk: json.loads(body) for pk, body in events_render(events=events).items()}
 
 
-def event_body(event: Event) -> str:
-    return events_render([event])[event.pk]
+def event_body(*, event: Event) -> str:
+    return events_render(events=[event])[event.pk]
 
 
 def _notify() -> None:

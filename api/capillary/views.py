@@ -140,7 +140,10 @@ class UpsertBulkView(CapillaryView):
         ids = [r.client_id for r in results if r.client_id]
         key = request.auth if isinstance(request.auth, ApiKey) else None
         documents = documents_for(
-            ids, commerce=commerce_for(ids), key=key, created={r.client_id for r in results if r.status == "created"}
+            ids,
+            commerce=commerce_for(profile_ids=ids),
+            key=key,
+            created={r.client_id for r in results if r.status == "created"},
         )
         response = []
         for result in results:

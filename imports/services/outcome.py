@@ -14,7 +14,7 @@ from imports.services.common import (
 )
 
 
-def import_progress(imp: ImportJob) -> dict:
+def import_progress(*, imp: ImportJob) -> dict:
     """Percentage, lines per second and elapsed seconds of a job: the first pass (finding each person's last line)
     weighs a tenth, the writing pass the rest."""
     job = imp.job
@@ -36,7 +36,7 @@ def import_progress(imp: ImportJob) -> dict:
     }
 
 
-def import_report_rows(imp: ImportJob, *, kind: str | None = None) -> Iterator[list]:
+def import_report_rows(*, imp: ImportJob, kind: str | None = None) -> Iterator[list]:
     """The report's rows (errors first, then warnings, each by line), unbounded, streamed from the database."""
     issues = Issue.objects.filter(job=imp).order_by("kind", "line", "pk")
     if kind:
@@ -50,11 +50,11 @@ class _Echo:
         return value
 
 
-def import_report_csv(imp: ImportJob, *, kind: str | None = None) -> Iterator[str]:
+def import_report_csv(*, imp: ImportJob, kind: str | None = None) -> Iterator[str]:
     """The report as CSV text, line by line (spreadsheet formula characters at a cell start are neutralised)."""
     writer = csv.writer(_Echo())
     yield writer.writerow(REPORT_HEADER)
-    for row in import_report_rows(imp, kind=kind):
+    for row in import_report_rows(imp=imp, kind=kind):
         yield writer.writerow([_cell(value) for value in row])
 
 
@@ -64,9 +64,9 @@ def _cell(value):
     return value
 
 
-def report_write(imp: ImportJob, target) -> int:
+def report_write(*, imp: ImportJob, target) -> int:
     """Write the report to a text file object; returns the number of report lines."""
     count = -1
-    for count, text in enumerate(import_report_csv(imp)):  # noqa: B007
+    for count, text in enumerate(import_report_csv(imp=imp)):  # noqa: B007
         target.write(text)
     return count

@@ -234,7 +234,7 @@ class CardActions:
         if not form.is_valid():
             _form_errors(request, form, "E-mail")
             return _back(request, profile, "card-timeline")
-        if not can_contact(profile, "email"):
+        if not can_contact(profile=profile, channel="email"):
             reason = "it has no e-mail address" if not profile.email else "it has not granted the e-mail agreement"
             messages.error(request, f"E-mail not sent: {reason}.")
             return _back(request, profile, "card-timeline")

@@ -112,7 +112,7 @@ class ProfileChangeList(ChangeList):
         super().get_results(request)
         # The page's tags in one query, whatever the page size (read by ProfileAdmin.tag_list).
         self.result_list = list(self.result_list)
-        tags = selectors.tags_for(p.pk for p in self.result_list)
+        tags = selectors.tags_for(profile_ids=[p.pk for p in self.result_list])
         for profile in self.result_list:
             profile._tag_names = tags[profile.pk]
 
@@ -253,7 +253,7 @@ class ProfileAdmin(ServiceAdminMixin, admin.ModelAdmin):
     def tag_list(self, obj):
         names = getattr(obj, "_tag_names", None)
         if names is None:
-            names = selectors.tags_for([obj.pk])[obj.pk]
+            names = selectors.tags_for(profile_ids=[obj.pk])[obj.pk]
         if not names:
             return ""
         tags = format_html_join(" ", '<span class="profile-tag">{}</span>', ((n,) for n in names))

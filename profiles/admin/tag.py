@@ -39,7 +39,7 @@ class TagChangeList(ChangeList):
         super().get_results(request)
         # One grouped count for the page's tags (the (tag, profile) index), read by profile_count.
         self.result_list = list(self.result_list)
-        counts = tag_profile_counts(t.pk for t in self.result_list)
+        counts = tag_profile_counts(tag_ids=[t.pk for t in self.result_list])
         for tag in self.result_list:
             tag._profile_count = counts[tag.pk]
 
@@ -88,5 +88,5 @@ class TagAdmin(InUseAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
     @admin.display(description="profiles")
     def profile_count(self, obj):
         if not hasattr(obj, "_profile_count"):
-            obj._profile_count = tag_profile_counts([obj.pk])[obj.pk]
+            obj._profile_count = tag_profile_counts(tag_ids=[obj.pk])[obj.pk]
         return obj._profile_count

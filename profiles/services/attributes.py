@@ -43,7 +43,7 @@ def _parse_date(value: str) -> date | None:
         return None
 
 
-def infer_type(value) -> str:
+def infer_type(*, value) -> str:
     if isinstance(value, bool):
         return AttributeType.BOOLEAN
     if isinstance(value, int | float):
@@ -61,13 +61,13 @@ def infer_type(value) -> str:
 
 def _mismatch(name: str, type_: str, value, expected: str):
     raise ValidationFailed(
-        f"Attribute '{name}' is of type {type_}; {expected}, got {json_type(value)} {short(value)}.",
+        f"Attribute '{name}' is of type {type_}; {expected}, got {json_type(value=value)} {short(value=value)}.",
         field=f"attributes.{name}",
         code="attribute.type_mismatch",
     )
 
 
-def coerce_value(name: str, type_: str, value):
+def coerce_value(*, name: str, type_: str, value):
     """The value to store for an attribute of this type, or ValidationFailed naming the attribute."""
     # The common cases first, without building anything (a batch checks ten attributes per profile).
     kind = type(value)
@@ -123,7 +123,7 @@ def coerce_value(name: str, type_: str, value):
     raise AssertionError(f"unknown attribute type {type_}")
 
 
-def json_type(value) -> str:
+def json_type(*, value) -> str:
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int | float):
@@ -137,17 +137,17 @@ def json_type(value) -> str:
     return type(value).__name__
 
 
-def short(value) -> str:
+def short(*, value) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def validate_name(name) -> str:
+def validate_name(*, name) -> str:
     if not isinstance(name, str) or not name.strip():
         raise ValidationFailed("Attribute names must be non-empty strings.", field="attributes", code="attribute.name")
     if name != name.strip() or len(name) > MAX_NAME_LENGTH or not attribute_key(name):
         raise ValidationFailed(
-            f"Attribute name '{short(name)}' must be 1–{MAX_NAME_LENGTH} characters, without surrounding spaces.",
+            f"Attribute name '{short(value=name)}' must be 1–{MAX_NAME_LENGTH} characters, without surrounding spaces.",
             field=f"attributes.{name}",
             code="attribute.name",
         )
@@ -182,7 +182,7 @@ class AttributeCatalog:
         new: dict[str, AttributeDefinition] = {}  # kept only if the whole write is valid
         for name, value in attributes.items():
             if name not in self.valid_names:  # a batch repeats the same names: check each once
-                validate_name(name)
+                validate_name(name=name)
                 self.valid_names.add(name)
             key = attribute_key(name)
             if key in seen:
@@ -205,7 +205,7 @@ class AttributeCatalog:
                 clean[name] = None
                 continue
             if definition is None:
-                type_ = infer_type(value)
+                type_ = infer_type(value=value)
                 if type_ == "object":
                     raise ValidationFailed(
                         f"Attribute '{name}' is an object; attribute values are strings, numbers, booleans, dates, "
@@ -215,7 +215,7 @@ class AttributeCatalog:
                     )
                 definition = AttributeDefinition(name=name, key=key, type=type_)
                 new[key] = definition
-            clean[name] = coerce_value(name, definition.type, value)
+            clean[name] = coerce_value(name=name, type_=definition.type, value=value)
         self.pending.update(new)
         return clean
 
@@ -253,7 +253,7 @@ def attribute_definition_create(
     *, name: str, type: str, description: str = "", created_by: str = ""
 ) -> AttributeDefinition:
     """Define an attribute ahead of its first use (the admin's params manager)."""
-    validate_name(name)
+    validate_name(name=name)
     if type not in AttributeType.values:
         raise ValidationFailed(f"Unknown attribute type '{type}'.", field="type")
     catalog = AttributeCatalog.load()

@@ -87,7 +87,7 @@ def profiles_upsert_many(*, items: list[ProfileInput], source: str, actor: str =
     cleaned: list[tuple[int, CleanInput]] = []
     for index, item in enumerate(items):
         try:
-            clean = input_clean(item, catalog, agreements)
+            clean = input_clean(data=item, catalog=catalog, agreements=agreements)
             identifiers_required(identifiers=clean.identifiers)
         except DomainError as error:
             results[index] = ItemResult(index, "failed", error=error.as_dict())
@@ -95,7 +95,7 @@ def profiles_upsert_many(*, items: list[ProfileInput], source: str, actor: str =
         cleaned.append((index, clean))
     cleaned = _without_erased(cleaned, results)
 
-    slow = with_retries(lambda: _fast_path(cleaned, catalog, results, source=source, actor=actor))
+    slow = with_retries(fn=lambda: _fast_path(cleaned, catalog, results, source=source, actor=actor))
     for index, clean in slow:
         results[index] = _slow_item(index, clean, catalog, source=source, actor=actor)
     return results  # type: ignore[return-value]
@@ -119,7 +119,7 @@ def _without_erased(cleaned: list[tuple[int, CleanInput]], results) -> list[tupl
 
 def _slow_item(index: int, clean: CleanInput, catalog: AttributeCatalog, *, source: str, actor: str) -> ItemResult:
     try:
-        result = with_retries(lambda: resolve_and_write(clean, catalog, source=source, actor=actor))
+        result = with_retries(fn=lambda: resolve_and_write(clean=clean, catalog=catalog, source=source, actor=actor))
     except DomainError as error:
         return ItemResult(index, "failed", error=error.as_dict())
     if result.merged_client_ids:
@@ -134,17 +134,17 @@ def _slow_item(index: int, clean: CleanInput, catalog: AttributeCatalog, *, sour
 def _fast_path(cleaned, catalog, results, *, source: str, actor: str) -> list[tuple[int, CleanInput]]:
     """Simulate the batch item by item in memory, write the outcome set-based; return the items left over."""
     pairs = {(k, v) for _, clean in cleaned for k, v in clean.identifiers.items() if v is not None}
-    owners = identifier_owners(pairs)
+    owners = identifier_owners(pairs=pairs)
     # Read without locks: only the profiles this batch changes are locked, at write time, and only
     # if they are still the version read here (else the whole batch is resolved again).
-    existing = profiles_versions(owners.values())
+    existing = profiles_versions(ids=owners.values())
     if len(existing) != len(set(owners.values())):
         raise Retry  # one was merged or deleted since we read the identifiers
     slots: dict[int, _Slot] = {}  # key: clientId for existing profiles, -n for new ones
     for pid, (profile, version) in existing.items():
         slots[pid] = _Slot(profile=profile, new=False, was_anonymous=profile.anonymous, version=version)
     index_of: dict[tuple[str, str], int] = dict(owners)  # identifier -> slot key
-    for pid, held in identifiers_held(existing).items():
+    for pid, held in identifiers_held(profile_ids=existing).items():
         slots[pid].owned.update((kind, value) for kind, values in held.items() for value in values)
     tainted_slots: set[int] = set()
     tainted_pairs: set[tuple[str, str]] = set()
@@ -162,7 +162,7 @@ def _fast_path(cleaned, catalog, results, *, source: str, actor: str) -> list[tu
             len(candidates) > 1
             or candidates & tainted_slots
             or any(pair in tainted_pairs for pair in item_pairs)
-            or (hits and uuid_resets(clean, hits, {key: _held(slots[key]) for key in candidates}))
+            or (hits and uuid_resets(clean=clean, owners=hits, held={key: _held(slots[key]) for key in candidates}))
         )
         if needs_single_path:
             slow.append((index, clean))
@@ -170,7 +170,7 @@ def _fast_path(cleaned, catalog, results, *, source: str, actor: str) -> list[tu
             tainted_pairs |= set(item_pairs)
             continue
         if not candidates:
-            profile, identifiers = profile_new(clean)
+            profile, identifiers = profile_new(clean=clean)
             key, next_new = next_new, next_new - 1
             slot = slots[key] = _Slot(profile=profile, new=True)
             for pair in identifiers:
@@ -183,7 +183,9 @@ def _fast_path(cleaned, catalog, results, *, source: str, actor: str) -> list[tu
             continue
         key = candidates.pop()
         slot = slots[key]
-        diff = profile_diff(slot.profile, clean, lambda kind, value, slot=slot: (kind, value) in slot.owned)
+        diff = profile_diff(
+            profile=slot.profile, clean=clean, owns=lambda kind, value, slot=slot: (kind, value) in slot.owned
+        )
         for pair in diff.release:
             index_of.pop(pair, None)
             slot.owned.discard(pair)
@@ -222,7 +224,7 @@ def _fast_path(cleaned, catalog, results, *, source: str, actor: str) -> list[tu
 def _set_consents(slots: dict[int, _Slot], *, source: str, actor: str) -> dict[int, list[dict]]:
     """Every item's agreements in one ``consents_set_many`` call (per profile in item order); warnings by item."""
     entries = [
-        (index, ConsentItem(slot.profile.pk, agreement, agreement_state(granted), decided_at=decided_at))
+        (index, ConsentItem(slot.profile.pk, agreement, agreement_state(granted=granted), decided_at=decided_at))
         for slot in slots.values()
         for index, agreement, granted, decided_at in slot.agreements
     ]
@@ -285,7 +287,7 @@ def _write(slots: dict[int, _Slot], claims, releases, catalog: AttributeCatalog,
             )
             if len(cursor.fetchall()) != len(relinked):
                 raise Retry
-        if (changed or relinked) and identifier_owners(owners) != owners:
+        if (changed or relinked) and identifier_owners(pairs=owners) != owners:
             raise Retry  # an identifier moved since the read
         if new:
             cursor.execute(
@@ -398,7 +400,7 @@ def _send_signals(slots: dict[int, _Slot], *, source: str, actor: str) -> None:
 BATCH_JOB_KIND = "profiles.batch"
 
 
-def profile_input_to_json(data: ProfileInput) -> dict:
+def profile_input_to_json(*, data: ProfileInput) -> dict:
     entry = {
         "identifiers": data.identifiers,
         "fields": {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in data.fields.items()},
@@ -412,7 +414,7 @@ def profile_input_to_json(data: ProfileInput) -> dict:
     return entry
 
 
-def profile_input_from_json(entry: dict) -> ProfileInput:
+def profile_input_from_json(*, entry: dict) -> ProfileInput:
     entry = dict(entry)
     decided_at = entry.pop("agreements_decided_at", None)
     return ProfileInput(**entry, agreements_decided_at=datetime.fromisoformat(decided_at) if decided_at else None)
@@ -422,7 +424,8 @@ def profiles_batch_submit(*, items: list[ProfileInput | DomainError], source: st
     """Store a batch as a job and queue it for the worker (after commit). Items that failed the
     surface's shape check are kept as failures at their index, so the job reports them."""
     payload = [
-        {"error": item.as_dict()} if isinstance(item, DomainError) else profile_input_to_json(item) for item in items
+        {"error": item.as_dict()} if isinstance(item, DomainError) else profile_input_to_json(data=item)
+        for item in items
     ]
     from profiles.tasks import run_profile_batch
 
@@ -487,7 +490,7 @@ def profiles_batch_run(*, job_id) -> Job:
 def _run_chunk(job: Job, chunk: list[tuple[int, dict]]) -> None:
     indexed = [(i, entry) for i, entry in chunk if "error" not in entry]
     results = profiles_upsert_many(
-        items=[profile_input_from_json(entry) for _, entry in indexed], source=job.source, actor=job.actor
+        items=[profile_input_from_json(entry=entry) for _, entry in indexed], source=job.source, actor=job.actor
     )
     for i, entry in chunk:
         if "error" in entry:

@@ -58,7 +58,7 @@ def _json(value) -> str:
     return json.dumps(value, cls=DjangoJSONEncoder, separators=(",", ":"))
 
 
-def events_insert(rows: list[NewEvent]) -> int:
+def events_insert(*, rows: list[NewEvent]) -> int:
     """Insert any number of events in one statement; returns the count.
 
     The rows travel as one JSON parameter read by ``json_to_recordset``: adapting nine Python lists
@@ -117,7 +117,7 @@ def profiles_activity_advance(*, activity: dict[int, datetime]) -> None:
 # --- validation shared by events and transactions --------------------------------------------------
 
 
-def time_validate(value: datetime | None, *, field_name: str = "time") -> datetime:
+def time_validate(*, value: datetime | None, field_name: str = "time") -> datetime:
     """An event or order time: aware, and not in the future beyond ``EVENT_FUTURE_TOLERANCE_SECONDS``."""
     now = timezone.now()
     if value is None:
@@ -136,7 +136,7 @@ def time_validate(value: datetime | None, *, field_name: str = "time") -> dateti
     return value
 
 
-def action_validate(action, *, custom: bool = True) -> str:
+def action_validate(*, action, custom: bool = True) -> str:
     if not isinstance(action, str) or not action:
         raise ValidationFailed("action is required, e.g. 'page.visit'.", field="action", code="field.required")
     if len(action) > ACTION_MAX_LENGTH or not ACTION_RE.match(action):
@@ -162,13 +162,13 @@ def _reraise_under(exc: DomainError, where: str) -> DomainError:
     return exc
 
 
-def event_profile_resolve(identifiers: dict[str, Any], *, source: str, actor: str, where: str = "client") -> Profile:
+def event_profile_resolve(*, identifiers: dict[str, Any], source: str, actor: str, where: str = "client") -> Profile:
     """The profile an event names: by clientId (must exist), else by identifiers, creating it when none is known."""
     try:
         if "clientId" in identifiers:
             return profile_lookup(kind="clientId", value=identifiers["clientId"])
         normalized = {kind: identifier_normalize(kind, value) for kind, value in identifiers.items()}
-        owners = identifier_owners(normalized.items())
+        owners = identifier_owners(pairs=normalized.items())
         profile_ids = set(owners.values())
         if len(owners) == len(normalized) and len(profile_ids) == 1:
             return Profile.objects.get(pk=profile_ids.pop())
@@ -209,7 +209,7 @@ def _salt_taken(exc: IntegrityError) -> bool:
 
 
 def _clean_event(data: EventInput) -> EventInput:
-    action = action_validate(data.action)
+    action = action_validate(action=data.action)
     if not isinstance(data.label, str):
         raise ValidationFailed("label must be a string.", field="label", code="field.type")
     if len(data.label) > LABEL_MAX_LENGTH:
@@ -224,7 +224,7 @@ def _clean_event(data: EventInput) -> EventInput:
         action=action,
         client=data.client,
         label=data.label,
-        time=time_validate(data.time),
+        time=time_validate(value=data.time),
         salt=data.salt,
         params=data.params,
     )
@@ -279,7 +279,7 @@ def event_record(*, data: EventInput, source: str, actor: str = "") -> EventResu
         return EventResult(profile=None, event=None, duplicate=True)
     try:
         with transaction.atomic():
-            profile = event_profile_resolve(identifiers, source=source, actor=actor)
+            profile = event_profile_resolve(identifiers=identifiers, source=source, actor=actor)
             _profile_hold(profile.pk)
             if data.action == FORM_SUBMIT and data.params.get("email") is not None:
                 profile = _identify(profile, identifiers, data.params["email"], source=source, actor=actor)
@@ -336,12 +336,12 @@ def note_add(*, profile: Profile, text: str, author: str, source: str) -> Event:
 # --- merge steps (profiles.merge_registry) --------------------------------------------------
 
 
-def events_merge_step(ctx) -> dict:
+def events_merge_step(*, ctx) -> dict:
     """The merged-in profile's timeline moves to the survivor; the ids are kept to move them back on undo."""
     return {"ids": rows_move(Event, from_profile_id=ctx.merged.pk, to_profile_id=ctx.survivor.pk)}
 
 
-def events_unmerge_step(ctx) -> list[str]:
+def events_unmerge_step(*, ctx) -> list[str]:
     """Move the restored profile's events back (those still on the survivor)."""
     ids = (ctx.data or {}).get("ids", [])
     return rows_move_back(Event, ids=ids, from_profile_id=ctx.survivor.pk, to_profile_id=ctx.restored.pk)

@@ -59,17 +59,17 @@ class UpsertResult:
     tagged: bool = False  # a tag of the write was new on the profile
 
 
-def agreement_state(granted: bool) -> str:
+def agreement_state(*, granted: bool) -> str:
     return ConsentStatus.GRANTED if granted else ConsentStatus.DENIED
 
 
-def set_agreements(profile: Profile, clean: CleanInput, *, source: str, actor: str) -> list[dict]:
+def set_agreements(*, profile: Profile, clean: CleanInput, source: str, actor: str) -> list[dict]:
     """The write's decisions, in one ``consents_set_many`` call; returns its warnings (older decisions)."""
     if not clean.agreements:
         return []
     results = consents_set_many(
         items=[
-            ConsentItem(profile.pk, agreement, agreement_state(granted), decided_at=clean.agreements_decided_at)
+            ConsentItem(profile.pk, agreement, agreement_state(granted=granted), decided_at=clean.agreements_decided_at)
             for agreement, granted in clean.agreements
         ],
         source=source,
@@ -81,7 +81,7 @@ def set_agreements(profile: Profile, clean: CleanInput, *, source: str, actor: s
     return [result.warning for result in results if result.warning]
 
 
-def put_tags(profile: Profile, clean: CleanInput, *, source: str, actor: str) -> bool:
+def put_tags(*, profile: Profile, clean: CleanInput, source: str, actor: str) -> bool:
     """The write's tags on the profile (set-based, created when missing); whether any was new."""
     if not clean.tags:
         return False
@@ -89,13 +89,13 @@ def put_tags(profile: Profile, clean: CleanInput, *, source: str, actor: str) ->
 
 
 def _create(clean: CleanInput, catalog: AttributeCatalog, *, source: str, actor: str) -> UpsertResult:
-    profile, identifiers = profile_new(clean)
+    profile, identifiers = profile_new(clean=clean)
     catalog.save_pending(created_by=actor)
     profile.save(force_insert=True)
-    identifiers_claim(profile.pk, identifiers)
+    identifiers_claim(profile_id=profile.pk, pairs=identifiers)
     with signals.signals_held() as waiting:  # profile_created's receivers see the write's consents and tags
-        warnings = set_agreements(profile, clean, source=source, actor=actor)
-        put_tags(profile, clean, source=source, actor=actor)
+        warnings = set_agreements(profile=profile, clean=clean, source=source, actor=actor)
+        put_tags(profile=profile, clean=clean, source=source, actor=actor)
     signals.profile_created.send(sender=Profile, profiles=[profile], source=source, actor=actor)
     signals.signals_release(waiting)
     return UpsertResult(profile=profile, created=True, changes={}, warnings=warnings)
@@ -104,15 +104,15 @@ def _create(clean: CleanInput, catalog: AttributeCatalog, *, source: str, actor:
 def _apply(profile: Profile, clean: CleanInput, catalog: AttributeCatalog, *, source: str, actor: str) -> UpsertResult:
     """Apply a validated change set to a locked profile; return what changed (old, new) by API name."""
     was_anonymous = profile.anonymous
-    held = {(k, v) for k, values in identifiers_held([profile.pk])[profile.pk].items() for v in values}
-    diff = profile_diff(profile, clean, lambda kind, value: (kind, value) in held)
+    held = {(k, v) for k, values in identifiers_held(profile_ids=[profile.pk])[profile.pk].items() for v in values}
+    diff = profile_diff(profile=profile, clean=clean, owns=lambda kind, value: (kind, value) in held)
     catalog.save_pending(created_by=actor)
     for kind, value in diff.release:
         Identifier.objects.filter(profile=profile, kind=kind, value=value).delete()
-    identifiers_claim(profile.pk, diff.claim)
+    identifiers_claim(profile_id=profile.pk, pairs=diff.claim)
     with signals.signals_held() as waiting:  # sent after the profile's own signals, as a batch sends them
-        warnings = set_agreements(profile, clean, source=source, actor=actor)
-        tagged = put_tags(profile, clean, source=source, actor=actor)
+        warnings = set_agreements(profile=profile, clean=clean, source=source, actor=actor)
+        tagged = put_tags(profile=profile, clean=clean, source=source, actor=actor)
     if diff.changes:
         profile.save()
         signals.profile_changed.send(sender=Profile, changes=[(profile.pk, diff.changes)], source=source, actor=actor)
@@ -126,14 +126,14 @@ def profile_upsert(*, data: ProfileInput, source: str, actor: str = "") -> Upser
     """Create a profile, or update the one its identifiers name, merging where they name several
     (the rules are ``resolution``'s: identifier limits, UUID reset, survivor by priority)."""
     catalog = AttributeCatalog.load()
-    clean = input_clean(data, catalog)
+    clean = input_clean(data=data, catalog=catalog)
     identifiers_required(identifiers=clean.identifiers)
-    return with_retries(lambda: resolve_and_write(clean, catalog, source=source, actor=actor))
+    return with_retries(fn=lambda: resolve_and_write(clean=clean, catalog=catalog, source=source, actor=actor))
 
 
-def resolve_and_write(clean: CleanInput, catalog: AttributeCatalog, *, source: str, actor: str) -> UpsertResult:
+def resolve_and_write(*, clean: CleanInput, catalog: AttributeCatalog, source: str, actor: str) -> UpsertResult:
     """One validated write, inside the caller's transaction: resolve, merge if needed, apply."""
-    owners = identifier_owners(clean.pairs())
+    owners = identifier_owners(pairs=clean.pairs())
     pairs_check(clean.pairs(), owned=owners)  # an erased uuid comes back to nobody (a query only for a new uuid)
     if not owners:
         return _create(clean, catalog, source=source, actor=actor)
@@ -141,9 +141,9 @@ def resolve_and_write(clean: CleanInput, catalog: AttributeCatalog, *, source: s
     profiles = _lock_many(ids)
     if len(profiles) != len(ids):
         raise Retry  # one was merged or deleted since we read the identifiers
-    if identifier_owners(owners) != owners:
+    if identifier_owners(pairs=owners) != owners:
         raise Retry  # an identifier moved between the read and the lock
-    plan = resolve(clean, owners, profiles, identifiers_held(ids))
+    plan = resolve(clean=clean, owners=owners, profiles=profiles, held=identifiers_held(profile_ids=ids))
     if plan.resets:
         Identifier.objects.filter(kind=IdentifierKind.UUID, value__in=[v for _, v in plan.resets]).delete()
     if plan.survivor_id is None:
@@ -183,10 +183,10 @@ def _taken(owners: dict[tuple[str, str], int], profile: Profile) -> Conflict:
 def profile_update(*, profile: Profile, data: ProfileInput, source: str, actor: str = "") -> UpsertResult:
     """Update one known profile; an identifier in the body that another profile owns is a Conflict."""
     catalog = AttributeCatalog.load()
-    clean = input_clean(data, catalog)
+    clean = input_clean(data=data, catalog=catalog)
 
     def attempt() -> UpsertResult:
-        held = identifier_owners(clean.pairs())
+        held = identifier_owners(pairs=clean.pairs())
         pairs_check(clean.pairs(), owned=held)
         owners = {pair: pid for pair, pid in held.items() if pid != profile.pk}
         if owners:
@@ -197,4 +197,4 @@ def profile_update(*, profile: Profile, data: ProfileInput, source: str, actor: 
             raise profile_missing(profile.pk) from None  # Gone when an erasure won the race
         return _apply(locked, clean, catalog, source=source, actor=actor)
 
-    return with_retries(attempt)
+    return with_retries(fn=attempt)

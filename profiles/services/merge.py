@@ -108,7 +108,7 @@ def _merge_one(survivor: Profile, merged: Profile, *, source: str, actor: str, f
     ClientIdAlias.objects.create(old_client_id=merged.pk, profile=survivor)
     steps = {}
     for step in registry.ordered():
-        steps[step.name] = step.merge(MergeContext(survivor=survivor, merged=merged, source=source, actor=actor))
+        steps[step.name] = step.merge(ctx=MergeContext(survivor=survivor, merged=merged, source=source, actor=actor))
     _assert_nothing_left(merged)
     Profile.objects.filter(pk=merged.pk).delete()
     snapshot = {
@@ -210,7 +210,7 @@ def profile_merge_preview(*, survivor: Profile, others: list[Profile]) -> dict:
                 conflicts.append(
                     {"field": f"attributes.{name}", "kept": attributes[name], "dropped": theirs, "fromClientId": pid}
                 )
-    held = identifiers_held([survivor.pk, *other_ids])
+    held = identifiers_held(profile_ids=[survivor.pk, *other_ids])
     moved = [
         {"kind": kind, "value": value, "fromClientId": pid}
         for pid in other_ids
@@ -219,7 +219,7 @@ def profile_merge_preview(*, survivor: Profile, others: list[Profile]) -> dict:
     ]
     over = {}
     for kind in {kind for values in held.values() for kind in values}:
-        limit = identifier_limit(kind)
+        limit = identifier_limit(kind=kind)
         count = sum(len(values.get(kind, ())) for values in held.values())
         if limit is not None and count > limit:
             over[kind] = {"limit": limit, "values": count}
@@ -258,7 +258,11 @@ def profile_unmerge(*, profile: Profile, previous_client_id: int, source: str, a
             .filter(merged_client_id=previous_client_id, undone_at__isnull=True)
             .first()
         )
-        holder = client_ids_resolve([record.survivor_client_id]).get(record.survivor_client_id) if record else None
+        holder = (
+            client_ids_resolve(client_ids=[record.survivor_client_id]).get(record.survivor_client_id)
+            if record
+            else None
+        )
         if record is None or holder != profile.pk:
             raise NotFound(
                 f"clientId {previous_client_id} is not merged into clientId {profile.pk}.",
@@ -324,7 +328,7 @@ def profile_unmerge(*, profile: Profile, previous_client_id: int, source: str, a
                 context = UnmergeContext(
                     survivor=survivor, restored=restored, data=snapshot["steps"][step.name], source=source, actor=actor
                 )
-                notes.extend(step.unmerge(context) or [])
+                notes.extend(step.unmerge(ctx=context) or [])
         restored.save()
         survivor.save()
         record.undone_at = timezone.now()

@@ -85,7 +85,7 @@ class Retry(Exception):
     """Another transaction claimed an identifier between our read and our write: resolve again."""
 
 
-def identifier_limit(kind: str) -> int | None:
+def identifier_limit(*, kind: str) -> int | None:
     """The most values of ``kind`` one profile may hold (None: unlimited)."""
     return settings.IDENTIFIER_LIMITS.get(kind)
 
@@ -225,7 +225,7 @@ def identifiers_required(
     return given
 
 
-def input_clean(data, catalog: AttributeCatalog, agreements: dict | None = None) -> CleanInput:
+def input_clean(*, data, catalog: AttributeCatalog, agreements: dict | None = None) -> CleanInput:
     """Validate a ``ProfileInput`` without touching the database (but for agreements, unless preloaded)."""
     # Custom agreements may come as attributes keys: they leave the attributes here.
     pairs, attributes = agreements_parse(agreements=data.agreements, attributes=data.attributes, known=agreements)
@@ -234,7 +234,7 @@ def input_clean(data, catalog: AttributeCatalog, agreements: dict | None = None)
         fields=_validate_fields(data.fields),
         attributes=catalog.validate(attributes) if attributes else {},
         agreements=pairs,
-        agreements_decided_at=decision_time_check(data.agreements_decided_at, field="agreementsDecidedAt"),
+        agreements_decided_at=decision_time_check(value=data.agreements_decided_at, field="agreementsDecidedAt"),
         tags=_tags_clean(getattr(data, "tags", None) or []),
     )
 
@@ -244,7 +244,7 @@ def _tags_clean(names) -> list[str]:
         raise ValidationFailed("tags must be a list of tag names.", field="tags", code="field.type")
     clean: dict[str, str] = {}
     for position, name in enumerate(names):
-        name = tag_name_clean(name, field=f"tags[{position}]")
+        name = tag_name_clean(name=name, field=f"tags[{position}]")
         clean.setdefault(name.lower(), name)
     return list(clean.values())
 
@@ -252,7 +252,7 @@ def _tags_clean(names) -> list[str]:
 # --- reads ------------------------------------------------------------------------------------
 
 
-def identifiers_held(profile_ids: Iterable[int]) -> dict[int, dict[str, set[str]]]:
+def identifiers_held(*, profile_ids: Iterable[int]) -> dict[int, dict[str, set[str]]]:
     """Every identifier value of each profile, by kind, in one query."""
     held: dict[int, dict[str, set[str]]] = {pid: {} for pid in profile_ids}
     if not held:
@@ -269,7 +269,7 @@ def identifiers_held(profile_ids: Iterable[int]) -> dict[int, dict[str, set[str]
 # --- deciding -----------------------------------------------------------------------------------
 
 
-def uuid_resets(clean: CleanInput, owners: dict[Pair, int], held: dict[int, dict[str, set[str]]]) -> list[Pair]:
+def uuid_resets(*, clean: CleanInput, owners: dict[Pair, int], held: dict[int, dict[str, set[str]]]) -> list[Pair]:
     """Uuids that this write says belong to someone else: their profile holds another value of a
     limited kind (another e-mail, another customId) that the write sends (a shared device)."""
     resets = []
@@ -322,13 +322,14 @@ def _survivor(owners: dict[Pair, int], profiles: dict[int, Profile], candidates:
 
 
 def resolve(
+    *,
     clean: CleanInput,
     owners: dict[Pair, int],
     profiles: dict[int, Profile],
     held: dict[int, dict[str, set[str]]],
 ) -> Resolution:
     """Decide what a write does to the profiles its identifiers name (no queries; raises Conflict)."""
-    resets = uuid_resets(clean, owners, held)
+    resets = uuid_resets(clean=clean, owners=owners, held=held)
     live = {pair: pid for pair, pid in owners.items() if pair not in resets}
     candidates = set(live.values())
     links = [{"kind": k, "value": v, "clientId": pid} for (k, v), pid in sorted(live.items())]
@@ -342,7 +343,7 @@ def resolve(
         described = "; ".join(f"clientId {pid} has {kind} {', '.join(map(repr, v))}" for pid, v in sides.items())
         raise Conflict(
             f"The identifiers name profiles that cannot be merged: {described}, and a profile may hold at most "
-            f"{identifier_limit(kind)} {kind}.",
+            f"{identifier_limit(kind=kind)} {kind}.",
             field=kind,
             code="identity.conflict",
             clientIds=sorted(sides),
@@ -363,7 +364,7 @@ def _placeholder_first_name(email: str | None) -> str | None:
     return token[:1].upper() + token[1:].lower() if token else None
 
 
-def profile_new(clean: CleanInput) -> tuple[Profile, list[Pair]]:
+def profile_new(*, clean: CleanInput) -> tuple[Profile, list[Pair]]:
     """An unsaved profile built from a write, and the identifiers it will own (a uuid is generated if none)."""
     identifiers = {k: v for k, v in clean.identifiers.items() if v is not None}
     if IdentifierKind.UUID not in identifiers:
@@ -397,7 +398,7 @@ def _jsonable(value):
     return value.isoformat() if isinstance(value, date) else value
 
 
-def profile_diff(profile: Profile, clean: CleanInput, owns: Callable[[str, str], bool]) -> Diff:
+def profile_diff(*, profile: Profile, clean: CleanInput, owns: Callable[[str, str], bool]) -> Diff:
     """Apply a validated write to a profile in memory and say what changed (no queries: ``owns(kind,
     value)`` answers whether the profile already holds an identifier).
 
@@ -419,7 +420,7 @@ def profile_diff(profile: Profile, clean: CleanInput, owns: Callable[[str, str],
             continue
         if value is not None and owns(kind, value):
             continue  # a secondary identifier (from a merge) names this profile; it does not replace the main one
-        if current is not None and (value is None or identifier_limit(kind) is not None):
+        if current is not None and (value is None or identifier_limit(kind=kind) is not None):
             release.append((kind, current))
         if value is not None:
             claim.append((kind, value))
@@ -448,7 +449,7 @@ def profile_diff(profile: Profile, clean: CleanInput, owns: Callable[[str, str],
 # --- writing ------------------------------------------------------------------------------------
 
 
-def identifiers_claim(profile_id: int, pairs: list[Pair]) -> None:
+def identifiers_claim(*, profile_id: int, pairs: list[Pair]) -> None:
     """Insert identifiers for a profile; a value another profile took meanwhile raises Retry."""
     if not pairs:
         return
@@ -464,12 +465,12 @@ def identifiers_claim(profile_id: int, pairs: list[Pair]) -> None:
         )
         claimed = set(cursor.fetchall())
     lost = [pair for pair in pairs if pair not in claimed]
-    if lost and any(pid != profile_id for pid in identifier_owners(lost).values()):
+    if lost and any(pid != profile_id for pid in identifier_owners(pairs=lost).values()):
         raise Retry
     # Otherwise already ours (sent twice): nothing to do.
 
 
-def with_retries(fn):
+def with_retries(*, fn):
     """Run ``fn`` in a transaction, again when it lost a race (Retry, unique violation, serialization
     failure, deadlock), with jittered backoff; a Conflict when it keeps losing."""
     for attempt in range(1, MAX_ATTEMPTS + 1):

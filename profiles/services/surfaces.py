@@ -166,7 +166,7 @@ def _keep_identifiers(pending, warnings: dict[int, list[dict]]):
         normalized[index] = clean
     if not pairs:
         return pending
-    owned = identifier_owners(pairs)
+    owned = identifier_owners(pairs=pairs)
     profiles = Profile.objects.in_bulk(set(owned.values()))
     kept = []
     for index, item, asked in pending:
@@ -217,7 +217,7 @@ def _owned(data: ProfileInput) -> list[tuple[str, str, int]]:
     for kind, value in data.identifiers.items():
         if value is not None:
             pairs[kind] = identifier_normalize(kind, value)
-    return [(k, v, pid) for (k, v), pid in identifier_owners(pairs.items()).items()]
+    return [(k, v, pid) for (k, v), pid in identifier_owners(pairs=pairs.items()).items()]
 
 
 def _exists(kind: str, value: str, client_id: int) -> Conflict:

@@ -24,7 +24,7 @@ from profiles.models.tag import TAG_NAME_MAX_LENGTH
 COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
-def tag_name_clean(name, *, field: str = "name") -> str:
+def tag_name_clean(*, name, field: str = "name") -> str:
     """A tag name as stored: trimmed, one printable line of at most ``TAG_NAME_MAX_LENGTH`` characters."""
     if not isinstance(name, str) or not name.strip():
         raise ValidationFailed("A tag needs a name.", field=field, code="field.required")
@@ -50,7 +50,7 @@ def _clean_color(color) -> str:
 
 def tag_create(*, name: str, color: str = "", description: str = "", actor: str = "") -> Tag:
     """A new tag; a name that exists in any case is a Conflict naming the existing tag."""
-    name = tag_name_clean(name)
+    name = tag_name_clean(name=name)
     color = _clean_color(color)
     if description is None:
         description = ""
@@ -202,7 +202,7 @@ def tag_delete(*, tag: Tag, source: str, actor: str = "") -> int:
 # --- merge steps (profiles.merge_registry) --------------------------------------------------
 
 
-def tags_merge_step(ctx) -> dict:
+def tags_merge_step(*, ctx) -> dict:
     """Union: the survivor gets every tag of the merged-in profile. Returns what to undo."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT tag_id FROM profiles_profiletag WHERE profile_id = %s ORDER BY tag_id", [ctx.merged.pk])
@@ -221,7 +221,7 @@ def tags_merge_step(ctx) -> dict:
     return {"tags": had, "addedToSurvivor": added}
 
 
-def tags_unmerge_step(ctx) -> list[str]:
+def tags_unmerge_step(*, ctx) -> list[str]:
     """Give the restored profile its tags back and take off the survivor those only the merge gave it."""
     data = ctx.data or {}
     had, added = data.get("tags", []), data.get("addedToSurvivor", [])

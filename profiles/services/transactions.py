@@ -103,7 +103,7 @@ def _clean(item: TransactionInput, index: int) -> dict[str, Any]:
     if status not in TransactionStatus.values:
         raise _fail(index, f"status must be one of {', '.join(TransactionStatus.values)}.", "status", "field.choice")
     try:
-        time = time_validate(item.time, field_name="recordedAt")
+        time = time_validate(value=item.time, field_name="recordedAt")
     except ValidationFailed as exc:
         exc.details["index"] = index
         raise
@@ -168,8 +168,8 @@ def _resolve_profiles(clients: list[dict[str, Any]]) -> list[int]:
                 exc.details["index"] = index
                 raise
         normalized.append(clean)
-    by_id = client_ids_resolve(wanted_ids)
-    owners = identifier_owners(pairs)
+    by_id = client_ids_resolve(client_ids=wanted_ids)
+    owners = identifier_owners(pairs=pairs)
     result = []
     for index, clean in enumerate(normalized):
         found = None
@@ -187,7 +187,7 @@ def _resolve_profiles(clients: list[dict[str, Any]]) -> list[int]:
                 exc.details["index"] = index
                 raise
             raise NotFound(
-                f"No profile with {kind} '{client_value(clients[index], kind)}'.",
+                f"No profile with {kind} '{client_value(client=clients[index], kind=kind)}'.",
                 field=_client_field(kind),
                 code="profile.not_found",
                 index=index,
@@ -196,7 +196,7 @@ def _resolve_profiles(clients: list[dict[str, Any]]) -> list[int]:
     return result
 
 
-def client_value(client: dict[str, Any], kind: str):
+def client_value(*, client: dict[str, Any], kind: str):
     return client.get(kind)
 
 
@@ -269,10 +269,10 @@ def transactions_record(*, items: list[TransactionInput], source: str, actor: st
                     )
                 )
             activity[pid] = max(activity.get(pid, row["time"]), row["time"])
-        events_insert(events)
+        events_insert(rows=events)
         profiles_activity_advance(activity=activity)
         touched = sorted({pid for _, pid in rows} | {pid for pid, _ in before.values()})
-        commerce_refresh(touched)
+        commerce_refresh(profile_ids=touched)
         transaction.on_commit(rfm_enqueue)
     created = sum(1 for v in inserted.values() if v)
     return TransactionsResult(created=created, updated=len(inserted) - created, profile_ids=touched)
@@ -281,7 +281,7 @@ def transactions_record(*, items: list[TransactionInput], source: str, actor: st
 # --- commerce figures ---------------------------------------------------------------------------------
 
 
-def commerce_refresh(profile_ids: list[int]) -> None:
+def commerce_refresh(*, profile_ids: list[int]) -> None:
     """Recompute the commerce figures of these profiles from their orders: one upsert and one delete."""
     if not profile_ids:
         return
@@ -348,13 +348,13 @@ RFM_SEGMENTS = [
 ]
 
 
-def rfm_fm(frequency: int, monetary: int) -> int:
+def rfm_fm(*, frequency: int, monetary: int) -> int:
     """Frequency and monetary scores folded into one (the mean, rounded half up)."""
     return (frequency + monetary + 1) // 2
 
 
-def rfm_segment(recency: int, frequency: int, monetary: int) -> str:
-    fm = rfm_fm(frequency, monetary)
+def rfm_segment(*, recency: int, frequency: int, monetary: int) -> str:
+    fm = rfm_fm(frequency=frequency, monetary=monetary)
     for name, rs, fms in RFM_SEGMENTS:
         if recency in rs and fm in fms:
             return name
@@ -420,18 +420,18 @@ def rfm_enqueue() -> None:
 # --- merge steps (profiles.merge_registry) --------------------------------------------------
 
 
-def transactions_merge_step(ctx) -> dict:
+def transactions_merge_step(*, ctx) -> dict:
     moved = rows_move(Transaction, from_profile_id=ctx.merged.pk, to_profile_id=ctx.survivor.pk)
-    commerce_refresh([ctx.survivor.pk, ctx.merged.pk])
+    commerce_refresh(profile_ids=[ctx.survivor.pk, ctx.merged.pk])
     if moved:
         transaction.on_commit(rfm_enqueue)
     return {"ids": moved}
 
 
-def transactions_unmerge_step(ctx) -> list[str]:
+def transactions_unmerge_step(*, ctx) -> list[str]:
     ids = (ctx.data or {}).get("ids", [])
     notes = rows_move_back(Transaction, ids=ids, from_profile_id=ctx.survivor.pk, to_profile_id=ctx.restored.pk)
-    commerce_refresh([ctx.survivor.pk, ctx.restored.pk])
+    commerce_refresh(profile_ids=[ctx.survivor.pk, ctx.restored.pk])
     if ids:
         transaction.on_commit(rfm_enqueue)
     return notes

@@ -41,7 +41,7 @@ def submit(client, site, **fields):
 
 
 def owner_of(value):
-    return Profile.objects.get(pk=identifier_owners([("uuid", value)])[("uuid", value)])
+    return Profile.objects.get(pk=identifier_owners(pairs=[("uuid", value)])[("uuid", value)])
 
 
 def test_a_visit_makes_an_anonymous_profile_and_sets_the_uuid_cookie(site, browser):

@@ -33,7 +33,7 @@ def browser_uuid(page) -> str | None:
 
 
 def owner(uuid_value) -> Profile:
-    return Profile.objects.get(pk=identifier_owners([("uuid", uuid_value)])[("uuid", uuid_value)])
+    return Profile.objects.get(pk=identifier_owners(pairs=[("uuid", uuid_value)])[("uuid", uuid_value)])
 
 
 def actions(profile) -> list[str]:

@@ -38,7 +38,7 @@ def test_the_most_recent_decision_wins_and_both_histories_stay(make_profile, alc
     survivor_records = ConsentRecord.objects.filter(client_id=survivor.pk).count()
     merged_records = ConsentRecord.objects.filter(client_id=merged.pk).count()
 
-    data = consents_merge(MergeContext(survivor=survivor, merged=merged, source="api", actor="k"))
+    data = consents_merge(ctx=MergeContext(survivor=survivor, merged=merged, source="api", actor="k"))
 
     assert states(survivor) == {"email": G, "sms": G, "alcohol": G}
     assert states(merged) == {}
@@ -64,9 +64,9 @@ def test_unmerge_restores_both_sides(make_profile, alcohol):
     merged = make_profile(uuid="6a5c8e8e-5f7c-4a57-9d7c-1f8f3f1b2c3d", agreements={"sms": True})
     consent_set(profile=merged, agreement=alcohol, state=G, source="api")
     age(survivor, "sms", 3)
-    data = consents_merge(MergeContext(survivor=survivor, merged=merged, source="api", actor="k"))
+    data = consents_merge(ctx=MergeContext(survivor=survivor, merged=merged, source="api", actor="k"))
 
-    notes = consents_unmerge(UnmergeContext(survivor=survivor, restored=merged, data=data, source="api", actor="k"))
+    notes = consents_unmerge(ctx=UnmergeContext(survivor=survivor, restored=merged, data=data, source="api", actor="k"))
 
     assert notes == []
     assert states(merged) == {"sms": G, "alcohol": G}
@@ -78,10 +78,10 @@ def test_unmerge_keeps_a_decision_changed_since_and_says_so(make_profile, alcoho
     survivor = make_profile(email="ann@example.com")
     merged = make_profile(uuid="6a5c8e8e-5f7c-4a57-9d7c-1f8f3f1b2c3d")
     consent_set(profile=merged, agreement=alcohol, state=G, source="api")
-    data = consents_merge(MergeContext(survivor=survivor, merged=merged, source="api", actor="k"))
+    data = consents_merge(ctx=MergeContext(survivor=survivor, merged=merged, source="api", actor="k"))
     consent_set(profile=survivor, agreement=alcohol, state=D, source="resignation")
 
-    notes = consents_unmerge(UnmergeContext(survivor=survivor, restored=merged, data=data, source="api", actor="k"))
+    notes = consents_unmerge(ctx=UnmergeContext(survivor=survivor, restored=merged, data=data, source="api", actor="k"))
 
     assert notes == ["The survivor's consent 'alcohol' changed since the merge; kept."]
     assert states(survivor) == {"alcohol": D}

@@ -102,7 +102,7 @@ def test_a_failed_push_is_retried_with_backoff_then_waits_for_the_schedule(crowd
     third = scheduled_export_run(export_id=export.pk, trigger="retry")
     export.refresh_from_db()
     assert third.attempt == 3 and third.retry_at is None  # the last attempt
-    assert export.attempt == 0 and export.next_run_at == next_scheduled_time(export, after=third.finished_at)
+    assert export.attempt == 0 and export.next_run_at == next_scheduled_time(export=export, after=third.finished_at)
     receiver.status = 200
     fourth = scheduled_export_run(export_id=export.pk, trigger="schedule")
     assert fourth.outcome == RunOutcome.SUCCEEDED and fourth.attempt == 1
@@ -171,11 +171,11 @@ def test_schedule_hourly_and_daily(settings):
     settings.TIME_ZONE = "UTC"
     hourly = ScheduledExport(schedule="hourly")
     at = datetime(2026, 3, 1, 10, 15, tzinfo=timezone.UTC)
-    assert next_scheduled_time(hourly, after=at) == datetime(2026, 3, 1, 11, 0, tzinfo=timezone.UTC)
+    assert next_scheduled_time(export=hourly, after=at) == datetime(2026, 3, 1, 11, 0, tzinfo=timezone.UTC)
     daily = ScheduledExport(schedule="daily", daily_at=time(3, 30))
-    assert next_scheduled_time(daily, after=at) == datetime(2026, 3, 2, 3, 30, tzinfo=timezone.UTC)
+    assert next_scheduled_time(export=daily, after=at) == datetime(2026, 3, 2, 3, 30, tzinfo=timezone.UTC)
     early = datetime(2026, 3, 1, 1, 0, tzinfo=timezone.UTC)
-    assert next_scheduled_time(daily, after=early) == datetime(2026, 3, 1, 3, 30, tzinfo=timezone.UTC)
+    assert next_scheduled_time(export=daily, after=early) == datetime(2026, 3, 1, 3, 30, tzinfo=timezone.UTC)
 
 
 def test_dispatch_runs_due_exports_once(crowd, receiver, local_targets, immediate_tasks):

@@ -26,7 +26,7 @@ CSV = (
 
 
 def report(imp) -> list[dict]:
-    return list(csv.DictReader(io.StringIO("".join(import_report_csv(imp)))))
+    return list(csv.DictReader(io.StringIO("".join(import_report_csv(imp=imp)))))
 
 
 def test_csv_import_writes_fields_attributes_agreements_and_tags(run_import):

@@ -56,4 +56,4 @@ def test_tags_take_the_single_path_too():
 
 def test_batch_jobs_keep_tags():
     data = item("a@example.com", "vip")
-    assert profile_input_from_json(profile_input_to_json(data)).tags == ["vip"]
+    assert profile_input_from_json(entry=profile_input_to_json(data=data)).tags == ["vip"]

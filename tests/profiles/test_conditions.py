@@ -106,7 +106,7 @@ def world(db):
                     time=NOW - timedelta(days=rng.choice([2, 40])),
                 )
             )
-    events_insert(events)
+    events_insert(rows=events)
     transactions_record(items=orders, source="tests")
     ProfileCommerce.objects.filter(total_orders__gte=2).update(rfm_segment="Champions")
     return {"tags": tags, "agreements": {"email": email, "sms": sms}}
@@ -164,7 +164,7 @@ def evaluate(node, row, now) -> bool:
             if node.op == "eq":
                 return node.value in owned
             if node.op == "not":
-                return node.value not in owned
+                return bool(owned) and node.value not in owned
             if node.op == "in":
                 return bool(owned & set(node.value))
             if node.op == "contains":

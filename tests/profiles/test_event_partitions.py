@@ -142,13 +142,13 @@ def test_the_command_lists_ensures_and_detaches(capsys):
 def test_the_dedup_table_refuses_a_second_salt_whichever_way_the_event_comes(make_profile):
     ann = make_profile(email="ann@example.com")
     now = timezone.now()
-    events_insert([NewEvent(profile_id=ann.pk, action="a.b", time=now, is_system=False, salt="bulk-1")])
+    events_insert(rows=[NewEvent(profile_id=ann.pk, action="a.b", time=now, is_system=False, salt="bulk-1")])
     salt = EventSalt.objects.get(salt="bulk-1")
     assert (salt.event_id, salt.time) == (Event.objects.get(salt="bulk-1").pk, now)
     with pytest.raises(IntegrityError), transaction.atomic():
         Event.objects.create(profile=ann, action="a.b", time=now, salt="bulk-1")
     with pytest.raises(IntegrityError), transaction.atomic():
-        events_insert([NewEvent(profile_id=ann.pk, action="a.b", time=now, salt="bulk-1")])
+        events_insert(rows=[NewEvent(profile_id=ann.pk, action="a.b", time=now, salt="bulk-1")])
     assert Event.objects.filter(salt="bulk-1").count() == 1
     # Unsalted events are not recorded there.
     Event.objects.create(profile=ann, action="a.b", time=now)

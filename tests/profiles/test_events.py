@@ -136,7 +136,7 @@ def test_notes_are_system_events(make_profile):
 def make_events(profile, spec, *, now):
     """spec: [(action, days ago, system?)] → inserted events."""
     events_insert(
-        [
+        rows=[
             NewEvent(profile_id=profile.pk, action=a, time=now - timedelta(days=d), is_system=s, source="t")
             for a, d, s in spec
         ]
@@ -149,7 +149,9 @@ def test_timeline_is_newest_first_cursor_paged_and_filterable(make_profile, djan
     now = timezone.now()
     same = now - timedelta(days=1)
     events_insert(
-        [NewEvent(profile_id=ann.pk, action="page.visit", time=same, is_system=False, label=str(i)) for i in range(3)]
+        rows=[
+            NewEvent(profile_id=ann.pk, action="page.visit", time=same, is_system=False, label=str(i)) for i in range(3)
+        ]
         + [NewEvent(profile_id=ann.pk, action="tag.added", time=now, label="t")]
         + [NewEvent(profile_id=ann.pk, action="form.submit", time=now - timedelta(days=2), is_system=False)]
     )
@@ -201,9 +203,11 @@ def test_merge_step_moves_the_timeline_and_unmerge_moves_it_back(make_profile):
     make_events(merged, [("page.visit", 1, False), ("page.visit", 2, False)], now=now)
     merged.last_activity_date = now + timedelta(minutes=1)
     theirs = set(Event.objects.filter(profile=merged).values_list("pk", flat=True))
-    data = events_merge_step(MergeContext(survivor=survivor, merged=merged, source="t", actor="t"))
+    data = events_merge_step(ctx=MergeContext(survivor=survivor, merged=merged, source="t", actor="t"))
     assert set(data["ids"]) == theirs
     assert not Event.objects.filter(profile=merged).exists()
-    notes = events_unmerge_step(UnmergeContext(survivor=survivor, restored=merged, data=data, source="t", actor="t"))
+    notes = events_unmerge_step(
+        ctx=UnmergeContext(survivor=survivor, restored=merged, data=data, source="t", actor="t")
+    )
     assert notes == []
     assert set(Event.objects.filter(profile=merged).values_list("pk", flat=True)) == theirs

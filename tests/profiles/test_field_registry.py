@@ -68,7 +68,7 @@ def test_the_surfaces_offer_what_the_registry_says():
 
 def test_commerce_figures_are_columns_of_the_commerce_row_and_keys_of_its_document():
     columns = {f.column for f in ProfileCommerce._meta.concrete_fields}
-    document = commerce_document(None)
+    document = commerce_document(row=None)
     for name, figure in COMMERCE_FIGURES.items():
         assert figure.column in columns and name in document and figure.type in TYPE_OPS
 

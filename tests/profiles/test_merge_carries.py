@@ -25,7 +25,7 @@ def test_merge_and_undo_carry_events_tags_and_orders(make_profile):
     anon_events = set(Event.objects.filter(profile=anon).values_list("pk", flat=True))
 
     profile_merge(survivor=ann, others=[anon], source="t", forced=True)
-    assert tags_for([ann.pk]) == {ann.pk: ["new", "vip"]}
+    assert tags_for(profile_ids=[ann.pk]) == {ann.pk: ["new", "vip"]}
     assert anon_events <= set(Event.objects.filter(profile=ann).values_list("pk", flat=True))
     assert Transaction.objects.get().profile_id == ann.pk
     assert profile_commerce(profile_id=ann.pk)["totalSpent"] == 40.0
@@ -33,7 +33,7 @@ def test_merge_and_undo_carry_events_tags_and_orders(make_profile):
     assert merged_event.params["mergedClientId"] == anon.pk and "steps" not in merged_event.params["snapshot"]
 
     profile_unmerge(profile=ann, previous_client_id=anon.pk, source="t")
-    assert tags_for([ann.pk, anon.pk]) == {ann.pk: ["vip"], anon.pk: ["new", "vip"]}
+    assert tags_for(profile_ids=[ann.pk, anon.pk]) == {ann.pk: ["vip"], anon.pk: ["new", "vip"]}
     assert anon_events <= set(Event.objects.filter(profile_id=anon.pk).values_list("pk", flat=True))
     assert Transaction.objects.get().profile_id == anon.pk
     assert profile_commerce(profile_id=ann.pk)["totalOrders"] == 0

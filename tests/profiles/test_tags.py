@@ -52,7 +52,7 @@ def test_adding_and_removing_write_events_only_for_real_changes(make_profile):
     assert tag_events(ann, "tag.removed") == ["vip"]
     event = Event.objects.get(profile=ann, action="tag.removed")
     assert event.params == {"tagId": vip.pk, "name": "vip"} and event.is_system
-    assert tags_for([ann.pk]) == {ann.pk: ["new"]}
+    assert tags_for(profile_ids=[ann.pk]) == {ann.pk: ["new"]}
 
 
 @pytest.mark.parametrize("size", [5, 500])
@@ -101,10 +101,10 @@ def test_merge_step_unions_and_unmerge_restores(make_profile):
     a, b, c = (tag_create(name=n) for n in "abc")
     tags_add(profiles=[survivor], tags=[a, b], source="t")
     tags_add(profiles=[merged], tags=[b, c], source="t")
-    data = tags_merge_step(MergeContext(survivor=survivor, merged=merged, source="t", actor="t"))
+    data = tags_merge_step(ctx=MergeContext(survivor=survivor, merged=merged, source="t", actor="t"))
     assert data == {"tags": sorted([b.pk, c.pk]), "addedToSurvivor": [c.pk]}
-    assert tags_for([survivor.pk, merged.pk]) == {survivor.pk: ["a", "b", "c"], merged.pk: []}
-    notes = tags_unmerge_step(UnmergeContext(survivor=survivor, restored=merged, data=data, source="t", actor="t"))
+    assert tags_for(profile_ids=[survivor.pk, merged.pk]) == {survivor.pk: ["a", "b", "c"], merged.pk: []}
+    notes = tags_unmerge_step(ctx=UnmergeContext(survivor=survivor, restored=merged, data=data, source="t", actor="t"))
     assert notes == []
-    assert tags_for([survivor.pk, merged.pk]) == {survivor.pk: ["a", "b"], merged.pk: ["b", "c"]}
+    assert tags_for(profile_ids=[survivor.pk, merged.pk]) == {survivor.pk: ["a", "b"], merged.pk: ["b", "c"]}
     assert ProfileTag.objects.count() == 4

@@ -141,12 +141,14 @@ def test_a_list_takes_a_fixed_number_of_queries(make_profile, django_assert_num_
 
 
 def test_rfm_grid_covers_every_score():
-    names = {rfm_segment(r, f, m) for r in range(1, 6) for f in range(1, 6) for m in range(1, 6)}
+    names = {
+        rfm_segment(recency=r, frequency=f, monetary=m) for r in range(1, 6) for f in range(1, 6) for m in range(1, 6)
+    }
     assert names == {name for name, _, _ in RFM_SEGMENTS}
-    assert rfm_segment(5, 5, 5) == "Champions"
-    assert rfm_segment(1, 1, 1) == "Lost"
-    assert rfm_segment(1, 4, 4) == "At risk"
-    assert rfm_segment(4, 5, 4) == "Loyal"
+    assert rfm_segment(recency=5, frequency=5, monetary=5) == "Champions"
+    assert rfm_segment(recency=1, frequency=1, monetary=1) == "Lost"
+    assert rfm_segment(recency=1, frequency=4, monetary=4) == "At risk"
+    assert rfm_segment(recency=4, frequency=5, monetary=4) == "Loyal"
 
 
 def test_rfm_scores_against_the_whole_base(make_profile):
@@ -188,12 +190,14 @@ def test_equal_figures_get_equal_scores(make_profile):
 def test_merge_step_carries_orders_and_unmerge_takes_them_back(make_profile):
     survivor, merged = make_profile(email="ann@example.com"), make_profile(email="bob@example.com")
     record(order("S1", {"clientId": survivor.pk}, 10), order("M1", {"clientId": merged.pk}, 40, days=5))
-    data = transactions_merge_step(MergeContext(survivor=survivor, merged=merged, source="t", actor="t"))
+    data = transactions_merge_step(ctx=MergeContext(survivor=survivor, merged=merged, source="t", actor="t"))
     assert Transaction.objects.get(order_id="M1").profile_id == survivor.pk
     assert profile_commerce(profile_id=survivor.pk)["totalSpent"] == 50.0
     assert not ProfileCommerce.objects.filter(profile=merged).exists()
     assert (
-        transactions_unmerge_step(UnmergeContext(survivor=survivor, restored=merged, data=data, source="t", actor="t"))
+        transactions_unmerge_step(
+            ctx=UnmergeContext(survivor=survivor, restored=merged, data=data, source="t", actor="t")
+        )
         == []
     )
     assert Transaction.objects.get(order_id="M1").profile_id == merged.pk

@@ -27,7 +27,7 @@ def ann(make_profile):
     )
     now = timezone.now()
     events_insert(
-        [
+        rows=[
             NewEvent(profile_id=ann.pk, action="page.visit", time=now - timedelta(days=d), is_system=False)
             for d in (1, 2, 3, 4, 5, 6, 40)
         ]

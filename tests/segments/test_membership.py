@@ -154,11 +154,11 @@ def test_editing_refills_and_segment_matches_reads_the_tree(
     with django_capture_on_commit_callbacks(execute=True):
         segment = segment_create(name="City", tree={"field": "city", "op": "eq", "value": "warsaw"})
     assert members(segment) == {ann.pk}
-    assert segment_matches(segment, [ann.pk, bob.pk]) == {ann.pk}
+    assert segment_matches(segment=segment, profile_ids=[ann.pk, bob.pk]) == {ann.pk}
     with django_capture_on_commit_callbacks(execute=True):
         segment_update(segment=segment, tree={"field": "city", "op": "eq", "value": "kraków"})
     assert members(segment) == {bob.pk}
-    assert segment_matches(segment.pk, [ann.pk, bob.pk]) == {bob.pk}
+    assert segment_matches(segment=segment.pk, profile_ids=[ann.pk, bob.pk]) == {bob.pk}
     assert not Event.objects.filter(action__startswith="segment.").exists()
 
 

@@ -187,7 +187,7 @@ def test_a_message_body_is_the_payload_json(subscribe, receiver, make_profile):
     subscribe([EventType.PROFILE_CREATED])
     make_profile(email="ada@example.com")
     deliver_due()
-    assert json.loads(receiver.requests[0].body) == json.loads(event_body(Message.objects.get().event))
+    assert json.loads(receiver.requests[0].body) == json.loads(event_body(event=Message.objects.get().event))
 
 
 def test_messages_behind_a_retried_one_take_its_retry_time_until_it_is_done(

@@ -27,7 +27,7 @@ def payloads(subscription=None, type_=None):
         queryset = queryset.filter(subscription=subscription)
     if type_:
         queryset = queryset.filter(event__event_type=type_)
-    return [json.loads(event_body(m.event)) for m in queryset]
+    return [json.loads(event_body(event=m.event)) for m in queryset]
 
 
 def test_a_created_profile_is_recorded_with_its_document(subscribe, make_profile):
@@ -43,7 +43,7 @@ def test_a_created_profile_is_recorded_with_its_document(subscribe, make_profile
     (message,) = Message.objects.all()
     assert (message.subscription, message.profile_id, message.state) == (subscription, profile.pk, "pending")
     assert message.webhook_id.startswith("msg_") and len(message.webhook_id) == 36
-    body = json.loads(event_body(message.event))
+    body = json.loads(event_body(event=message.event))
     assert set(body) == {"type", "timestamp", "data"}
     assert body["type"] == "profile.created"
     assert body["timestamp"].endswith("Z")
@@ -102,7 +102,7 @@ def test_a_batch_of_1000_changes_is_one_insert(subscribe):
     assert outbox_fan_out() == 2000
     # Messages keep the change order: ids follow the items.
     first = Message.objects.filter(subscription=Subscription.objects.first()).order_by("id")
-    emails = [json.loads(event_body(m.event))["data"]["profile"]["email"] for m in first[:3]]
+    emails = [json.loads(event_body(event=m.event))["data"]["profile"]["email"] for m in first[:3]]
     assert emails == ["p0@example.com", "p1@example.com", "p2@example.com"]
 
 
@@ -134,8 +134,10 @@ def test_an_erasure_message_carries_no_personal_data(subscribe, make_profile):
     profile_erase(profile=profile, source="tests", actor="user:dpo")
     outbox_fan_out()
     (message,) = Message.objects.all()
-    assert "secret@example.com" not in event_body(message.event) and "Hidden" not in event_body(message.event)
-    body = json.loads(event_body(message.event))
+    assert "secret@example.com" not in event_body(event=message.event) and "Hidden" not in event_body(
+        event=message.event
+    )
+    body = json.loads(event_body(event=message.event))
     assert body["type"] == "profile.deleted"
     assert body["data"] == {"clientId": profile.pk, "actor": "user:dpo", "source": "tests", "requestId": ""}
 

@@ -54,7 +54,7 @@ def test_the_captured_document_is_sent_even_if_the_profile_changes_or_goes_befor
     event.refresh_from_db()
     assert event.snapshot is None  # the body holds it now
     assert json.loads(event.body)["data"]["profile"]["firstName"] == "Ada"
-    assert json.loads(event_body(event))["data"]["profile"]["firstName"] == "Ada"
+    assert json.loads(event_body(event=event))["data"]["profile"]["firstName"] == "Ada"
 
 
 def test_a_created_profile_s_document_holds_the_write_s_agreements_and_tags(subscribe, email_agreement):
@@ -132,7 +132,9 @@ def test_the_document_from_the_snapshot_is_the_document_a_read_answers(subscribe
         assert _bytes(profile_document_from_snapshot(events[pid].snapshot)) == _bytes(reads[pid])
     # ...and the query on its own, for all of them at once.
     with connection.cursor() as cursor:
-        cursor.execute(f"WITH ids AS (SELECT %s::bigint[] AS v) {profile_snapshots_sql('(SELECT v FROM ids)')}", [ids])
+        cursor.execute(
+            f"WITH ids AS (SELECT %s::bigint[] AS v) {profile_snapshots_sql(ids='(SELECT v FROM ids)')}", [ids]
+        )
         snapshots = dict(cursor.fetchall())
     assert sorted(snapshots) == sorted(ids)
     for pid in ids:

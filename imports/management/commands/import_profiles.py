@@ -48,10 +48,10 @@ class Command(BaseCommand):
                 bar.close()
         if options["report"]:
             with open(options["report"], "w", encoding="utf-8", newline="") as target:
-                lines = report_write(imp, target)
+                lines = report_write(imp=imp, target=target)
             self.stderr.write(f"Report: {options['report']} ({lines} lines)")
         counts = imp.job.counts
-        rate = import_progress(imp)["rowsPerSecond"]
+        rate = import_progress(imp=imp)["rowsPerSecond"]
         prefix = "dry run, nothing written: " if imp.dry_run else ""
         self.stdout.write(
             f"job {imp.pk}: {prefix}{imp.records_read} lines, "
@@ -99,7 +99,7 @@ class _Progress:
         self.bar = tqdm(total=100, unit="%", bar_format="{l_bar}{bar}| [{elapsed}<{remaining}{postfix}]")
 
     def update(self, imp) -> None:
-        progress = import_progress(imp)
+        progress = import_progress(imp=imp)
         self.bar.n = progress["percent"]
         self.bar.set_postfix_str(f"{progress['rowsPerSecond']} lines/s, {progress['phase']}", refresh=False)
         self.bar.refresh()

@@ -323,7 +323,7 @@ class Command(BaseCommand):
                     add("email.open", "Newsletter opened", {"campaign": f"weekly-{at:%Y-%W}"})
                     if rng.random() < 0.4:
                         add("email.click", "Newsletter link clicked", {"campaign": f"weekly-{at:%Y-%W}"})
-        events_insert(rows)
+        events_insert(rows=rows)
         profiles_activity_advance(activity=activity)
         return len(rows)
 
@@ -407,7 +407,7 @@ class Command(BaseCommand):
             at = now - timedelta(days=rng.randint(2, 60), hours=rng.randint(0, 12))
             sku, name, price = CATALOGUE[shopper.category][0]
             events_insert(
-                [
+                rows=[
                     NewEvent(
                         profile_id=visitor.client_id,
                         action=action,

@@ -1,10 +1,13 @@
-"""Paging, both styles the API speaks: ``pageIndex``/``pageSize`` pages of a profile list (with the total in
-headers) and the ``cursor``/``nextCursor`` pages of logs (``crm.paging`` encodes the cursors)."""
+"""Paging, both styles the API speaks, defined once: ``pageIndex``/``pageSize`` pages of a list (profiles,
+segments; the total in headers) and the ``limit``/``cursor`` pages of logs (a timeline, a webhook's messages),
+answered as ``{"data": […], "nextCursor": …}``. The cursor's format is ``crm.paging``'s, which the selectors
+that page a log use."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.db.models import F
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.response import Response
 
 from crm.errors import ValidationFailed
@@ -59,8 +62,7 @@ def profile_list_response(queryset, params) -> Response:
     """One page of a profile list (``pageIndex``, ``pageSize``, ``sortBy``), never beyond LIST_MAX_RESULTS, with the
     total in ``X-Total-Count`` (capped); shared by the lists and a segment's profiles."""
     queryset = queryset.order_by(*list_ordering(params.get("sortBy")))
-    page_size = int_param(params, "pageSize", DEFAULT_PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
-    page_index = int_param(params, "pageIndex", 0, low=0, high=settings.LIST_MAX_RESULTS)
+    page_index, page_size = page_window(params, max_index=settings.LIST_MAX_RESULTS)
     start = page_index * page_size
     limit = settings.LIST_MAX_RESULTS
     if start >= limit:
@@ -76,3 +78,33 @@ def profile_list_response(queryset, params) -> Response:
     response["X-Page-Index"] = str(page_index)
     response["X-Page-Size"] = str(page_size)
     return response
+
+
+DEFAULT_CURSOR_LIMIT = 50
+
+PAGE_PARAMETERS = [
+    OpenApiParameter("pageIndex", int, description="0-based page number"),
+    OpenApiParameter("pageSize", int, description=f"1–{MAX_PAGE_SIZE}, default {DEFAULT_PAGE_SIZE}"),
+]
+CURSOR_PARAMETERS = [
+    OpenApiParameter("limit", int, description=f"1–{settings.TIMELINE_MAX_PAGE_SIZE}, default {DEFAULT_CURSOR_LIMIT}"),
+    OpenApiParameter("cursor", str, description="nextCursor of the previous page"),
+]
+
+
+def page_window(params, *, max_index: int) -> tuple[int, int]:
+    """``(pageIndex, pageSize)`` from the query, checked (``pageIndex`` at most ``max_index``)."""
+    size = int_param(params, "pageSize", DEFAULT_PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
+    return int_param(params, "pageIndex", 0, low=0, high=max_index), size
+
+
+def cursor_params(params) -> dict:
+    """The ``cursor`` and ``limit`` a log's selector takes, from the query."""
+    return {
+        "cursor": params.get("cursor") or None,
+        "limit": int_param(params, "limit", DEFAULT_CURSOR_LIMIT, low=1, high=settings.TIMELINE_MAX_PAGE_SIZE),
+    }
+
+
+def cursor_page_response(*, data: list, next_cursor: str | None) -> Response:
+    return Response({"data": data, "nextCursor": next_cursor})

@@ -6,14 +6,13 @@ changes ``write``; errors come in Synerise's shape.
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from api.documents import ProfileDocumentSerializer
-from api.paging import int_param, profile_list_response
+from api.paging import PAGE_PARAMETERS, page_window, profile_list_response
 from api.v4 import API_VERSION, ERRORS, PlatformView
 from crm.errors import NotFound, ValidationFailed
 from crm.models import Scope
@@ -31,7 +30,6 @@ from segments.services import (
     tree_preview,
 )
 
-DEFAULT_PAGE_SIZE = 100
 TREE_HELP = (
     'A condition tree: {"all": [...]}, {"any": [...]}, {"not": C}, {"field", "op", "value"}, '
     '{"attribute", "op", "value"}, {"tag"} or {"tagId"}, {"agreement", "state"}, {"event", "op", "count", '
@@ -78,10 +76,6 @@ MembershipJson = inline_serializer(
     {"id": serializers.IntegerField(), "name": serializers.CharField(), "since": serializers.DateTimeField()},
     many=True,
 )
-PAGING = [
-    OpenApiParameter("pageIndex", int, description="0-based page number"),
-    OpenApiParameter("pageSize", int, description=f"1–{settings.LIST_MAX_PAGE_SIZE}, default {DEFAULT_PAGE_SIZE}"),
-]
 
 
 def _iso(value):
@@ -142,13 +136,12 @@ class SegmentListCreateView(PlatformView):
         operation_id="segments_list",
         tags=["Segments"],
         summary="List segments",
-        parameters=[API_VERSION, *PAGING],
+        parameters=[API_VERSION, *PAGE_PARAMETERS],
         responses={200: SegmentSerializer(many=True), **ERRORS},
     )
     def get(self, request):
         params = request.query_params
-        size = int_param(params, "pageSize", DEFAULT_PAGE_SIZE, low=1, high=settings.LIST_MAX_PAGE_SIZE)
-        index = int_param(params, "pageIndex", 0, low=0, high=1_000_000)
+        index, size = page_window(params, max_index=1_000_000)
         segments = Segment.objects.order_by("name", "id")
         page = list(segments[index * size : (index + 1) * size])
         response = Response([segment_document(s) for s in page])
@@ -234,7 +227,7 @@ class SegmentClientsView(PlatformView):
         operation_id="segments_clients",
         tags=["Segments"],
         summary="A segment's profiles, paged as GET /v4/clients",
-        parameters=[API_VERSION, *PAGING, OpenApiParameter("sortBy", str, description="as GET /v4/clients")],
+        parameters=[API_VERSION, *PAGE_PARAMETERS, OpenApiParameter("sortBy", str, description="as GET /v4/clients")],
         responses={200: ProfileDocumentSerializer(many=True), **ERRORS},
     )
     def get(self, request, segment_id: int):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.urls import path
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from api.paging import int_param
+from api.paging import CURSOR_PARAMETERS, cursor_page_response, cursor_params
 from api.serializers import StrictBoolean, StrictInteger, StrictSerializer, Text
 from api.v4 import API_VERSION, ERRORS, PlatformView, validated
 from crm.models import Scope
@@ -23,7 +22,6 @@ from webhooks.services import (
     subscription_update,
 )
 
-DEFAULT_PAGE = 50
 TAGS = ["Webhooks"]
 
 
@@ -230,8 +228,7 @@ class WebhookMessagesView(WebhookView):
         summary="A subscription's messages, newest first, each with its attempts (cursor-paged)",
         parameters=[
             API_VERSION,
-            OpenApiParameter("limit", int, description=f"1–{settings.TIMELINE_MAX_PAGE_SIZE}, default {DEFAULT_PAGE}"),
-            OpenApiParameter("cursor", str, description="nextCursor of the previous page"),
+            *CURSOR_PARAMETERS,
         ],
         responses={200: MessagePageJson, **ERRORS},
     )
@@ -240,12 +237,11 @@ class WebhookMessagesView(WebhookView):
         params = request.query_params
         page = subscription_messages(
             subscription_id=subscription.pk,
-            cursor=params.get("cursor") or None,
-            limit=int_param(params, "limit", DEFAULT_PAGE, low=1, high=settings.TIMELINE_MAX_PAGE_SIZE),
+            **cursor_params(params),
         )
         payloads = events_payloads(events={m.event for m in page.messages})
-        return Response(
-            {"data": [message_document(m, payloads[m.event_id]) for m in page.messages], "nextCursor": page.next_cursor}
+        return cursor_page_response(
+            data=[message_document(m, payloads[m.event_id]) for m in page.messages], next_cursor=page.next_cursor
         )
 
 

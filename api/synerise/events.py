@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from api.paging import int_param
+from api.paging import CURSOR_PARAMETERS, cursor_page_response, cursor_params
 from api.synerise.requests import CustomEventSerializer, NoteSerializer
 from api.synerise.views import SOURCE
 from api.v4 import API_VERSION, ERRORS, PlatformView, validated
@@ -20,8 +19,6 @@ from profiles.models import Event
 from profiles.selectors import profile_aggregates, profile_timeline
 from profiles.services import profile_lookup
 from profiles.services.events import EventInput, event_record, note_add
-
-DEFAULT_PAGE = 50
 
 
 def event_document(event: Event) -> dict:
@@ -87,8 +84,7 @@ class ClientEventsView(PlatformView):
                 "action", str, many=True, description="only these actions (repeatable or comma-separated)"
             ),
             OpenApiParameter("type", str, enum=["system", "custom"], description="only system or only custom events"),
-            OpenApiParameter("limit", int, description=f"1–{settings.TIMELINE_MAX_PAGE_SIZE}, default {DEFAULT_PAGE}"),
-            OpenApiParameter("cursor", str, description="nextCursor of the previous page"),
+            *CURSOR_PARAMETERS,
         ],
         responses={
             200: inline_serializer(
@@ -110,10 +106,9 @@ class ClientEventsView(PlatformView):
             profile_id=profile.pk,
             actions=actions or None,
             system=None if not kind else kind == "system",
-            cursor=params.get("cursor") or None,
-            limit=int_param(params, "limit", DEFAULT_PAGE, low=1, high=settings.TIMELINE_MAX_PAGE_SIZE),
+            **cursor_params(params),
         )
-        return Response({"data": [event_document(e) for e in page.events], "nextCursor": page.next_cursor})
+        return cursor_page_response(data=[event_document(e) for e in page.events], next_cursor=page.next_cursor)
 
 
 class ClientNotesView(PlatformView):

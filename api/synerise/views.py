@@ -19,7 +19,7 @@ from rest_framework.response import Response
 
 from api.base import json_response
 from api.documents import ProfileDocumentSerializer
-from api.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, SORT_BY_HELP, profile_list_response
+from api.paging import PAGE_PARAMETERS, SORT_BY_HELP, profile_list_response
 from api.synerise.requests import LoginSerializer, ProfileWriteSerializer, profile_input
 from api.v4 import API_VERSION, ERRORS, PlatformView
 from crm.errors import ValidationFailed
@@ -83,8 +83,7 @@ class ClientListCreateView(PlatformView):
         summary="List profiles (at most 10,000 entries over all pages)",
         parameters=[
             API_VERSION,
-            OpenApiParameter("pageIndex", int, description="0-based page number"),
-            OpenApiParameter("pageSize", int, description=f"1–{MAX_PAGE_SIZE}, default {DEFAULT_PAGE_SIZE}"),
+            *PAGE_PARAMETERS,
             OpenApiParameter("sortBy", str, description=SORT_BY_HELP),
             OpenApiParameter(
                 "filters",

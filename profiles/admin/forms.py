@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from datetime import UTC, date, datetime
@@ -55,6 +56,10 @@ class ListField(forms.JSONField):
             raise ValidationError(self.error_messages["not_a_list"], code="not_a_list")
         return value
 
+    def prepare_value(self, value):
+        # Not set is an empty box, not the JSON text "null".
+        return "" if value is None else super().prepare_value(value)
+
 
 class UnsetBooleanSelect(forms.NullBooleanSelect):
     def __init__(self, attrs=None):
@@ -103,6 +108,15 @@ def attribute_initial(type_: str, value):
     except ValueError:
         pass
     return value
+
+
+def attribute_display(value) -> str:
+    """A stored value as read-only text: lists and booleans as JSON writes them, nothing for not set."""
+    if value is None:
+        return ""
+    if isinstance(value, bool | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
 
 
 def attribute_value(value):
@@ -167,6 +181,30 @@ class ProfileForm(ServiceModelForm):
             name = attribute_field_name(definition)
             if name in self.fields and stored.get(definition.name) is not None:
                 self.initial.setdefault(name, attribute_initial(definition.type, stored[definition.name]))
+
+    def attribute_rows(self) -> dict[str, list[dict]]:
+        """The card's custom attributes: ``set`` (a stored value, or one typed in a post being shown again), each with
+        its bound input, and ``unset`` (the rest, behind "Add an attribute"), by name."""
+        stored = self.instance.attributes or {}
+        errors = self._errors or {}  # as validated already: reading self.errors would validate (and write)
+        changed = set(self.changed_data) if self.is_bound else set()
+        rows: dict[str, list[dict]] = {"set": [], "unset": []}
+        for definition in self.definitions:
+            name = attribute_field_name(definition)
+            value = stored.get(definition.name)
+            row = {
+                "name": definition.name,
+                "type": definition.type,
+                "description": definition.description,
+                "field_name": name,
+                "editable": name in self.fields,
+                "field": self[name] if name in self.fields else None,
+                "value": value,
+                "display": attribute_display(value),
+            }
+            shown = value is not None or name in errors or name in changed
+            rows["set" if shown else "unset"].append(row)
+        return rows
 
     def error_field(self, name):
         if name and name.startswith("attributes."):

@@ -1,8 +1,12 @@
 """A parsed condition tree compiled into the Django ``Q`` over ``Profile`` that selects what it selects.
 
 Every leaf compiles to a two-valued condition (never SQL NULL): a comparison with a missing value is false, so
-``{"not": C}`` is exactly the profiles ``C`` does not match. Text compares case-insensitively as
-``lower(column)``, the expression the indexes are built on; identifiers match any value the profile owns (the
+``{"not": C}`` is exactly the profiles ``C`` does not match. Every op but ``exists`` is such a comparison, the op
+``not`` ("has a value, and it is not this one") included: each leaf's comparison is ANDed with its "has a value"
+test. Missing means SQL NULL, an absent attribute key (or JSON null), empty text, an identifier kind the profile
+owns no value of, a commerce date or RFM segment a profile does not have yet; commerce amounts and counts are never
+missing (a profile without orders has zero figures), nor are event counts (zero). Text compares case-insensitively
+as ``lower(column)``, the expression the indexes are built on; identifiers match any value the profile owns (the
 identifier table), not only its main one.
 """
 
@@ -116,9 +120,11 @@ class _Compiler:
         op, value = node.op, node.value
         if op == "exists":
             return Q(Exists(owned)) if value else ~Q(Exists(owned))
-        if op in ("eq", "not"):
-            q = Q(Exists(owned.filter(value=value)))
-            return q if op == "eq" else ~q
+        if op == "eq":
+            return Q(Exists(owned.filter(value=value)))
+        if op == "not":
+            # Owns a value of this kind, and none of them is this one.
+            return Q(Exists(owned)) & ~Q(Exists(owned.filter(value=value)))
         if op == "in":
             return Q(Exists(owned.filter(value__in=value)))
         # E-mails are stored in lower case (a plain LIKE); other kinds keep their case, so compare lower(value).
@@ -127,9 +133,12 @@ class _Compiler:
         return Q(Exists(owned.filter(lookup(stored, value))))
 
     def _compare(self, expr, type_: str, op: str, value, *, nullable: bool, present=None) -> Q:
-        """``expr <op> value`` as a two-valued condition; ``present`` is the "has a value" test (default: not null)."""
+        """``expr <op> value`` as a two-valued condition, false where there is no value; ``present`` is the "has a
+        value" test (default: not null, and for text not empty either)."""
         if present is None:
             present = Q(IsNull(expr, False)) if nullable else _everyone()
+            if type_ == TEXT:
+                present &= ~Q(Exact(expr, ""))
         if op == "exists":
             return present if value else ~present
         if type_ == TEXT:
@@ -137,7 +146,7 @@ class _Compiler:
         if op == "eq":
             q = Q(Exact(expr, value))
         elif op == "not":
-            return ~(Q(Exact(expr, value)) & present)
+            q = ~Q(Exact(expr, value))
         elif op in COMPARE:
             q = Q(COMPARE[op](expr, value))
         elif op == "between":
@@ -159,9 +168,11 @@ class _Compiler:
 
     def _AttributeCond(self, node: AttributeCond) -> Q:
         name, op, value = node.name, node.op, node.value
-        # "Has a value": the key is there and not JSON null (->> gives SQL NULL for both).
+        # "Has a value": the key is there and not JSON null (->> gives SQL NULL for both); text is not empty either.
         text = KeyTextTransform(name, "attributes")
         present = Q(IsNull(text, False))
+        if node.type == TEXT:
+            present &= ~Q(Exact(text, ""))
         if op == "exists":
             return present if value else ~present
         if node.type == LIST:
@@ -169,7 +180,7 @@ class _Compiler:
         if node.type in (NUMBER, BOOLEAN) and op in ("eq", "not"):
             # Containment is what the jsonb_path_ops GIN index serves; 100 matches 100.0 (jsonb compares numbers).
             q = Q(attributes__contains={name: value})
-            return q if op == "eq" else ~q
+            return q if op == "eq" else ~q & present
         if node.type == NUMBER and op == "in":
             q = Q(pk__in=[])
             for item in value:

@@ -1,5 +1,6 @@
 """The compiled SQL's meaning, read in Python: for values the database has no row to compare (a profile without
-orders), and as the tests' oracle."""
+orders). A comparison with a missing value (None, empty text) is false, whatever the op; ``exists`` alone asks
+whether there is a value."""
 
 from __future__ import annotations
 
@@ -28,12 +29,12 @@ def value_matches(type_: str, op: str, wanted, actual, *, now: datetime) -> bool
         actual = actual.lower() if isinstance(actual, str) else actual
     if op == "exists":
         return present if wanted else not present
-    if op == "not":
-        return not (present and actual == wanted)
     if not present:
         return False
     if op == "eq":
         return actual == wanted
+    if op == "not":
+        return actual != wanted
     if op == "gt":
         return actual > wanted
     if op == "gte":

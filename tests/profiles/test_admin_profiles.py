@@ -359,6 +359,63 @@ def test_service_errors_become_errors_on_the_field(admin_client, customer, defin
     assert changes == []
 
 
+def attributes_panel(html: str) -> str:
+    start = html.index('id="card-attributes"')
+    return html[start : html.index("</section>", start)]
+
+
+def test_the_card_shows_set_attributes_and_keeps_the_unset_ones_behind_add(admin_client, definitions, make_profile):
+    profile = make_profile(email="ola@example.com", attributes={"loyaltyPoints": 7, "favouriteCategory": "shoes"})
+
+    response = admin_client.get(change_url(profile))
+
+    rows = response.context["adminform"].form.attribute_rows()
+    assert [row["name"] for row in rows["set"]] == ["favouriteCategory", "loyaltyPoints"]
+    assert [row["name"] for row in rows["unset"]] == ["badges", "lastOrderDate", "lastSeenAt", "vip"]
+    panel = attributes_panel(response.text)
+    shown, rest = panel.split("data-attribute-empty", 1)
+    assert shown.count('data-attribute="') == 2 and 'value="shoes"' in shown and 'value="7"' in shown
+    assert "Add an attribute" in rest
+    for row in rows["unset"]:  # offered by name, its input waiting (hidden) inside the form
+        assert f'data-attribute-choice="{row["field_name"]}"' in rest
+        assert f'name="{row["field_name"]}' in rest.split("data-attribute-unset hidden", 1)[1]  # datetime: _0, _1
+    assert "null" not in panel  # an unset list is an empty box, its hidden initial value empty too
+
+
+def test_the_add_form_shows_no_null_for_a_list_attribute(admin_client, definitions):
+    html = admin_client.get(ADD_URL).text
+    badges = attribute_field_name(definitions["badges"])
+    assert f'name="{badges}"' in html
+    assert "null</textarea>" not in html and 'value="null"' not in html
+
+
+def test_saving_an_added_attribute_leaves_the_other_unset_ones_alone(admin_client, definitions, make_profile):
+    """The card posts the set inputs, the one added, and the untouched unset ones empty: only the added one is new."""
+    profile = make_profile(email="ola@example.com", attributes={"loyaltyPoints": 7})
+    form = admin_client.get(change_url(profile)).context["adminform"].form
+    badges = attribute_field_name(definitions["badges"])
+
+    response = admin_client.post(change_url(profile), form_post_data(form, **{badges: '["gold"]'}, _save="Save"))
+
+    assert response.status_code == 302
+    profile.refresh_from_db()
+    assert profile.attributes == {"loyaltyPoints": 7, "badges": ["gold"]}
+
+
+def test_an_added_attribute_with_a_bad_value_is_shown_again_with_its_error(admin_client, definitions, make_profile):
+    profile = make_profile(email="ola@example.com", attributes={"loyaltyPoints": 7})
+    form = admin_client.get(change_url(profile)).context["adminform"].form
+    badges = attribute_field_name(definitions["badges"])
+
+    response = admin_client.post(change_url(profile), form_post_data(form, **{badges: '{"a": 1}'}, _save="Save"))
+
+    assert response.status_code == 200
+    rows = response.context["adminform"].form.attribute_rows()
+    assert [row["name"] for row in rows["set"]] == ["badges", "loyaltyPoints"]
+    shown = attributes_panel(response.text).split("data-attribute-empty", 1)[0]
+    assert "Enter a JSON array" in shown and "{&quot;a&quot;: 1}" in shown
+
+
 # --- add and delete ---------------------------------------------------------------------------
 
 

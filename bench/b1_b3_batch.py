@@ -402,14 +402,14 @@ def profile_table(profiler: cProfile.Profile, title: str, top: int) -> str:
 
 def b3_steps(args) -> tuple[int, str]:
     """Queries of one B3 batch call of --chunk items, and how its time splits: validation (``_clean``, pure
-    Python, in identity.py) against the rest (resolution, writes, signals). Median of three direct calls."""
+    Python, in identity/input.py) against the rest (resolution, writes, signals). Median of three direct calls."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     from consents.models import Agreement
     from profiles.services.attributes import AttributeCatalog
     from profiles.services.batch import profiles_upsert_many
-    from profiles.services.resolution import input_clean as _clean
+    from profiles.services.identity.input import input_clean as _clean
 
     chunk = next(row_chunks(args.chunk, args.chunk, args.seed))
     items = [update_item(r, consents=False) for r in chunk]

@@ -25,7 +25,7 @@ from imports.mapping import RowInvalid, mapping_compile
 from imports.models import Integration, SeenToken
 from profiles.services.attributes import AttributeCatalog
 from profiles.services.batch import profiles_batch_submit
-from profiles.services.resolution import identifiers_required, input_clean
+from profiles.services.identity.input import input_clean
 
 SOURCE = "integration"
 ALGORITHM = "HS256"
@@ -140,8 +140,7 @@ def _precheck(items, body) -> None:
     for index, item in enumerate(items):
         where = f"[{index}]." if isinstance(body, list) else ""
         try:
-            clean = input_clean(data=item, catalog=catalog, agreements=agreements)
-            identifiers_required(identifiers=clean.identifiers)
+            input_clean(data=item, catalog=catalog, agreements=agreements, require_identifiers=True)
         except DomainError as exc:
             raise ValidationFailed(exc.message, field=f"{where}{exc.field or ''}".rstrip("."), code=exc.code) from None
 

@@ -56,6 +56,21 @@ def identifier_owners(*, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, st
         return {(kind, value): pid for kind, value, pid in cursor.fetchall()}
 
 
+def identifiers_held(*, profile_ids: Iterable[int]) -> dict[int, dict[str, set[str]]]:
+    """Every identifier value of each profile, by kind, in one query (on the primary: the writes ask it inside
+    their transaction, for the profiles they locked)."""
+    held: dict[int, dict[str, set[str]]] = {pid: {} for pid in profile_ids}
+    if not held:
+        return held
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT profile_id, kind, value FROM profiles_identifier WHERE profile_id = ANY(%s)", [list(held)]
+        )
+        for pid, kind, value in cursor.fetchall():
+            held[pid].setdefault(kind, set()).add(value)
+    return held
+
+
 def client_ids_resolve(*, client_ids: Iterable[int]) -> dict[int, int]:
     """Each clientId → the live profile it names: itself, or the survivor it was merged into; one query.
     Ids that name nothing are left out."""

@@ -6,7 +6,7 @@ carries the form's e-mail (and names, phone, custom attributes, tags): ``event_r
 browser's profile by it, the way Synerise's form integration does.
 
 Two people on one browser stay two profiles: when the form's e-mail differs from the one the browser's profile
-already holds (the identity rules' "UUID reset", ``profiles.services.resolution.uuid_resets``), the browser
+already holds (the identity rules' "UUID reset", ``profiles.services.identity.uuid_reset``), the browser
 gets a new uuid and the submission goes with it, so the first person's profile keeps its uuid, its e-mail and
 its history, untouched. The caller sets the returned uuid as the browser's new cookie.
 """
@@ -27,9 +27,11 @@ from crm.errors import DomainError, Forbidden, Gone, ValidationFailed
 from profiles.attribute_names import attribute_key
 from profiles.models import AttributeDefinition, AttributeType, IdentifierKind, Profile, Tag
 from profiles.normalize import identifier_normalize
+from profiles.selectors import identifier_owners, identifiers_held
 from profiles.services import ProfileInput, profile_update
 from profiles.services.events import FORM_SUBMIT, EventInput, event_record
-from profiles.services.resolution import CleanInput, identifier_owners, identifiers_held, uuid_resets
+from profiles.services.identity.input import CleanInput
+from profiles.services.identity.uuid_reset import uuid_resets
 from profiles.services.tags import tags_add
 from tracker.models import Site, origin_normalize
 
@@ -127,7 +129,7 @@ def _uuid_for_identity(current: str, identifiers: dict[str, str]) -> str:
     clean = CleanInput(
         identifiers={IdentifierKind.UUID: current, **identifiers}, fields={}, attributes={}, agreements=[]
     )
-    owners = identifier_owners(pairs=clean.pairs())
+    owners = identifier_owners(pairs=clean.pairs)
     resets = uuid_resets(clean=clean, owners=owners, held=identifiers_held(profile_ids=set(owners.values())))
     return str(uuidlib.uuid4()) if (IdentifierKind.UUID, current) in resets else current
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from crm.errors import DomainError, ValidationFailed
 from profiles.models import Sex
 from profiles.services import ProfileInput, identifier_normalize
-from profiles.services.resolution import identifiers_given
+from profiles.services.identity.input import identifiers_given
 from profiles.services.surfaces import WriteItem
 
 IDENTIFIER_TYPES = {"email": "email", "mobile": "phone", "externalId": "customId"}

@@ -14,7 +14,7 @@ from imports.mapping import Mapping, RowInvalid
 from imports.models import ImportJob, Issue
 from imports.readers import READERS, CountingReader
 from profiles.normalize import identifier_normalize
-from profiles.services.resolution import identifiers_required
+from profiles.services.identity.input import identifiers_required
 
 logger = logging.getLogger(__name__)
 

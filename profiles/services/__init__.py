@@ -4,12 +4,8 @@ from profiles.normalize import identifier_normalize
 from profiles.selectors import profile_lookup
 
 from .attributes import attribute_definition_create
-from .identity import (
-    ProfileInput,
-    UpsertResult,
-    profile_update,
-    profile_upsert,
-)
+from .identity.input import ProfileInput
+from .identity.write import UpsertResult, profile_update, profile_upsert
 
 __all__ = [
     "ProfileInput",

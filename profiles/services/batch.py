@@ -1,12 +1,16 @@
 """Set-based batch upsert: a thousand profiles in a fixed number of queries.
 
-The batch runs the single-write rules (``resolution.profile_diff``, ``resolution.profile_new``) in memory,
-item after item, against the profiles its identifiers name (read and locked in one query each),
-then writes the outcome with a handful of set-based statements: ids from the sequence, new
-profiles by ``COPY``, identifier claims and releases through ``unnest``, changed profiles by one
-``UPDATE … FROM unnest``. Items that need a merge, a UUID reset or a conflict decision, and every
-later item that touches what those items touch, take the single-write path in order (merges are
-rare and move rows of many tables). One bad item never sinks the others.
+The batch runs the single-write rules (``profiles.services.identity``) in memory, item after item, against the
+profiles its identifiers name (read and locked in one query each), then writes the outcome with a handful of
+set-based statements: ids from the sequence, new profiles by ``COPY``, identifier claims and releases through
+``unnest``, changed profiles by one ``UPDATE … FROM unnest``. Items that need a merge, a UUID reset or a
+conflict decision, and every later item that touches what those items touch, take the single-write path in
+order (merges are rare and move rows of many tables). One bad item never sinks the others.
+
+The walk of one item: ``identity.input.input_clean`` (in ``profiles_upsert_many``); in ``_fast_path``,
+``identity.uuid_reset.uuid_resets`` (when it names a profile: a reset sends it the single-write way) and
+``identity.diff.profile_diff`` or ``identity.diff.profile_new``; its identifiers claimed by ``_write``'s
+statements. An item sent the single-write way then takes ``identity.write.resolve_and_write``'s walk.
 """
 
 from __future__ import annotations
@@ -28,20 +32,13 @@ from crm.models import Job
 from profiles import signals
 from profiles.fields import ALL_COLUMNS, EDITABLE_BY_API_NAME, IDENTIFIER_COLUMNS, KEPT_ON_UPDATE, TEMPORAL_COLUMNS
 from profiles.models import IdentifierKind, Profile
-from profiles.selectors import identifier_owners, profiles_versions
+from profiles.selectors import identifier_owners, identifiers_held, profiles_versions
 from profiles.services.attributes import AttributeCatalog
-from profiles.services.identity import ProfileInput, agreement_state, resolve_and_write
-from profiles.services.resolution import (
-    CleanInput,
-    Retry,
-    identifiers_held,
-    identifiers_required,
-    input_clean,
-    profile_diff,
-    profile_new,
-    uuid_resets,
-    with_retries,
-)
+from profiles.services.identity.claims import Retry
+from profiles.services.identity.diff import profile_diff, profile_new
+from profiles.services.identity.input import CleanInput, ProfileInput, input_clean
+from profiles.services.identity.uuid_reset import uuid_resets
+from profiles.services.identity.write import agreement_state, resolve_and_write, with_retries
 from profiles.services.tags import tags_put
 from profiles.tombstones import erased_error, erased_uuids
 
@@ -87,8 +84,7 @@ def profiles_upsert_many(*, items: list[ProfileInput], source: str, actor: str =
     cleaned: list[tuple[int, CleanInput]] = []
     for index, item in enumerate(items):
         try:
-            clean = input_clean(data=item, catalog=catalog, agreements=agreements)
-            identifiers_required(identifiers=clean.identifiers)
+            clean = input_clean(data=item, catalog=catalog, agreements=agreements, require_identifiers=True)
         except DomainError as error:
             results[index] = ItemResult(index, "failed", error=error.as_dict())
             continue
@@ -103,13 +99,13 @@ def profiles_upsert_many(*, items: list[ProfileInput], source: str, actor: str =
 
 def _without_erased(cleaned: list[tuple[int, CleanInput]], results) -> list[tuple[int, CleanInput]]:
     """Items naming a uuid of an erased profile fail (Gone), in one query for the whole batch."""
-    uuids = {v for _, clean in cleaned for k, v in clean.pairs() if k == IdentifierKind.UUID}
+    uuids = {v for _, clean in cleaned for k, v in clean.pairs if k == IdentifierKind.UUID}
     erased = erased_uuids(uuids) if uuids else set()
     if not erased:
         return cleaned
     kept = []
     for index, clean in cleaned:
-        hit = sorted(v for k, v in clean.pairs() if k == IdentifierKind.UUID and v in erased)
+        hit = sorted(v for k, v in clean.pairs if k == IdentifierKind.UUID and v in erased)
         if hit:
             results[index] = ItemResult(index, "failed", error=erased_error("uuid", hit[0]).as_dict())
         else:

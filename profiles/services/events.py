@@ -27,7 +27,8 @@ from profiles.merge_registry import rows_move, rows_move_back
 from profiles.models import Event, EventAction, EventSalt, IdentifierKind, Profile
 from profiles.normalize import identifier_normalize
 from profiles.selectors import identifier_owners, profile_lookup
-from profiles.services.identity import ProfileInput, profile_update, profile_upsert
+from profiles.services.identity.input import ProfileInput
+from profiles.services.identity.write import profile_update, profile_upsert
 from profiles.tombstones import profile_missing
 
 ACTION_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)+$")

@@ -24,7 +24,7 @@ from profiles import signals
 from profiles.fields import DEFAULTS, IDENTIFIER_COLUMNS, SNAPSHOT_COLUMNS, SYSTEM_COLUMNS
 from profiles.merge_registry import MergeContext, UnmergeContext, registry
 from profiles.models import ClientIdAlias, Identifier, MergeRecord, Profile
-from profiles.selectors import client_ids_resolve
+from profiles.selectors import client_ids_resolve, identifiers_held
 
 # Profile columns kept in a snapshot (and restored on undo).
 STATE_FIELDS = SNAPSHOT_COLUMNS
@@ -174,7 +174,7 @@ def profile_merge_preview(*, survivor: Profile, others: list[Profile]) -> dict:
     survivor's), the rows each table would move, and the limited identifier kinds a forced merge
     would put over their limit."""
     from profiles.fields import api_name
-    from profiles.services.resolution import identifier_limit, identifiers_held
+    from profiles.services.identity.limits import identifier_limit
 
     other_ids = sorted({p.pk for p in others} - {survivor.pk})
     if not other_ids:

@@ -31,8 +31,9 @@ from profiles.models import IdentifierKind, Profile
 from profiles.normalize import identifier_normalize
 from profiles.selectors import identifier_owners, profile_lookup
 from profiles.services.batch import profiles_upsert_many
-from profiles.services.identity import ProfileInput, UpsertResult, profile_update
-from profiles.services.identity import profile_upsert as _profile_upsert
+from profiles.services.identity.input import ProfileInput
+from profiles.services.identity.write import UpsertResult, profile_update
+from profiles.services.identity.write import profile_upsert as _profile_upsert
 
 # Kinds a profile holds one main value of; a different value replaces it (a uuid is added instead).
 REPLACEABLE_KINDS = (IdentifierKind.EMAIL, IdentifierKind.PHONE, IdentifierKind.CUSTOM_ID)

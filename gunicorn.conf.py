@@ -58,3 +58,11 @@ access_log_format = json.dumps(
         "remote": "%(h)s",
     }
 )
+
+
+def child_exit(server, worker):
+    """A worker that exited leaves the sums of the live gauges (PROMETHEUS_MULTIPROC_DIR; crm/metrics.py)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -1,5 +1,6 @@
-"""The imports' API: ``POST /v4/imports`` (an upload, queued), ``GET /v4/imports/{id}`` (status, counts,
-progress), ``GET /v4/imports/{id}/errors.csv`` (the report) in Synerise's shape and scopes, and
+"""The imports' API: ``POST /v4/imports/detect`` (what a file is and the mapping proposed for it),
+``POST /v4/imports`` (an upload, queued), ``GET /v4/imports/{id}`` (status, counts, progress),
+``GET /v4/imports/{id}/errors.csv`` (the report) in Synerise's shape and scopes, and
 ``POST /integrations/incoming/{slug}`` (a third party's JSON under a JWT) with RFC 7807 errors."""
 
 from __future__ import annotations
@@ -25,7 +26,15 @@ from api.v4 import API_VERSION, ERRORS, PlatformView
 from crm.errors import ValidationFailed
 from imports.integrations import integration_receive
 from imports.models import Format, ImportJob, Issue, SavedMapping
-from imports.services import COUNT_KEYS, import_get, import_progress, import_report_csv, import_submit
+from imports.presets import PRESET_NAMES
+from imports.services import (
+    COUNT_KEYS,
+    import_detect,
+    import_get,
+    import_progress,
+    import_report_csv,
+    import_submit,
+)
 
 SOURCE = "api"
 
@@ -74,7 +83,7 @@ ImportJson = inline_serializer(
 ImportUpload = inline_serializer(
     "ImportUpload",
     {
-        "file": serializers.FileField(help_text="The CSV, JSON array, JSONL or XML file."),
+        "file": serializers.FileField(help_text="The CSV, JSON array, JSONL, XML or XLSX file."),
         "mapping": serializers.CharField(
             required=False,
             help_text='The mapping as JSON text, e.g. {"columns": {"E-mail": {"to": "email"}}} (or mappingName).',
@@ -130,7 +139,9 @@ class CsvRenderer(renderers.BaseRenderer):
         return data if isinstance(data, bytes | str) else json.dumps(data)
 
 
-class ImportsView(PlatformView):
+class UploadView(PlatformView):
+    """A multipart upload of a file to import (at most IMPORT_MAX_UPLOAD_BYTES)."""
+
     parser_classes = [MultiPartParser]
 
     def max_body_bytes(self) -> int:
@@ -150,6 +161,8 @@ class ImportsView(PlatformView):
             )
         super().initial(request, *args, **kwargs)
 
+
+class ImportsView(UploadView):
     @extend_schema(
         operation_id="imports_create",
         tags=["Imports"],
@@ -191,6 +204,79 @@ class ImportsView(PlatformView):
         response = Response(import_document(imp), status=202)
         response["Location"] = reverse("imports-job", kwargs={"job_id": imp.pk})
         return response
+
+
+DetectUpload = inline_serializer(
+    "ImportDetectUpload",
+    {
+        "file": serializers.FileField(help_text="The CSV, JSON array, JSONL, XML or XLSX file."),
+        "format": serializers.ChoiceField(choices=Format.values, required=False, help_text="Default: detected."),
+        "encoding": serializers.CharField(required=False, help_text="CSV: default detected."),
+        "delimiter": serializers.CharField(required=False, help_text="CSV: default detected."),
+        "sheet": serializers.CharField(required=False, help_text="XLSX: the worksheet to read (default: the first)."),
+        "record": serializers.CharField(required=False, help_text="XML (required): the element holding one profile."),
+    },
+)
+
+DetectJson = inline_serializer(
+    "ImportDetection",
+    {
+        "format": serializers.ChoiceField(choices=Format.values),
+        "encoding": serializers.CharField(allow_null=True, help_text="CSV: as detected or given; XLSX: null."),
+        "delimiter": serializers.CharField(allow_null=True, help_text="CSV only; null for the other formats."),
+        "sheet": serializers.CharField(allow_null=True, help_text="XLSX: the sheet asked for (null: the first)."),
+        "header": serializers.ListField(child=serializers.CharField(), help_text="The columns (JSON: dotted paths)."),
+        "rows": serializers.ListField(
+            child=serializers.DictField(), help_text="The first five records, column → value as read."
+        ),
+        "preset": serializers.ChoiceField(
+            choices=[*PRESET_NAMES],
+            allow_null=True,
+            help_text="The export the header was recognised as, null when none.",
+        ),
+        "presetLabel": serializers.CharField(allow_null=True),
+        "mapping": serializers.DictField(
+            help_text="The proposed mapping: POST /v4/imports takes it as it is (the mapping field, as JSON text)."
+        ),
+    },
+)
+
+
+class ImportDetectView(UploadView):
+    @extend_schema(
+        operation_id="imports_detect",
+        tags=["Imports"],
+        summary="Detect a file: format, encoding, delimiter, header, first rows, the export it is, a mapping",
+        description="A multipart upload of `file`, read and not kept. The answer names the format, the encoding "
+        "and delimiter (CSV), the header and the first rows, the preset when the header is a known export "
+        "(Mailchimp, HubSpot, Klaviyo, Brevo, Shopify customers, Salesforce contacts, this platform's CSV export) "
+        "and the mapping proposed for it, which `POST /v4/imports` takes as it is.",
+        parameters=[API_VERSION],
+        request={"multipart/form-data": DetectUpload},
+        responses={200: DetectJson, **ERRORS},
+    )
+    def post(self, request):
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise ValidationFailed("Send the file to detect as the multipart field 'file'.", field="file")
+        data = request.data
+        for name in ("format", "encoding", "delimiter", "sheet", "record"):
+            value = data.get(name)
+            if isinstance(value, str) and (reason := bad_text(value)):
+                raise ValidationFailed(f"{name} {reason}.", field=name, code="field.invalid_text")
+        fmt = (data.get("format") or "").strip().lower()
+        if fmt and fmt not in Format.values:
+            raise ValidationFailed(f"format must be one of {', '.join(Format.values)}.", field="format")
+        detected = import_detect(
+            file=upload,
+            name=upload.name or "upload",
+            fmt=fmt,
+            encoding=(data.get("encoding") or "").strip(),
+            delimiter=data.get("delimiter") or "",
+            sheet=(data.get("sheet") or "").strip(),
+            record=(data.get("record") or "").strip(),
+        )
+        return Response(detected)
 
 
 def _mapping_from(data) -> dict:
@@ -292,6 +378,7 @@ class IncomingIntegrationView(ApiView):
 
 urlpatterns = [
     path("v4/imports", ImportsView.as_view(), name="imports"),
+    path("v4/imports/detect", ImportDetectView.as_view(), name="imports-detect"),
     path("v4/imports/<uuid:job_id>", ImportJobView.as_view(), name="imports-job"),
     path("v4/imports/<uuid:job_id>/errors.csv", ImportReportView.as_view(), name="imports-report"),
     path("integrations/incoming/<slug:slug>", IncomingIntegrationView.as_view(), name="integrations-incoming"),

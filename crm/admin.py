@@ -1,23 +1,35 @@
-"""Admin plumbing shared by every app (forms that write through a service), the API keys and batch jobs pages."""
+"""Admin plumbing shared by every app (forms that write through a service), the API keys and batch jobs pages, and
+the System page (Admin staff: workers, queues, webhook backlog, failures, replica lag and disk, with 24-hour
+charts)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import ActionLocation
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html, format_html_join
 
 from crm.actors import actor_of
+from crm.charts import sparkline, value_text
 from crm.errors import DomainError
-from crm.models import ApiKey, Job, Scope
+from crm.health import replica_status
+from crm.metrics import series_key
+from crm.models import ApiKey, Job, Scope, SystemSample
 from crm.services import api_key_create, api_keys_deactivate
+from crm.system import disk_rows, failed_recently, queue_rows, series_history, worker_heartbeats
+from segments.metrics import refresh_backlog
+from webhooks.selectors import fan_out_backlog, subscriptions_backlog
 
 
 class ServiceModelForm(forms.ModelForm):
@@ -245,3 +257,113 @@ class JobAdmin(admin.ModelAdmin):
             format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
             format_html("<p>… and {} more.</p>", more) if more > 0 else "",
         )
+
+
+@admin.register(SystemSample)
+class SystemAdmin(admin.ModelAdmin):
+    """The System page, in place of a list of samples: the index links it for whoever may view them (Admin staff,
+    by ``crm/migrations/0012_system_samples.py``). Each figure has its chart of the last 24 hours, drawn from the
+    samples the recurring ``system_sample_record`` task takes (``crm/system.py``) as SVG on the server."""
+
+    template = "admin/crm/system.html"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_urls(self):
+        return [path("", self.admin_site.admin_view(self.system_view), name="crm_systemsample_changelist")]
+
+    def system_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        now = timezone.now()
+        start = now - timedelta(hours=24)
+        history = series_history(since=start)
+        gap = timedelta(seconds=max(3 * settings.SYSTEM_SAMPLE_SECONDS, 180))
+
+        def chart(name: str, label: str, unit: str = "", **labels: str):
+            key = series_key(name, tuple(labels), tuple(labels.values()))
+            return sparkline(history.get(key, []), start=start, end=now, gap=gap, label=label, unit=unit)
+
+        heartbeats = worker_heartbeats()
+        kinds = sorted({"db", *(h["worker"].kind for h in heartbeats)})
+        queues = [
+            {
+                **queue,
+                "age_text": value_text(queue["age"], "seconds"),
+                "depth_chart": chart("crm_task_queue_depth", f"Tasks waiting in {queue['name']}", queue=queue["name"]),
+                "age_chart": chart(
+                    "crm_task_queue_oldest_age_seconds",
+                    f"Oldest wait in {queue['name']}",
+                    "seconds",
+                    queue=queue["name"],
+                ),
+            }
+            for queue in queue_rows()
+        ]
+        webhooks = [
+            {
+                "backlog": backlog,
+                "age_text": value_text((now - backlog.oldest).total_seconds() if backlog.oldest else 0, "seconds"),
+                "pending_chart": chart(
+                    "crm_webhook_outbox_pending",
+                    f"Pending for webhook {backlog.subscription_id}",
+                    subscription=str(backlog.subscription_id),
+                ),
+                "age_chart": chart(
+                    "crm_webhook_outbox_oldest_pending_age_seconds",
+                    f"Oldest pending for webhook {backlog.subscription_id}",
+                    "seconds",
+                    subscription=str(backlog.subscription_id),
+                ),
+            }
+            for backlog in subscriptions_backlog()
+        ]
+        fan_out, _ = fan_out_backlog()
+        replica = replica_status()
+        disks = [
+            {
+                **disk,
+                "used_text": value_text(disk["used"], "bytes"),
+                "free_text": value_text(disk["free"], "bytes"),
+                "size_text": value_text(disk["size"], "bytes"),
+                "used_chart": chart("crm_disk_used_bytes", f"{disk['name']} used", "bytes", dir=disk["name"]),
+                "free_chart": chart("crm_disk_free_bytes", f"{disk['name']} free", "bytes", dir=disk["name"]),
+            }
+            for disk in disk_rows()
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "System",
+            "opts": self.opts,
+            "now": now,
+            "sampled": bool(history),
+            "sample_seconds": settings.SYSTEM_SAMPLE_SECONDS,
+            "heartbeats": [{**h, "age_text": value_text(h["age"], "seconds")} for h in heartbeats],
+            "worker_charts": [(kind, chart("crm_workers_alive", f"{kind} workers alive", kind=kind)) for kind in kinds],
+            "stale_after": settings.WORKER_HEARTBEAT_STALE_SECONDS,
+            "queues": queues,
+            "webhooks": webhooks,
+            "fan_out": fan_out,
+            "fan_out_chart": chart("crm_webhook_outbox_fan_out_pending", "Events waiting for the fan-out"),
+            "segment_backlog": refresh_backlog(),
+            "segment_lag_chart": chart("crm_segment_refresh_lag_seconds", "Segment refresh lag", "seconds"),
+            "failures": failed_recently(limit=10),
+            "failure_charts": [
+                ("Batch jobs", chart("crm_failures_last_hour", "Batch jobs failed in the hour before", kind="job")),
+                ("Tasks", chart("crm_failures_last_hour", "Tasks failed in the hour before", kind="task")),
+            ],
+            "replica": replica,
+            "replica_lag_text": value_text(replica.get("lagSeconds"), "seconds") if replica else "",
+            "replica_chart": chart("crm_replica_lag_seconds", "Replica lag", "seconds") if replica else None,
+            "disks": disks,
+        }
+        response = TemplateResponse(request, self.template, context)
+        add_never_cache_headers(response)
+        return response

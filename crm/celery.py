@@ -29,10 +29,13 @@ def _worker_ready(sender, **kwargs):
 
 @worker_process_init.connect
 def _worker_process_init(**kwargs):
-    """Each pool process, once started: what Django loaded lives as long as it does (crm/startup.py)."""
+    """Each pool process, once started: what Django loaded lives as long as it does (crm/startup.py); its pool's
+    figures are sampled for the metrics (crm/metrics.py)."""
+    from crm.metrics import metrics_sampler_start
     from crm.startup import startup_objects_freeze
 
     startup_objects_freeze()
+    metrics_sampler_start()
 
 
 @worker_shutdown.connect

@@ -186,3 +186,22 @@ class RecurringPlan(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_path} at {self.run_after:%Y-%m-%d %H:%M:%S}"
+
+
+class SystemSample(models.Model):
+    """Every registered gauge at one moment (``crm/system.py``): what the System page's charts draw.
+
+    Written by a recurring task every ``SYSTEM_SAMPLE_SECONDS`` as one row, ``values`` mapping each series
+    (``crm_task_queue_depth{queue="batches"}``) to its value; rows older than ``SYSTEM_SAMPLE_RETENTION_HOURS`` are
+    deleted by the same task. Its view permission is the System page's: Admin staff have it.
+    """
+
+    taken_at = models.DateTimeField(db_index=True)
+    values = models.JSONField(default=dict)
+
+    class Meta:
+        verbose_name = "system"
+        verbose_name_plural = "system"
+
+    def __str__(self) -> str:
+        return f"sample at {self.taken_at:%Y-%m-%d %H:%M:%S}"

@@ -21,6 +21,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection
 
+from crm.metrics import rate_limit_rejected
+
 UNITS = {
     "s": 1, "sec": 1, "second": 1, "seconds": 1,
     "m": 60, "min": 60, "minute": 60, "minutes": 60,
@@ -79,6 +81,8 @@ def rate_limit_hit(*, bucket: str, rate: Rate, policy: str) -> Decision:
     start = int(now // rate.window) * rate.window
     count = _local.hit(bucket, start, rate, now)
     reset = max(1, math.ceil(start + rate.window - now))
+    if count > rate.limit:
+        rate_limit_rejected(policy)
     return Decision(
         allowed=count <= rate.limit, policy=policy, rate=rate, remaining=max(0, rate.limit - count), reset=reset
     )

@@ -83,6 +83,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so a request's time covers the other middleware: counts and times every answer (crm/metrics.py).
+    "crm.metrics.RequestMetricsMiddleware",
     "crm.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -210,6 +212,41 @@ EXPORT_SFTP_TIMEOUT_SECONDS = env_int("EXPORT_SFTP_TIMEOUT_SECONDS", 30)
 EXPORT_INCREMENTAL_OVERLAP_SECONDS = env_int("EXPORT_INCREMENTAL_OVERLAP_SECONDS", 60)
 EXPORT_ALLOW_PRIVATE_TARGETS = env_bool("EXPORT_ALLOW_PRIVATE_TARGETS", False)
 
+
+# --- Metrics and the admin's System page ------------------------------------------------------------------------
+def _git_revision(root: Path) -> str:
+    """The checkout's commit, read from .git without running git (empty outside a checkout)."""
+    try:
+        head = (root / ".git" / "HEAD").read_text().strip()
+        if head.startswith("ref: "):
+            ref = head[5:]
+            ref_file = root / ".git" / ref
+            if ref_file.exists():
+                return ref_file.read_text().strip()[:12]
+            packed = (root / ".git" / "packed-refs").read_text().splitlines()
+            return next((line.split()[0][:12] for line in packed if line.endswith(" " + ref)), "")
+        return head[:12]
+    except OSError:
+        return ""
+
+
+# /metrics (Prometheus text format) answers a request bearing this token, and, without an Authorization header,
+# loopback clients (unless METRICS_ALLOW_LOOPBACK is off); everyone else gets 401/403.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_ALLOW_LOOPBACK = env_bool("METRICS_ALLOW_LOOPBACK", True)
+# prometheus-client's own variable: every process of the machine (web and workers) writes its counters into files
+# there and /metrics adds them up. It must be emptied before the processes start (docs/monitoring.md).
+METRICS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+if METRICS_MULTIPROC_DIR:
+    Path(METRICS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+# Each process samples its connection pool's figures this often.
+METRICS_SAMPLE_SECONDS = float(os.environ.get("METRICS_SAMPLE_SECONDS", "5"))
+# The build's revision in crm_build_info: set by a deployment, else the checkout's commit.
+BUILD_REVISION = os.environ.get("BUILD_REVISION") or _git_revision(BASE_DIR)
+# The System page's charts: a recurring task records every gauge this often and keeps the samples this long.
+SYSTEM_SAMPLE_SECONDS = env_int("SYSTEM_SAMPLE_SECONDS", 60)
+SYSTEM_SAMPLE_RETENTION_HOURS = env_int("SYSTEM_SAMPLE_RETENTION_HOURS", 48)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -271,8 +308,8 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("ADMIN_LOGIN_COOLOFF_MINUTES", 15)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "crm.ratelimit.login_client_ip"
-# The API answers /health to load balancers over plain HTTP inside the private network.
-SECURE_REDIRECT_EXEMPT = [r"^health$"]
+# The API answers /health to load balancers, and /metrics to Prometheus, over plain HTTP inside the private network.
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^metrics$"]
 
 # --- API ----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -17,3 +17,12 @@ def purge_expired() -> dict:
     from crm.services import expired_purge
 
     return expired_purge()
+
+
+@recurring(every=lambda: timedelta(seconds=settings.SYSTEM_SAMPLE_SECONDS))
+@task(queue_name=RECURRING)
+def system_sample_record() -> dict:
+    """Record every registered gauge for the System page's charts, and delete samples past their retention."""
+    from crm.system import system_sample_record as record
+
+    return record()

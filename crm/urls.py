@@ -14,6 +14,8 @@ urlpatterns = [
     path("", include("api.synerise.urls")),
     path("admin/", admin.site.urls),
     path("health", views.health, name="health"),
+    # Prometheus' scrape (docs/monitoring.md); a plain view, so not in the OpenAPI schema.
+    path("metrics", views.metrics, name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file: no inline script under the CSP.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),

@@ -8,11 +8,13 @@ matching prefix.
 from collections.abc import Callable
 
 from django.contrib.staticfiles import finders
-from django.http import FileResponse, Http404, HttpResponseRedirect, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as html_server_error
 
 from crm.health import health_report
+from crm.metrics import metrics_exposition, metrics_refusal
+from crm.ratelimit import client_address
 
 # (path prefix, render_error(*, status, code, message, field, request) -> a DRF Response), longest first.
 _RENDERERS: list[tuple[str, Callable]] = []
@@ -41,6 +43,34 @@ def health(request):
     queues' lag and the workers' heartbeats (``crm.health``); 503 only when the database does not answer."""
     report, status = health_report()
     return JsonResponse(report, status=status)
+
+
+def metrics(request):
+    """Prometheus' scrape: every metric in the text format (``crm.metrics``), to a bearer of ``METRICS_TOKEN`` or a
+    loopback client; others get 401 or 403 as problem details. Not part of the OpenAPI schema (not a JSON API:
+    a plain Django view, as ``/health``)."""
+    refusal = metrics_refusal(request, client_address=client_address(request))
+    if refusal is not None:
+        status, detail = refusal
+        response = JsonResponse(
+            {
+                "type": "about:blank",
+                "title": "Unauthorized" if status == 401 else "Forbidden",
+                "status": status,
+                "detail": detail,
+                "instance": request.path,
+                "code": "metrics.refused",
+            },
+            status=status,
+            content_type="application/problem+json",
+        )
+        if status == 401:
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    body, content_type = metrics_exposition(request.headers.get("Accept", ""))
+    response = HttpResponse(body, content_type=content_type)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def favicon(request):

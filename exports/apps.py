@@ -6,12 +6,13 @@ class ExportsConfig(AppConfig):
     verbose_name = "Exports"
 
     def ready(self):
-        from exports import tasks  # noqa: F401 - registers the recurring dispatcher
+        from exports import metrics, tasks  # noqa: F401 - tasks registers the recurring dispatcher
         from profiles.services.tags import register_tag_user
         from segments.usage import register_segment_user
 
         register_segment_user("exports", _exports_using)
         register_tag_user("exports", _exports_naming_tag)
+        metrics.register()
 
 
 def _exports_using(segment_id: int) -> list[str]:

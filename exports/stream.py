@@ -33,6 +33,7 @@ from django.utils.dateparse import parse_datetime
 from consents.models import Agreement
 from crm.errors import NotFound, ValidationFailed
 from crm.replica import REPLICA, read_alias, replica_reads
+from exports.metrics import EXPORT_ROWS
 from profiles.documents import profile_documents_by_ids
 from profiles.fields import ALL_COLUMNS, api_name
 from profiles.filters import profiles_filter
@@ -225,6 +226,7 @@ def _csv_chunks(queryset: QuerySet, counter: ExportCounter, alias: str) -> Itera
                     yield bytes(buffer)
                     buffer.clear()
         counter.rows = cursor.rowcount
+        EXPORT_ROWS.labels("csv").inc(max(cursor.rowcount, 0))
         if buffer:
             yield bytes(buffer)
 
@@ -246,6 +248,7 @@ def _jsonl_chunks(queryset: QuerySet, counter: ExportCounter, alias: str) -> Ite
         with replica_reads() if alias == REPLICA else nullcontext():
             documents = profile_documents_by_ids(ids)
         counter.rows += len(documents)
+        EXPORT_ROWS.labels("jsonl").inc(len(documents))
         yield "".join(encode(document) + "\n" for document in documents).encode()
         last = ids[-1]
 

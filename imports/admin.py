@@ -1,12 +1,12 @@
-"""The imports' admin: the wizard (upload → detected format → mapping from the header with a preview → dry run →
-run), the job page with its live progress and report download, saved mappings, and incoming integrations (the
-secret shown once)."""
+"""The imports' admin: the wizard (upload → detected format, and the export it is → mapping from the header or the
+export's preset, with a preview that shows the items of list cells → dry run → run), the job page with its live
+progress and report download, saved mappings, and incoming integrations (the secret shown once)."""
 
 from __future__ import annotations
 
 import json
-import re
 import uuid
+from datetime import date, time
 
 from django import forms
 from django.conf import settings
@@ -26,10 +26,11 @@ from crm.actors import actor_of
 from crm.admin import ServiceAdminMixin, ServiceModelForm
 from crm.errors import DomainError
 from imports.integrations import integration_create
-from imports.mapping import IDENTIFIERS, mapping_compile
+from imports.mapping import IDENTIFIERS, mapping_compile, record_value, split_items
 from imports.models import Format, ImportJob, Integration, SavedMapping
+from imports.presets import target_guess
 from imports.readers import FileUnusable, format_guess, preview
-from imports.services import DRAFTS, import_create, import_progress, import_report_csv
+from imports.services import DRAFTS, ImportRefused, import_create, import_detect, import_progress, import_report_csv
 from imports.tasks import run_import
 from profiles.fields import EDITABLE_BY_API_NAME
 
@@ -42,27 +43,15 @@ def _targets() -> list[str]:
     return [*IDENTIFIERS, *EDITABLE_BY_API_NAME, "tags", *agreements, "attributes.NAME"]
 
 
-def _guess(column: str) -> str:
-    """A likely target for a column name (empty: skip)."""
-    folded = re.sub(r"[^a-z0-9]", "", column.lower())
-    known = {
-        "email": "email", "emailaddress": "email", "mail": "email",
-        "phone": "phone", "phonenumber": "phone", "mobile": "phone", "telephone": "phone",
-        "customid": "customId", "customerid": "customId", "crmid": "customId",
-        "uuid": "uuid", "tags": "tags", "groups": "tags",
-    }  # fmt: skip
-    if folded in known:
-        return known[folded]
-    for api in EDITABLE_BY_API_NAME:
-        if folded == api.lower():
-            return api
-    return ""
-
-
 class UploadForm(forms.Form):
-    file = forms.FileField(help_text="CSV, JSON array, JSONL or XML.")
+    file = forms.FileField(
+        help_text="CSV, JSON array, JSONL, XML or XLSX. The contacts exports of Mailchimp, HubSpot, Klaviyo, Brevo, "
+        "Shopify (customers), Salesforce (contacts report) and this platform's CSV export are recognised and get "
+        "their mapping proposed."
+    )
     format = forms.ChoiceField(choices=[("", "detect"), *Format.choices], required=False)
     record = forms.CharField(required=False, help_text="XML: the element that holds one profile, e.g. customer.")
+    sheet = forms.CharField(required=False, help_text="XLSX: the worksheet to read (empty: the first).")
     saved_mapping = forms.ModelChoiceField(SavedMapping.objects.all(), required=False, label="Saved mapping")
 
 
@@ -137,13 +126,18 @@ class ImportJobAdmin(admin.ModelAdmin):
                 fmt = form.cleaned_data["format"] or format_guess(upload.name, head)
                 stored = default_storage.save(f"{DRAFTS}/{uuid.uuid4()}/{_safe(upload.name)}", upload)
                 saved = form.cleaned_data["saved_mapping"]
-                request.session[DRAFT_KEY] = {
+                draft = {
                     "path": stored,
                     "name": upload.name,
                     "format": fmt,
                     "record": form.cleaned_data["record"] or (saved.mapping.get("record", "") if saved else ""),
+                    "sheet": form.cleaned_data["sheet"] or (saved.mapping.get("sheet", "") if saved else ""),
                     "mapping": saved.mapping if saved else None,
+                    "preset": "",
                 }
+                if saved is None:
+                    draft.update(_proposal(draft))
+                request.session[DRAFT_KEY] = draft
                 return HttpResponseRedirect(reverse("admin:imports_importjob_wizard_mapping"))
         return TemplateResponse(
             request,
@@ -160,22 +154,26 @@ class ImportJobAdmin(admin.ModelAdmin):
         errors: list[str] = []
         try:
             with default_storage.open(draft["path"], "rb") as handle:
-                seen = preview(handle, draft["format"], record=draft["record"], rows=5)
+                seen = preview(handle, draft["format"], record=draft["record"], sheet=draft.get("sheet", ""), rows=5)
         except FileUnusable as exc:
             seen, errors = {"encoding": "", "delimiter": "", "columns": [], "records": []}, [str(exc)]
         columns = seen["columns"]
-        if request.method == "POST" and not errors:
-            mapping, errors = self._mapping_from_post(request, columns, draft)
-            if not errors:
-                return self._start(request, draft, mapping, dry_run="dry_run" in request.POST)
         initial_mapping = draft.get("mapping")
+        shown = initial_mapping  # the mapping whose list columns the preview splits
+        if request.method == "POST" and not errors:
+            checking = "preview" not in request.POST
+            mapping, errors = self._mapping_from_post(request, columns, draft, save=checking)
+            if not errors and checking:
+                return self._start(request, draft, mapping, dry_run="dry_run" in request.POST)
+            shown = mapping
         rows = [
             {
                 "index": i,
                 "name": column,
                 "to": request.POST.get(f"to_{i}", _initial_target(initial_mapping, column)),
                 "transform": request.POST.get(f"transform_{i}", ""),
-                "samples": [_sample(rec.data, column) for rec in seen["records"]],
+                "split": request.POST.get(f"split_{i}", _initial_split(initial_mapping, column)),
+                "samples": [_sample(rec.data, column, _spec(shown, column)) for rec in seen["records"]],
             }
             for i, column in enumerate(columns)
         ]
@@ -197,7 +195,7 @@ class ImportJobAdmin(admin.ModelAdmin):
         )
         return TemplateResponse(request, "admin/imports/importjob/wizard_mapping.html", context)
 
-    def _mapping_from_post(self, request, columns, draft) -> tuple[dict, list[str]]:
+    def _mapping_from_post(self, request, columns, draft, *, save: bool = True) -> tuple[dict, list[str]]:
         raw_json = request.POST.get("mapping_json", "").strip()
         if raw_json:
             try:
@@ -213,14 +211,18 @@ class ImportJobAdmin(admin.ModelAdmin):
                 spec: dict = {"to": target}
                 if transform := request.POST.get(f"transform_{i}", ""):
                     spec["transform"] = ["trim", transform] if transform != "trim" else ["trim"]
+                if split := request.POST.get(f"split_{i}", ""):
+                    spec["split"] = split
                 mapping["columns"][column] = spec
         if draft["format"] == "xml" and isinstance(mapping, dict):
             mapping.setdefault("record", draft["record"])
+        if draft["format"] == "xlsx" and draft.get("sheet") and isinstance(mapping, dict):
+            mapping.setdefault("sheet", draft["sheet"])
         try:
             mapping_compile(mapping)
         except DomainError as exc:
             return mapping, [f"{exc.message} ({exc.field})" if exc.field else exc.message]
-        if name := request.POST.get("save_as", "").strip():
+        if save and (name := request.POST.get("save_as", "").strip()):
             SavedMapping.objects.update_or_create(
                 name=name[:128], defaults={"mapping": mapping, "format": draft["format"]}
             )
@@ -311,19 +313,60 @@ def _safe(name: str) -> str:
     return ("".join(c if c.isalnum() or c in "._-" else "_" for c in base).strip("._") or "import")[:100]
 
 
+def _proposal(draft: dict) -> dict:
+    """The mapping proposed for a recognised export (none for other files: the table guesses from the header)."""
+    try:
+        with default_storage.open(draft["path"], "rb") as handle:
+            detected = import_detect(
+                file=handle, name=draft["name"], fmt=draft["format"], sheet=draft["sheet"], record=draft["record"]
+            )
+    except ImportRefused:
+        return {}  # the mapping step shows why the file cannot be read
+    if detected["preset"] is None:
+        return {}
+    return {"mapping": detected["mapping"], "preset": detected["presetLabel"]}
+
+
+def _spec(mapping: dict | None, column: str) -> dict:
+    columns = mapping.get("columns") if isinstance(mapping, dict) else None
+    spec = columns.get(column) if isinstance(columns, dict) else None
+    return spec if isinstance(spec, dict) else {}
+
+
 def _initial_target(mapping: dict | None, column: str) -> str:
     if mapping and isinstance(mapping.get("columns"), dict):
-        spec = mapping["columns"].get(column)
-        return spec.get("to", "") if isinstance(spec, dict) else ""
-    return _guess(column)
+        return _spec(mapping, column).get("to", "")
+    return target_guess(column)
 
 
-def _sample(data: dict, column: str) -> str:
-    from imports.mapping import _lookup
+def _initial_split(mapping: dict | None, column: str) -> str:
+    split = _spec(mapping, column).get("split", "")
+    return split if isinstance(split, str) else ""
 
-    value = _lookup(data, column)
-    text = "" if value is None else value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text[:60]
+
+def _sample(data: dict, column: str, spec: dict) -> dict:
+    """A cell as the preview shows it: its text, and the items it gives when its column is a list."""
+    value = record_value(data, column)
+    if value is None:
+        text = ""
+    elif isinstance(value, str):
+        text = value
+    elif isinstance(value, date | time):  # a spreadsheet's date cell
+        text = value.isoformat()
+    else:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    items = None
+    split = spec.get("split")
+    if isinstance(value, str) and isinstance(split, str) and split:
+        items = split_items(value, split)
+    elif spec.get("type") == "list":
+        try:
+            parsed = json.loads(value) if isinstance(value, str) else value
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, list):
+            items = [item if isinstance(item, str) else json.dumps(item) for item in parsed]
+    return {"text": text[:60], "items": [item[:40] for item in items[:10]] if items is not None else None}
 
 
 admin.site.register(ImportJob, ImportJobAdmin)

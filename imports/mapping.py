@@ -6,7 +6,7 @@
    "First name": {"to": "firstName", "transform": ["trim", "title"]},
    "Born":       {"to": "birthDate", "dateFormat": "%d.%m.%Y"},
    "Newsletter": {"to": "agreements.email", "map": {"Y": true, "N": false}},
-   "Groups":     {"to": "tags", "split": "|"},
+   "Groups":     {"to": "tags", "split": ","},
    "Points":     {"to": "attributes.loyaltyPoints", "type": "number", "default": 0},
    "Old column": {"skip": true}},
  "constants": {"attributes.importSource": "crm-2026"},
@@ -15,13 +15,19 @@
 ```
 
 Targets: the identifiers (email, phone, customId, uuid), every native field by its API name, ``attributes.NAME``,
-``agreements.KEY`` and ``tags``. Per column, in this order: ``transform`` (trim, lower, upper, title), ``map``
-(value → value; unmapped values pass), ``split`` (a separator: the value becomes a list), ``type`` (string,
-number, integer, boolean, date, datetime) or ``dateFormat`` (strptime), and ``default`` for an empty or missing
-value. ``constants`` set a target on every record. ``consentTime`` names the column holding when the person made
-the record's agreement decisions (ISO 8601, or ``{"column": …, "dateFormat": …}``). For JSON, JSONL and XML,
-column names are dotted paths (``contact.email``); XML elements' attributes are ``@name``. ``record`` names
-the XML element that holds one profile.
+``agreements.KEY`` and ``tags``. Per column, in this order: ``transform`` (trim, lower, upper, title, apostrophe),
+``map`` (value → value; unmapped values pass), ``split`` (a separator: the value becomes a list, read the way a
+spreadsheet writes a list in a cell: ``"Customer","VIP Club"`` gives ``Customer`` and ``VIP Club``, doubled quotes
+are one quote, each item trimmed), ``type`` (string, number, integer, boolean, date, datetime, list: a JSON array
+such as ``["a", "b"]``) or ``dateFormat`` (strptime), and ``default`` for an empty or missing value. ``constants``
+set a target on every record. ``consentTime`` names the column holding when the person made the record's agreement
+decisions (ISO 8601, or ``{"column": …, "dateFormat": …}``). For JSON, JSONL and XML, column names are dotted
+paths (``contact.email``); XML elements' attributes are ``@name``. ``record`` names the XML element that holds one
+profile, ``sheet`` the worksheet of an XLSX file (default: the first).
+
+Values that are already typed (a spreadsheet's numbers, dates and booleans, JSON's numbers and booleans) keep their
+type: a number mapped to a text target gives its digits (``48123456789``, never ``48123456789.0``), a date cell
+gives a date, and a number where a date is expected is read as an Excel serial date (``45000`` is 2023-03-15).
 
 ``mapping_compile`` checks everything that can be checked before a run (unknown keys, targets and agreements,
 transformations that cannot apply to their target, no identifier) and raises ``MappingInvalid`` naming the
@@ -30,10 +36,13 @@ offending part; ``Mapping.apply`` turns one record into a ``ProfileInput`` or ra
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from consents.models import Agreement
@@ -42,15 +51,29 @@ from profiles.fields import EDITABLE_BY_API_NAME, TEMPORAL_COLUMNS
 from profiles.services import ProfileInput
 
 IDENTIFIERS = ("email", "phone", "customId", "uuid")
+# A leading apostrophe marks a cell as text in spreadsheets: CSV exports put one before a value that starts like a
+# formula (ours and most others) or with a digit that must keep its leading zeros (Shopify's postcodes and ids).
+_APOSTROPHE = re.compile(r"^'(?=[=+\-@\t\r0-9])")
+
+
+def _apostrophe(text: str) -> str:
+    return _APOSTROPHE.sub("", text, count=1)
+
+
 TRANSFORMS: dict[str, Callable[[str], str]] = {
     "trim": str.strip,
     "lower": str.lower,
     "upper": str.upper,
     "title": str.title,
+    "apostrophe": _apostrophe,
 }
-TYPES = ("string", "number", "integer", "boolean", "date", "datetime")
+TYPES = ("string", "number", "integer", "boolean", "date", "datetime", "list")
 COLUMN_KEYS = {"to", "transform", "map", "split", "type", "dateFormat", "default", "skip"}
-MAPPING_KEYS = {"columns", "constants", "consentTime", "record"}
+MAPPING_KEYS = {"columns", "constants", "consentTime", "record", "sheet"}
+# Excel's serial dates count days from 1899-12-30 (the 1900 date system, with its phantom 29 February 1900 before
+# serial 61); the largest is 9999-12-31.
+_EXCEL_EPOCH = datetime(1899, 12, 30)
+_EXCEL_MAX_SERIAL = 2958466
 TRUE = {"true", "t", "yes", "y", "1", "tak"}
 FALSE = {"false", "f", "no", "n", "0", "nie"}
 _DIRECTIVE = re.compile(r"%[a-zA-Z]")
@@ -137,7 +160,8 @@ class Mapping:
     consent_column: str | None = None
     consent_format: str | None = None
     record: str = ""
-    sources: list[str] = field(default_factory=list)  # every column the mapping reads (to check a CSV header)
+    sources: list[str] = field(default_factory=list)  # every column the mapping reads (to check a file's header)
+    sheet: str = ""
 
     def __post_init__(self):
         self.identifier_columns = [c for c in self.columns if c.target.kind == "identifier"]
@@ -241,8 +265,11 @@ def mapping_compile(raw: Any, *, agreements: set[str] | None = None) -> Mapping:
     record = raw.get("record", "")
     if not isinstance(record, str):
         raise _fail("record is the name of the XML element holding one profile.", "mapping.record")
+    sheet = raw.get("sheet", "")
+    if not isinstance(sheet, str):
+        raise _fail("sheet is the name of the XLSX worksheet to read (default: the first).", "mapping.sheet")
     sources = [c.source for c in columns] + ([consent_column] if consent_column else [])
-    return Mapping(columns, constants, consent_column, consent_format, record, sources)
+    return Mapping(columns, constants, consent_column, consent_format, record, sources, sheet)
 
 
 def _column(source: str, spec: dict, where: str, agreements: set[str]) -> Column:
@@ -275,7 +302,7 @@ def _column(source: str, spec: dict, where: str, agreements: set[str]) -> Column
             "identifier": {"string"},
             "field": {"string", "date"} if target.is_date else {"string"},
             "agreement": {"boolean"},
-            "tags": {"string"},
+            "tags": {"string", "list"},
             "attribute": set(TYPES),
         }[target.kind]
         if column.type not in allowed:
@@ -286,6 +313,8 @@ def _column(source: str, spec: dict, where: str, agreements: set[str]) -> Column
             raise _fail(f"dateFormat cannot apply to {target.text} (a date field or an attribute).", where)
         if column.type not in (None, "date", "datetime"):
             raise _fail(f"dateFormat cannot apply with type {column.type}.", where)
+    if column.split and column.type == "list":
+        raise _fail("split and type list both make a list: give one of them.", where)
     if target.kind == "agreement" and column.split:
         raise _fail("An agreement takes one true or false.", where)
     if "default" in spec:
@@ -296,6 +325,11 @@ def _column(source: str, spec: dict, where: str, agreements: set[str]) -> Column
 
 
 _MISSING = object()
+
+
+def record_value(data: dict[str, Any], path: str) -> Any:
+    """A record's value of a column (a dotted path for nested records), None when it has none."""
+    return _lookup(data, path)
 
 
 def _lookup(data: dict[str, Any], path: str) -> Any:
@@ -322,7 +356,7 @@ def _convert(column: Column, value: Any) -> Any:
             value = transform(value)
         if value == "" or not value.strip():
             value = None
-    elif column.transforms and value is not None and not isinstance(value, int | float | bool):
+    elif column.transforms and value is not None and not isinstance(value, int | float | bool | date | time):
         raise RowInvalid(f"{column.source}: a text transform cannot apply to {type(value).__name__}.", field=where)
     if value is None:
         return column.default if column.has_default else None
@@ -333,7 +367,7 @@ def _convert(column: Column, value: Any) -> Any:
             if value is None:
                 return column.default if column.has_default else None
     if column.split is not None and isinstance(value, str):
-        value = [part.strip() for part in value.split(column.split) if part.strip()]
+        value = split_items(value, column.split)
     if column.date_format:
         return _date(value, column, where)
     if column.type:
@@ -341,19 +375,70 @@ def _convert(column: Column, value: Any) -> Any:
     return value
 
 
+def split_items(text: str, separator: str) -> list[str]:
+    """The items of a list written in one cell, as spreadsheets and exports write them: separated by
+    ``separator``, an item in double quotes may hold the separator, a doubled quote inside is one quote, each item
+    trimmed and empty ones dropped: ``"Customer","VIP Club"`` gives ``Customer`` and ``VIP Club``. A separator of
+    several characters (other than one with spaces around it, such as ``", "``) splits plainly.
+    """
+    delimiter = separator.strip() or separator
+    if len(delimiter) != 1 or delimiter == '"':
+        return [part.strip() for part in text.split(separator) if part.strip()]
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True, strict=False)
+    try:
+        rows = list(reader)
+    except csv.Error:  # a NUL byte, or a field over the size limit: read the cell plainly
+        rows = [text.split(delimiter)]
+    return [item.strip() for row in rows for item in row if item.strip()]
+
+
 def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
         return str(int(value))
+    if isinstance(value, datetime):
+        return _iso_datetime(value)
+    if isinstance(value, date | time):
+        return value.isoformat()
     return str(value)
 
 
+def _iso_datetime(value: datetime) -> str:
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+
+
+def excel_serial(value: int | float) -> datetime:
+    """The date and time of an Excel serial date (1900 date system); ValueError outside 1900-01-01 … 9999-12-31."""
+    if isinstance(value, bool) or not 1 <= value < _EXCEL_MAX_SERIAL:
+        raise ValueError(value)
+    if value < 61:
+        value += 1  # Excel counts a 29 February 1900 that never was
+    return _EXCEL_EPOCH + timedelta(days=value)
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    """A value that is a date already (a spreadsheet's date cell, or a number read as an Excel serial date)."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime.combine(value, time())
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return excel_serial(value)
+    return None
+
+
 def _date(value: Any, column: Column, where: str):
-    if not isinstance(value, str):
+    try:
+        parsed = _as_datetime(value)
+    except ValueError:
+        raise RowInvalid(
+            f"{column.source}: {value!r} is not an Excel serial date.", field=where, code="import.date"
+        ) from None
+    if parsed is None and not isinstance(value, str):
         raise RowInvalid(f"{column.source}: expected a date as {column.date_format}; got {value!r}.", field=where)
     try:
-        parsed = datetime.strptime(value.strip(), column.date_format)
+        parsed = parsed or datetime.strptime(value.strip(), column.date_format)
     except ValueError:
         raise RowInvalid(
             f"{column.source}: {value!r} does not match the date format {column.date_format}.",
@@ -371,6 +456,8 @@ def _cast(value: Any, kind: str, source: str, where: str) -> Any:
     try:
         if kind == "string":
             return _text(value) if not isinstance(value, list) else [_text(v) for v in value]
+        if kind == "list":
+            return _list(value, source, where)
         if kind in ("number", "integer"):
             if isinstance(value, bool):
                 raise ValueError
@@ -389,15 +476,31 @@ def _cast(value: Any, kind: str, source: str, where: str) -> Any:
         if kind == "boolean":
             return _boolean(value, source, where)
         if kind in ("date", "datetime"):
-            if not isinstance(value, str):
-                raise ValueError
-            parsed = datetime.fromisoformat(value.strip())
+            parsed = _as_datetime(value)
+            if parsed is None:
+                if not isinstance(value, str):
+                    raise ValueError
+                parsed = datetime.fromisoformat(value.strip())
             if kind == "date":
                 return parsed.date().isoformat()
-            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).isoformat()
+            return _iso_datetime(parsed)
     except (ValueError, TypeError, OverflowError):
         raise RowInvalid(f"{source}: {value!r} is not a {kind}.", field=where, code="import.type") from None
     return value
+
+
+def _list(value: Any, source: str, where: str) -> list:
+    """A list: as it is, or from a cell holding a JSON array (``["a", "b"]``, as our CSV export writes lists)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise RowInvalid(
+                f'{source}: {value!r} is not a JSON array such as ["a", "b"].', field=where, code="import.type"
+            ) from None
+    if not isinstance(value, list) or any(isinstance(item, dict | list) for item in value):
+        raise RowInvalid(f"{source}: {value!r} is not a list of values.", field=where, code="import.type")
+    return [item for item in value if item not in (None, "")]
 
 
 def _boolean(value: Any, source: str, where: str) -> bool:
@@ -418,7 +521,15 @@ def _assign(out: ProfileInput, target: Target, value: Any) -> None:
             raise RowInvalid(f"{target.text} must be one value.", field=target.text)
         out.identifiers[target.name] = _text(value) if not isinstance(value, str) else value
     elif kind == "field":
-        if target.is_date and isinstance(value, str):
+        if target.is_date and not isinstance(value, str):
+            try:
+                parsed = _as_datetime(value)
+            except ValueError:
+                parsed = None
+            if parsed is None:
+                raise RowInvalid(f"{target.text} must be a date; got {value!r}.", field=target.text, code="import.date")
+            value = parsed.date()
+        elif target.is_date:
             try:
                 value = date.fromisoformat(value.strip())
             except ValueError:
@@ -427,10 +538,12 @@ def _assign(out: ProfileInput, target: Target, value: Any) -> None:
                     field=target.text,
                     code="import.date",
                 ) from None
-        elif isinstance(value, int | float) and not isinstance(value, bool):
+        elif isinstance(value, int | float | date | time) and not isinstance(value, bool):
             value = _text(value)
         out.fields[target.name] = value
     elif kind == "attribute":
+        if isinstance(value, date | time):
+            value = _text(value)  # a spreadsheet's date cell: the ISO text attributes hold
         out.attributes[target.name] = value
     elif kind == "agreement":
         out.agreements[target.name] = _boolean(value, target.text, target.text)
@@ -442,7 +555,7 @@ def _assign(out: ProfileInput, target: Target, value: Any) -> None:
 def _consent_time(raw: Any, fmt: str | None, source: str) -> datetime:
     text = _text(raw).strip()
     try:
-        parsed = datetime.strptime(text, fmt) if fmt else datetime.fromisoformat(text)
+        parsed = _as_datetime(raw) or (datetime.strptime(text, fmt) if fmt else datetime.fromisoformat(text))
     except ValueError:
         raise RowInvalid(
             f"{source}: {raw!r} is not a date and time ({fmt or 'ISO 8601'}).",

@@ -15,6 +15,7 @@ class Format(models.TextChoices):
     JSON = "json", "JSON array"
     JSONL = "jsonl", "JSON lines"
     XML = "xml", "XML"
+    XLSX = "xlsx", "XLSX workbook"
 
 
 class SavedMapping(models.Model):

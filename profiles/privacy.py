@@ -340,6 +340,7 @@ def register() -> None:
     for label, why in {
         "profiles.Tag": "tag definitions; a profile's tags are ProfileTag rows",
         "django_tasks_database.DBTaskResult": "task arguments and results are ids and counts, never personal data",
+        "crm.SystemSample": "the platform's own figures (queue depths, lags, disk use), no profile data",
         "profiles.AttributeDefinition": "attribute definitions, not values",
     }.items():
         register_erasure_exempt(label, why)
@@ -359,6 +360,7 @@ def register() -> None:
     for label, why in {
         "profiles.Tag": "tag definitions; a profile's tags are exported by name",
         "django_tasks_database.DBTaskResult": "background task bookkeeping (ids and counts)",
+        "crm.SystemSample": "the platform's own figures, not data about the person",
         "crm.Job": "batch jobs are the sender's submissions; their effect on the profile is exported",
         "crm.IdempotencyRecord": "stored answers to the sender's requests, replayed for 24 hours",
         "admin.LogEntry": "the staff's change log, not data about the person",

@@ -62,7 +62,7 @@ profile_deleted = Signal()
 profiles_merged = Signal()
 profile_unmerged = Signal()
 
-# Tags and notes (events issue):
+# Tags and notes:
 # - ``tags_changed(changes: list[tuple[int, list[Tag], list[Tag]]], source, actor)``: per profile the
 #   tags really added and really removed (adding a tag a profile has already sends nothing)
 # - ``note_added(events: list[Event], source, actor)``: notes are timeline events themselves

@@ -80,6 +80,21 @@ class Tracked:
 # --- sites ----------------------------------------------------------------------------------------
 
 
+def site_create(*, name: str, allowed_origins: list[str], consent_required: bool = False) -> Site:
+    """A new active site; each origin is written the way browsers send it (``origin_normalize``), once."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationFailed("name is required.", field="name")
+    origins = []
+    for i, origin in enumerate(allowed_origins):
+        try:
+            normalized = origin_normalize(origin)
+        except ValueError as exc:
+            raise ValidationFailed(str(exc), field=f"allowedOrigins[{i}]") from None
+        if normalized not in origins:
+            origins.append(normalized)
+    return Site.objects.create(name=name.strip(), allowed_origins=origins, consent_required=bool(consent_required))
+
+
 def site_for_request(*, key: str, origin: str | None) -> Site:
     """The active site of this key, when ``origin`` (the request's ``Origin`` header) is one of its origins."""
     site = Site.objects.filter(key=key, active=True).first() if isinstance(key, str) else None

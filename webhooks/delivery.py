@@ -37,6 +37,7 @@ from standardwebhooks import Webhook
 from crm.errors import DomainError
 from crm.outbound import Target, host_header, pinned_connection
 from crm.sockets import idle_socket_readable
+from webhooks.metrics import deliveries_count
 from webhooks.models import Attempt, Event, Subscription, webhook_id_of
 from webhooks.services import events_render, outbox_fan_out
 from webhooks.targets import address_allowed, target_resolve, url_split
@@ -485,6 +486,8 @@ def _record(now, claimed: list[Claimed], outcomes: list[Outcome], subscriptions:
         # Only a message attempted before (or resent) can have later ones held behind it.
         if message.profile_id is not None and (message.attempt_count or message.manual):
             released.append(ordered)
+    states, durations = [u["state"] for u in updates], [o.duration_ms for o in outcomes]
+    transaction.on_commit(lambda: deliveries_count(states=states, durations_ms=durations))
     with connection.cursor() as cursor:
         cursor.execute(UPDATE_SQL, [json.dumps(updates)])
         if held:

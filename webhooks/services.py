@@ -28,7 +28,7 @@ from profiles.documents import profile_document_from_snapshot, profile_documents
 from profiles.selectors import profile_snapshots_sql
 from webhooks.models import Event, EventType, Message, MessageState, Subscription
 from webhooks.segments import segment_exists, subscription_segment_filter
-from webhooks.targets import target_resolve
+from webhooks.targets import target_resolve, url_split
 
 NOTIFY_CHANNEL = "crm_webhooks"
 SECRET_PREFIX = "whsec_"
@@ -44,13 +44,18 @@ def secret_generate() -> str:
 # --- subscriptions ------------------------------------------------------------------------------------
 
 
-def _validated(*, url, events, segment, ignore_keys) -> dict[str, Any]:
+def _validated(*, url, events, segment, ignore_keys, enabled) -> dict[str, Any]:
+    """The settings checked. The URL's address is checked (resolved, public) for an enabled subscription; a disabled
+    one, which sends nothing, only needs a well-formed URL: its address is checked when it is enabled."""
     if not isinstance(url, str) or not url.strip():
         raise ValidationFailed("url is required.", field="url")
     url = url.strip()
     if len(url) > URL_MAX_LENGTH:
         raise ValidationFailed(f"url is longer than {URL_MAX_LENGTH} characters.", field="url")
-    target_resolve(url)
+    if enabled:
+        target_resolve(url)
+    else:
+        url_split(url)
     events = list(dict.fromkeys(events or []))
     if not events:
         raise ValidationFailed("events must name at least one event type.", field="events")
@@ -76,7 +81,7 @@ def subscription_create(
     *, url: str, events: Sequence[str], segment: int | None = None, ignore_keys: Sequence[str] = (), enabled=True
 ) -> tuple[Subscription, str]:
     """A new subscription and its secret (returned here once; stored encrypted)."""
-    values = _validated(url=url, events=events, segment=segment, ignore_keys=ignore_keys)
+    values = _validated(url=url, events=events, segment=segment, ignore_keys=ignore_keys, enabled=enabled)
     secret = secret_generate()
     subscription = Subscription.objects.create(**values, enabled=bool(enabled), secret=secret)
     return subscription, secret
@@ -94,7 +99,7 @@ def subscription_update(
 ) -> Subscription:
     """Replace a subscription's settings; enabling one that was disabled clears why it was."""
     subscription = subscription_get(subscription_id=subscription_id, lock=True)
-    values = _validated(url=url, events=events, segment=segment, ignore_keys=ignore_keys)
+    values = _validated(url=url, events=events, segment=segment, ignore_keys=ignore_keys, enabled=enabled)
     for name, value in values.items():
         setattr(subscription, name, value)
     if enabled and not subscription.enabled:

@@ -17,6 +17,8 @@ The writes' actor is ``import:<job id>``; the job's own ``actor`` is who submitt
 
 from imports.services.common import COUNT_KEYS, SOURCE, ImportRefused
 from imports.services.creating import DRAFTS, drafts_purge, import_create, import_get, import_submit
+from imports.services.detecting import import_detect
+from imports.services.mappings import saved_mapping_save
 from imports.services.outcome import import_progress, import_report_csv, import_report_rows, report_write
 from imports.services.running import import_run
 from imports.services.writing import DryRunBusy
@@ -29,6 +31,7 @@ __all__ = [
     "ImportRefused",
     "drafts_purge",
     "import_create",
+    "import_detect",
     "import_get",
     "import_progress",
     "import_report_csv",
@@ -36,4 +39,5 @@ __all__ = [
     "import_run",
     "import_submit",
     "report_write",
+    "saved_mapping_save",
 ]

@@ -82,7 +82,9 @@ def _opened(imp: ImportJob, mapping: Mapping):
         counting = CountingReader(handle)
         stream = io.BufferedReader(counting, buffer_size=256 * 1024)
         reader = READERS[imp.format]
-        records = reader(stream, encoding=imp.encoding, delimiter=imp.delimiter, record=mapping.record)
+        records = reader(
+            stream, encoding=imp.encoding, delimiter=imp.delimiter, record=mapping.record, sheet=mapping.sheet
+        )
         try:
             yield records, counting
         finally:

@@ -13,7 +13,7 @@ from crm.errors import NotFound
 from crm.models import Job
 from imports.mapping import MappingInvalid, mapping_compile
 from imports.models import IMPORT_JOB_KIND, Format, ImportJob
-from imports.readers import FileUnusable, detect_csv, format_guess
+from imports.readers import FileUnusable, SheetMissing, detect_csv, format_guess, xlsx_header
 from imports.services.common import (
     ImportRefused,
 )
@@ -50,19 +50,23 @@ def import_create(
         raise MappingInvalid(
             'An XML import needs "record" in the mapping: the element that holds one profile.', field="mapping.record"
         )
-    if fmt == "csv":
+    if fmt in ("csv", "xlsx"):
         try:
-            detected = detect_csv(file, encoding=encoding, delimiter=delimiter)
+            if fmt == "csv":
+                detected = detect_csv(file, encoding=encoding, delimiter=delimiter)
+                header = detected.header
+                encoding, delimiter = detected.encoding, detected.delimiter
+            else:
+                header = xlsx_header(file, sheet=compiled.sheet)
+                encoding = delimiter = ""
         except FileUnusable as exc:
-            raise ImportRefused(str(exc), field="file") from None
-        missing = [source for source in compiled.sources if source not in detected.header]
+            raise ImportRefused(str(exc), field="mapping.sheet" if isinstance(exc, SheetMissing) else "file") from None
+        missing = [source for source in compiled.sources if source not in header]
         if missing:
             raise MappingInvalid(
-                f"Column(s) not in the file's header: {', '.join(missing)} (the header has: "
-                f"{', '.join(detected.header)}).",
+                f"Column(s) not in the file's header: {', '.join(missing)} (the header has: {', '.join(header)}).",
                 field=f"mapping.columns.{missing[0]}",
             )
-        encoding, delimiter = detected.encoding, detected.delimiter
         file.seek(0)
     with transaction.atomic():
         job = Job.objects.create(kind=IMPORT_JOB_KIND, payload={}, source=source, actor=actor)

@@ -14,6 +14,7 @@ from crm.errors import DomainError
 from crm.lock_waits import is_lock_timeout, lock_wait_limit
 from crm.models import Job
 from imports.mapping import Mapping, RowInvalid
+from imports.metrics import IMPORT_ROWS
 from imports.models import ImportJob, Issue
 from imports.services.common import (
     COUNT_KEYS,
@@ -48,6 +49,7 @@ def _write(imp: ImportJob, mapping: Mapping, progress) -> None:
                 imp.save(update_fields=["records_written"])
                 job.processed = imp.records_written
                 job.save(update_fields=["processed", "counts"])
+            IMPORT_ROWS.inc(len(chunk))
             if progress:
                 progress(imp)
 

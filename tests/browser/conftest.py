@@ -90,6 +90,7 @@ _INSTALL_DATA = [
     ("tracker.migrations.0001_sites", "admin_staff_manage_sites"),
     ("privacy.migrations.0001_initial", "staff_may_view_erasures"),
     ("webhooks.migrations.0001_initial", "admin_staff_permissions"),
+    ("crm.migrations.0012_system_samples", "admin_staff_see_system"),
 ]
 
 

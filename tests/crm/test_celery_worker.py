@@ -1,8 +1,7 @@
 """The same django.tasks tasks on a real Celery worker over Redis: a batch job and the recurring tasks.
 
-The worker is a subprocess (``celery -A crm worker``) on the test database, with a Redis database of its own
-(``CELERY_TEST_REDIS_URL``, default db 13 of the local server, emptied before and after). Skipped, saying
-why, only when no Redis answers there.
+The worker is a subprocess (``celery -A crm worker``) on the test database, over the Redis server the test session
+starts itself (``redis_url`` in tests/conftest.py, emptied before and after each test).
 """
 
 import os
@@ -23,24 +22,9 @@ from profiles.models import Profile
 from profiles.services import ProfileInput
 from profiles.services.batch import profiles_batch_submit
 
-REDIS_URL = os.environ.get("CELERY_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def redis_db():
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError as exc:
-        pytest.skip(f"No Redis answers at {REDIS_URL} ({exc}); the Celery worker test needs one.")
-    client.flushdb()
-    yield client
-    client.flushdb()
 
 
 def _database_url() -> str:
@@ -50,7 +34,7 @@ def _database_url() -> str:
 
 
 @pytest.fixture
-def celery_settings(settings, redis_db):
+def celery_settings(settings, redis_url):
     """This process enqueues to Celery on the test Redis, as the web process would."""
     from crm.celery import app
 
@@ -62,19 +46,19 @@ def celery_settings(settings, redis_db):
         }
     }
     previous = app.conf.broker_url, app.conf.result_backend
-    app.conf.broker_url = app.conf.result_backend = REDIS_URL
+    app.conf.broker_url = app.conf.result_backend = redis_url
     yield
     app.conf.broker_url, app.conf.result_backend = previous
 
 
 @pytest.fixture
-def celery_worker(celery_settings, tmp_path):
+def celery_worker(celery_settings, redis_url, tmp_path):
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "crm.settings_test",
         "DATABASE_URL": _database_url(),
         "TASKS_BACKEND": "django_tasks_celery.CeleryBackend",
-        "CELERY_BROKER_URL": REDIS_URL,
+        "CELERY_BROKER_URL": redis_url,
         "PURGE_INTERVAL_SECONDS": "3600",
         "IDEMPOTENCY_TTL_SECONDS": "60",
         "WORKER_HEARTBEAT_SECONDS": "1",

@@ -85,3 +85,40 @@ def test_ensure_admin_prints_a_working_login(client, settings, tmp_path):
     call_command("ensure_admin", stdout=again)
     assert again.getvalue() == out.getvalue()  # the same login, not a new password each run
     assert get_user_model().objects.filter(username="admin", is_superuser=True).count() == 1
+
+
+def test_demo_data_has_an_example_of_each_part_and_the_tracker_demo_works_at_once():
+    from django.test import Client
+
+    from exports.models import ScheduledExport
+    from imports.mapping import mapping_compile
+    from imports.models import SavedMapping
+    from profiles.models import Event
+    from tracker.models import Site
+    from webhooks.models import Subscription
+
+    out = StringIO()
+    call_command("load_demo_data", "--profiles", "5", "--tracker-origin", "http://127.0.0.1:8765", stdout=out)
+    site = Site.objects.get()
+    assert site.active and site.allowed_origins == ["http://127.0.0.1:8765", "http://localhost:8765"]
+    assert "try /tracker/demo/" in out.getvalue()
+    mapping = SavedMapping.objects.get()
+    assert mapping.format == "csv" and mapping_compile(mapping.mapping)
+    export = ScheduledExport.objects.get()
+    assert not export.is_active and export.next_run_at is None and export.http_secret.startswith("whsec_")
+    subscription = Subscription.objects.get()
+    assert not subscription.enabled and subscription.events
+
+    # The demo page on the served address finds the site, and a visit sent from it lands on a profile.
+    page = Client(HTTP_HOST="localhost:8765").get("/tracker/demo/")
+    assert page.status_code == 200 and page.context["site"] == site and page.context["allowed"]
+    browser = Client(HTTP_ORIGIN="http://localhost:8765")
+    body = {"siteKey": site.key, "type": "page.visit", "url": "http://localhost:8765/tracker/demo/", "title": "Demo"}
+    assert browser.post("/t/collect", body, content_type="application/json").status_code == 204
+    visit = Event.objects.get(action="page.visit", params__url="http://localhost:8765/tracker/demo/")
+    assert Profile.objects.filter(pk=visit.profile_id).exists()
+
+    # Loading more demo data later makes no second example of anything.
+    call_command("load_demo_data", "--profiles", "2", stdout=StringIO())
+    assert (Site.objects.count(), SavedMapping.objects.count(), ScheduledExport.objects.count()) == (1, 1, 1)
+    assert Subscription.objects.count() == 1

@@ -47,7 +47,8 @@ def test_admin_staff_create_a_subscription_and_see_the_secret_once(client, group
 
 def test_a_refused_target_is_an_error_on_the_url_field(client, groups):
     client.force_login(member(groups, "Admin staff", "ada"))
-    response = client.post("/admin/webhooks/subscription/add/", {"url": "http://127.0.0.1/", "events": ["tag.added"]})
+    data = {"url": "http://127.0.0.1/", "events": ["tag.added"], "enabled": "on"}  # a disabled one is checked later
+    response = client.post("/admin/webhooks/subscription/add/", data)
     assert response.status_code == 200
     assert "loopback, private" in response.context["adminform"].form.errors["url"][0]
     assert not Subscription.objects.exists()

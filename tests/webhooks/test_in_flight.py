@@ -72,9 +72,12 @@ def test_a_slow_receiver_holds_only_its_room_and_the_others_keep_flowing(receive
     try:
         stuck.start()
         assert _wait_for(lambda: len(slow.requests) == 2)
-        while deliver_due():  # the other claiming threads: what has room goes out
-            pass
-        assert _wait_for(lambda: len(fast.requests) == 10)
+
+        def fast_all_delivered():  # the other claiming threads: what has room goes out, pass after pass
+            deliver_due()
+            return len(fast.requests) == 10
+
+        assert _wait_for(fast_all_delivered)
         # Every fast message was answered while the slow receiver had answered nothing.
         assert [who for who, _ in answered] == [fast] * 10
         assert len(slow.requests) == 2  # no more than its room, however many of its messages are due

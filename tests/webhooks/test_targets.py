@@ -7,7 +7,7 @@ import pytest
 from crm.errors import ValidationFailed
 from webhooks.delivery import deliver_due
 from webhooks.models import Attempt, EventType, Message
-from webhooks.services import subscription_create
+from webhooks.services import subscription_create, subscription_update
 
 pytestmark = pytest.mark.django_db
 
@@ -89,3 +89,19 @@ def test_the_connection_goes_to_the_address_that_was_checked(monkeypatch, receiv
 def test_the_switch_allows_private_targets(allow_private, receiver):
     subscription, _ = subscription_create(url=receiver.url, events=[EventType.PROFILE_CREATED])
     assert subscription.url == receiver.url
+
+
+def test_a_disabled_subscription_needs_only_a_well_formed_url_until_it_is_enabled(settings):
+    """It sends nothing, so its address is checked when it is enabled (the demo data's example points at a host
+    that may not resolve where the demo runs)."""
+    settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS = False
+    events = [EventType.PROFILE_CREATED]
+    subscription, _ = subscription_create(url="https://unresolvable.invalid/in", events=events, enabled=False)
+    assert not subscription.enabled
+    with pytest.raises(ValidationFailed):  # malformed is still refused
+        subscription_create(url="ftp://example.com/", events=events, enabled=False)
+    with pytest.raises(ValidationFailed, match="cannot be resolved") as error:
+        subscription_update(subscription_id=subscription.pk, url=subscription.url, events=events, enabled=True)
+    assert error.value.field == "url"
+    with pytest.raises(ValidationFailed, match=r"127\.0\.0\.1"):
+        subscription_update(subscription_id=subscription.pk, url="http://127.0.0.1/in", events=events, enabled=True)

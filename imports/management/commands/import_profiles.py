@@ -18,7 +18,7 @@ from imports.services import DryRunBusy, import_create, import_get, import_progr
 
 
 class Command(BaseCommand):
-    help = "Import profiles from a CSV, JSON array, JSONL or XML file through a mapping (see docs/imports.md)."
+    help = "Import profiles from a CSV, JSON array, JSONL, XML or XLSX file through a mapping (see docs/imports.md)."
 
     def add_arguments(self, parser):
         parser.add_argument("file", nargs="?", help="The file to import.")

@@ -7,6 +7,10 @@ figures follow), its tags through ``tags_add``. A few profiles get more: a later
 ledger record), a note, an anonymous visitor's profile merged into them. RFM scores are computed at the end.
 Everything is set-based per chunk, so ``--profiles 1000000`` works too (the one-by-one extras are capped).
 The first profile is the showcase (the README's screenshot): it gets every kind of content.
+
+Beside the profiles, one example of each other part, each through its app's services: a tracker site for the
+address the server is on (``--tracker-origin``, so ``/tracker/demo/`` works at once), a saved import mapping, a
+scheduled export and a webhook subscription (both disabled: they point at example hosts).
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from datetime import time as time_of_day
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -26,6 +32,9 @@ from faker import Faker
 from consents.models import Agreement
 from consents.services import consent_set
 from crm.actors import SYSTEM
+from exports.models import Schedule, ScheduledExport, TargetKind
+from exports.services import scheduled_export_save
+from imports.services import saved_mapping_save
 from profiles.models import Profile, Tag
 from profiles.services import ProfileInput
 from profiles.services.batch import profiles_upsert_many
@@ -36,6 +45,10 @@ from profiles.services.transactions import TransactionInput, rfm_recompute_all, 
 from segments.membership import segment_fill
 from segments.models import Expression, Segment
 from segments.services import segment_create
+from tracker.models import Site
+from tracker.services import site_create
+from webhooks.models import Subscription
+from webhooks.services import subscription_create
 
 SOURCE = "demo"
 ACTOR = SYSTEM
@@ -106,6 +119,25 @@ NOTES = [
     "Interested in the B2B price list for a running club (12 pairs).",
     "VIP evening invitation accepted.",
 ]
+DEMO_SITE = "Demo shop (this server)"
+DEMO_MAPPING = (
+    "Shop newsletter sign-ups (CSV)",
+    "csv",
+    {
+        "columns": {
+            "E-mail": {"to": "email", "transform": ["trim", "lower"]},
+            "First name": {"to": "firstName", "transform": ["trim", "title"]},
+            "Last name": {"to": "lastName", "transform": ["trim", "title"]},
+            "Phone": {"to": "phone"},
+            "Newsletter": {"to": "agreements.email", "map": {"Y": True, "N": False}},
+            "Favourite sport": {"to": "attributes.interests", "split": "|"},
+            "Groups": {"to": "tags", "split": "|"},
+        },
+        "constants": {"attributes.importSource": "shop-signups"},
+    },
+)
+DEMO_EXPORT = "Newsletter list to the mailing tool (example)"
+DEMO_WEBHOOK_URL = "https://hooks.example.com/crm/profiles"
 # The share of extras that need one service call per profile, and their caps for very large loads.
 CONSENT_CHANGES, CONSENT_CHANGES_MAX = 0.08, 2000
 NOTE_SHARE, NOTES_MAX = 0.03, 500
@@ -133,8 +165,14 @@ class Command(BaseCommand):
         parser.add_argument("--profiles", type=int, default=1000)
         parser.add_argument("--seed", type=int, default=20261123)
         parser.add_argument("--if-empty", action="store_true", help="Do nothing when profiles already exist.")
+        parser.add_argument(
+            "--tracker-origin",
+            default="http://127.0.0.1:8000",
+            help="The address the server is on (scheme, host, port): the demo tracker site's allowed origin, so "
+            "/tracker/demo/ sends from there (default http://127.0.0.1:8000; localhost and 127.0.0.1 both count).",
+        )
 
-    def handle(self, *args, profiles, seed, if_empty, **options):
+    def handle(self, *args, profiles, seed, if_empty, tracker_origin, **options):
         if if_empty and Profile.objects.exists():
             self.stdout.write("Profiles exist already; demo data not loaded.")
             return
@@ -172,6 +210,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {done:,}/{profiles:,} profiles ({time.perf_counter() - started:.0f} s)")
         scored = rfm_recompute_all() if profiles else 0
         self._segments_and_expressions()
+        examples = self._examples(tracker_origin)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Loaded {profiles:,} demo profiles in {time.perf_counter() - started:.1f} s: {counts['events']:,} "
@@ -180,6 +219,8 @@ class Command(BaseCommand):
                 + (f" Showcase profile: clientId {showcase}." if showcase else "")
             )
         )
+        for line in examples:
+            self.stdout.write(f"  {line}")
 
     @staticmethod
     def _segments_and_expressions() -> None:
@@ -194,6 +235,38 @@ class Command(BaseCommand):
                 Expression.objects.create(
                     name=name, label=label, expression=text, type=type_, format=fmt, position=position
                 )
+
+    @staticmethod
+    def _examples(tracker_origin: str) -> list[str]:
+        """One of each other part, through its app's services, each made once: what was made, one line each."""
+        made = []
+        if not Site.objects.exists():
+            site = site_create(name=DEMO_SITE, allowed_origins=_loopback_twins(tracker_origin))
+            made.append(f"Tracker site {site.name!r} for {', '.join(site.allowed_origins)}: try /tracker/demo/")
+        name, fmt, mapping = DEMO_MAPPING
+        saved_mapping_save(name=name, mapping=mapping, fmt=fmt)
+        made.append(f"Saved import mapping {name!r}")
+        if not ScheduledExport.objects.filter(name=DEMO_EXPORT).exists():
+            export = ScheduledExport(
+                name=DEMO_EXPORT,
+                is_active=False,
+                filters="tags=newsletter",
+                incremental=True,
+                schedule=Schedule.DAILY,
+                daily_at=time_of_day(6, 0),
+                target=TargetKind.HTTP,
+                http_url="https://mailer.example.com/imports/crm",
+            )
+            scheduled_export_save(export=export, actor=ACTOR)
+            made.append(f"Scheduled export {DEMO_EXPORT!r} (disabled)")
+        if not Subscription.objects.filter(url=DEMO_WEBHOOK_URL).exists():
+            subscription_create(
+                url=DEMO_WEBHOOK_URL,
+                events=["profile.created", "profile.updated", "consent.changed", "tag.added"],
+                enabled=False,
+            )
+            made.append(f"Webhook subscription to {DEMO_WEBHOOK_URL} (disabled)")
+        return made
 
     # --- profiles ---------------------------------------------------------------------------------------
 
@@ -427,3 +500,13 @@ class Command(BaseCommand):
                 survivor=profiles[shopper.client_id], others=[Profile.objects.get(pk=visitor.client_id)], source="web"
             )
             done["merges"] += 1
+
+
+def _loopback_twins(origin: str) -> list[str]:
+    """``origin``, and for 127.0.0.1 or localhost the other name too: a browser sends whichever the address bar has."""
+    parts = urlsplit(origin)
+    twins = {"127.0.0.1": "localhost", "localhost": "127.0.0.1"}
+    if parts.hostname not in twins:
+        return [origin]
+    port = f":{parts.port}" if parts.port else ""
+    return [origin, f"{parts.scheme}://{twins[parts.hostname]}{port}"]

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection, connections
 
+from crm.metrics import metrics_port_serve, metrics_sampler_start
 from crm.startup import startup_objects_freeze
 from webhooks.delivery import batch_size, connection_pool, deliver_due, next_due_in
 from webhooks.services import NOTIFY_CHANNEL
@@ -55,13 +56,22 @@ class Command(BaseCommand):
             "--batch", type=int, default=None, help="messages a thread claims at once (default WEBHOOK_WORKER_BATCH)"
         )
         parser.add_argument("--idle", type=float, default=1.0, help="longest sleep when idle, in seconds")
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            default=0,
+            help="serve this process's metrics on this port, on loopback (without PROMETHEUS_MULTIPROC_DIR)",
+        )
 
-    def handle(self, *args, threads, batch, idle, **options):
+    def handle(self, *args, threads, batch, idle, metrics_port, **options):
         threads = threads or settings.WEBHOOK_WORKER_CONCURRENCY
         batch = batch or batch_size()
         self.stop = threading.Event()
         self.wakeup = Wakeup()
         startup_objects_freeze()
+        metrics_sampler_start()
+        if metrics_port:
+            metrics_port_serve(metrics_port)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: self._stop())
         listener = threading.Thread(target=self._listen, name="webhook-listen", daemon=True)

@@ -19,6 +19,8 @@ import json
 import multiprocessing
 import os
 
+from gunicorn.http import wsgi as _gunicorn_wsgi
+
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # Two per core (plus one) keeps the cores busy while others wait on PostgreSQL.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
@@ -58,6 +60,20 @@ access_log_format = json.dumps(
         "remote": "%(h)s",
     }
 )
+
+
+# No ``Server`` header: gunicorn writes ``Server: gunicorn`` into every answer itself (no setting turns it off, and
+# the app cannot remove it), which only tells a prober what runs here. Workers are forked from this process, so
+# they answer with the headers below; the WSGI ``SERVER_SOFTWARE`` the app sees carries no version either.
+_gunicorn_default_headers = _gunicorn_wsgi.Response.default_headers
+
+
+def _headers_without_server(self):
+    return [line for line in _gunicorn_default_headers(self) if not line.lower().startswith("server:")]
+
+
+_gunicorn_wsgi.Response.default_headers = _headers_without_server
+_gunicorn_wsgi.SERVER_SOFTWARE = "gunicorn"
 
 
 def child_exit(server, worker):

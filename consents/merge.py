@@ -24,7 +24,10 @@ def _state_data(state: ConsentState) -> dict:
 
 def consents_merge(*, ctx: MergeContext) -> dict:
     survivor_states = {s.agreement_id: s for s in ConsentState.objects.filter(profile=ctx.survivor)}
-    merged_states = list(ConsentState.objects.filter(profile=ctx.merged).select_related("agreement"))
+    # In agreement order, so the ledger records of one merge always come in the same order.
+    merged_states = list(
+        ConsentState.objects.filter(profile=ctx.merged).select_related("agreement").order_by("agreement_id")
+    )
     moved, changed = [], []
     for theirs in merged_states:
         moved.append({"agreement": theirs.agreement_id, **_state_data(theirs)})

@@ -9,6 +9,7 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from crm.actors import actor_of
 from crm.models import ApiKey, Scope
+from crm.ratelimit import auth_failure_count
 from crm.services import api_key_authenticate, api_key_from_token
 
 
@@ -46,7 +47,30 @@ def _credential(request) -> tuple[str, str] | None:
     return None
 
 
+class AuthFailuresLimited(exceptions.Throttled):
+    """429: the client's address failed authentication too often in the current window."""
+
+    default_code = "rate_limited"
+
+    def __init__(self, *, wait: int, limit: int, window: int):
+        # DRF's Throttled would append "Expected available in N seconds." to the message.
+        exceptions.APIException.__init__(
+            self,
+            f"Too many failed authentications from your address ({limit} per {window} s); retry in {wait} s.",
+        )
+        self.wait = wait
+
+
+def _limited(decision) -> AuthFailuresLimited:
+    return AuthFailuresLimited(wait=decision.reset, limit=decision.rate.limit, window=decision.rate.window)
+
+
 class ApiKeyAuthentication(BaseAuthentication):
+    """An API key or token; failures are counted per client address (``AUTH_FAILURE_RATE_LIMIT``): past the limit
+    each further failure from the address gets 429 with ``Retry-After`` until the window ends. A valid key is never
+    held up (the count is read only when a key fails, so a good request pays nothing for the limit): keys are
+    random secrets, so telling a right guess from a wrong one gives a guesser nothing at this rate."""
+
     www_authenticate_realm = "api"
 
     def authenticate(self, request):
@@ -56,6 +80,9 @@ class ApiKeyAuthentication(BaseAuthentication):
         kind, value = credential
         key = api_key_from_token(token=value) if kind == "jwt" else api_key_authenticate(secret=value)
         if key is None:
+            counted = auth_failure_count(request)
+            if counted is not None and not counted.allowed:
+                raise _limited(counted)
             raise exceptions.AuthenticationFailed(
                 "The token is invalid or expired." if kind == "jwt" else "The API key is invalid or inactive."
             )

@@ -54,6 +54,34 @@ def address_allowed(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+# Names that never leave the machine or the local network, refused without asking DNS (RFC 6761, RFC 6762, and
+# the suffixes cloud providers and home routers answer for their own hosts).
+LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
+LOCAL_SUFFIXES = (".localhost", ".local", ".localdomain", ".internal", ".home.arpa", ".lan", ".intranet", ".corp")
+
+
+def host_public_without_dns(host: str) -> bool:
+    """Whether a URL's host may be public, decided without resolving it (for checks on the write path): a literal
+    address must be public (``address_allowed``), including the shorthand IPv4 forms browsers accept (``127.1``,
+    ``0x7f.0.0.1``, ``2130706433``); a name must not be a local one (``localhost``, ``*.internal`` …) nor end in a
+    number. A public-looking name may still resolve to a private address: only a connection checks that."""
+    host = host.strip().lower().rstrip(".").strip("[]")
+    if not host:
+        return False
+    try:
+        return address_allowed(host)
+    except ValueError:
+        pass
+    last = host.rsplit(".", 1)[-1]
+    if last.isdigit() or last.startswith("0x"):
+        # Browsers read a host ending in a number as an IPv4 address, in the legacy inet_aton forms.
+        try:
+            return address_allowed(socket.inet_ntoa(socket.inet_aton(host)))
+        except OSError:
+            return False
+    return host not in LOCAL_NAMES and not host.endswith(LOCAL_SUFFIXES) and "." in host
+
+
 def url_split(url: str, *, field: str = "url", refused: type[ValidationFailed] = TargetRefused):
     """(scheme, host, port, path) of an http(s) URL with a host; ``refused`` raised otherwise."""
     try:

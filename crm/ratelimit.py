@@ -191,6 +191,13 @@ def ip_rate_limit_hit(request, *, setting: str, policy: str) -> Decision | None:
     return rate_limit_hit(bucket=f"{policy}:{client_ip(request)}", rate=Rate.parse(text), policy=policy)
 
 
+def auth_failure_count(request) -> Decision | None:
+    """Count one failed authentication from the client's address (None when the limit is off)."""
+    if not (text := settings.AUTH_FAILURE_RATE_LIMIT):
+        return None
+    return rate_limit_hit(bucket=f"auth-failure:{client_ip(request)}", rate=Rate.parse(text), policy="auth")
+
+
 def ip_rate_limited(setting: str):
     """Decorate a plain Django view: count each request per client IP against ``settings.<setting>``; over the
     limit, 429 (plain text) with ``Retry-After``. Every answer carries the rate-limit fields."""

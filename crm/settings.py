@@ -346,6 +346,9 @@ API_RATE_LIMIT = os.environ.get("API_RATE_LIMIT", "1200/min")
 API_LOCK_TIMEOUT_SECONDS = float(os.environ.get("API_LOCK_TIMEOUT_SECONDS", "10"))
 LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "30/min")
 CONSENT_PAGE_RATE_LIMIT = os.environ.get("CONSENT_PAGE_RATE_LIMIT", "60/min")
+# Failed API key/token authentications per client IP: past it the address gets 429 (even with the right key)
+# until the window ends (empty: no limit).
+AUTH_FAILURE_RATE_LIMIT = os.environ.get("AUTH_FAILURE_RATE_LIMIT", "20/min")
 # Requests are counted in the process and sent to the shared counter in batches (at most 1 % of a limit, and at
 # most this many seconds old); limits under 200 requests per window are counted request by request.
 RATE_LIMIT_FLUSH_SECONDS = float(os.environ.get("RATE_LIMIT_FLUSH_SECONDS", "0.25"))

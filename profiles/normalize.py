@@ -12,6 +12,7 @@ from django.core.signals import setting_changed
 from django.core.validators import validate_email
 from django.dispatch import receiver
 
+from crm import outbound
 from crm.errors import ValidationFailed
 from profiles.models import IdentifierKind
 
@@ -124,5 +125,17 @@ def avatar_url_validate(value: str) -> str:
     if len(value) > limit:
         raise ValidationFailed(
             f"avatarUrl is longer than {limit} characters.", field="avatarUrl", code="field.too_long"
+        )
+    try:
+        host = parsed.hostname or ""
+    except ValueError:
+        host = ""
+    if not outbound.host_public_without_dns(host):
+        # The card loads it in the marketer's browser: no loopback, private or link-local (cloud metadata) address,
+        # by the outbound targets' address rules; a name is not resolved here.
+        raise ValidationFailed(
+            "avatarUrl must point to a public host, not a loopback, private, link-local or local-network address.",
+            field="avatarUrl",
+            code="field.url",
         )
     return value

@@ -45,7 +45,7 @@ class ProfileWriteSerializer(StrictSerializer):
     countryCode = _text("ISO 3166-1 alpha-2.")
     birthDate = _text("YYYY-MM-DD.")
     sex = _text(" | ".join(SEXES))
-    avatarUrl = _text("An http or https URL.")
+    avatarUrl = _text("An http or https URL to a public host (no loopback, private or link-local address).")
     agreements = serializers.DictField(
         child=StrictBoolean(), required=False, allow_null=True, help_text="Agreement key → granted (true/false)."
     )

@@ -22,6 +22,7 @@ Three kinds of figures:
 from __future__ import annotations
 
 import atexit
+import functools
 import hmac
 import ipaddress
 import logging
@@ -30,6 +31,7 @@ import platform
 import threading
 import time
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -78,17 +80,40 @@ def gauge_sources() -> list[GaugeSource]:
     return list(_sources.values())
 
 
+_read_answers: ContextVar[dict | None] = ContextVar("metrics_read_answers", default=None)
+
+
+def read_once(fn: Callable[[], object]) -> Callable[[], object]:
+    """For a query several gauge families read (a backlog's count and its age): run it once per ``gauges_read()``
+    and hand every family the same answer. Outside a read, each call runs the query."""
+
+    @functools.wraps(fn)
+    def shared():
+        answers = _read_answers.get()
+        if answers is None:
+            return fn()
+        if shared not in answers:
+            answers[shared] = fn()
+        return answers[shared]
+
+    return shared
+
+
 def gauges_read() -> list[tuple[GaugeSource, list[tuple[tuple[str, ...], float]]]]:
     """Every registered source with what it reads now; a source that fails is logged and left out, so one broken
     query never hides the others."""
     readings = []
-    for source in gauge_sources():
-        try:
-            rows = [(tuple(str(v) for v in labels), float(value)) for labels, value in source.read()]
-        except Exception:
-            logger.warning("metrics source %s failed", source.name, exc_info=True)
-            continue
-        readings.append((source, rows))
+    token = _read_answers.set({})
+    try:
+        for source in gauge_sources():
+            try:
+                rows = [(tuple(str(v) for v in labels), float(value)) for labels, value in source.read()]
+            except Exception:
+                logger.warning("metrics source %s failed", source.name, exc_info=True)
+                continue
+            readings.append((source, rows))
+    finally:
+        _read_answers.reset(token)
     return readings
 
 

@@ -24,9 +24,11 @@ from pathlib import Path
 from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from crm.health import queue_status, replica_status
-from crm.metrics import gauge_register, gauges_read, series_key
+from crm.metrics import gauge_register, gauges_read, read_once, series_key
+from crm.models import Job, SystemSample, WorkerHeartbeat
 
 # --- Directories whose disk use is watched ------------------------------------------------------------------------
 
@@ -112,6 +114,7 @@ def _disk_size() -> Iterable[tuple[tuple[str, ...], float]]:
 # --- Queues, workers, failures, the replica -----------------------------------------------------------------------
 
 
+@read_once
 def _queues() -> dict:
     status = queue_status()
     queues = status["queues"] if isinstance(status["queues"], dict) else {}
@@ -133,10 +136,9 @@ def _queue_oldest_age():
         yield (name,), queue.get("lagSeconds", 0.0) if isinstance(queue, dict) else 0.0
 
 
+@read_once
 def _workers() -> dict[str, tuple[int, int]]:
     """Per worker kind: (alive, stale) heartbeats of the last day."""
-    from crm.models import WorkerHeartbeat
-
     now = timezone.now()
     fresh = now - timedelta(seconds=settings.WORKER_HEARTBEAT_STALE_SECONDS)
     rows = (
@@ -160,30 +162,29 @@ def _workers_stale():
 
 
 def _failures_last_hour():
-    from django_tasks_db.models import DBTaskResult
-
-    from crm.models import Job
-
     since = timezone.now() - timedelta(hours=1)
     yield ("job",), Job.objects.filter(status=Job.Status.FAILED, finished_at__gte=since).count()
     if settings.TASKS["default"]["BACKEND"].startswith("django_tasks_db"):
         yield ("task",), DBTaskResult.objects.failed().filter(finished_at__gte=since).count()
 
 
+_replica = read_once(replica_status)
+
+
 def _replica_lag():
-    replica = replica_status()
+    replica = _replica()
     if replica is not None and "lagSeconds" in replica:
         yield (), replica["lagSeconds"]
 
 
 def _replica_lag_bytes():
-    replica = replica_status()
+    replica = _replica()
     if replica is not None and "lagBytes" in replica:
         yield (), replica["lagBytes"]
 
 
 def _replica_up():
-    replica = replica_status()
+    replica = _replica()
     if replica is not None:
         yield (), 1.0 if replica["status"] in ("ok", "lagging") else 0.0
 
@@ -268,8 +269,6 @@ def register() -> None:
 
 def system_sample_record(*, now: datetime | None = None) -> dict:
     """Store every registered gauge as one sample, and delete samples past their retention."""
-    from crm.models import SystemSample
-
     now = now or timezone.now()
     values = {
         series_key(source.name, source.labels, labels): value
@@ -284,8 +283,6 @@ def system_sample_record(*, now: datetime | None = None) -> dict:
 
 def series_history(*, since: datetime) -> dict[str, list[tuple[datetime, float]]]:
     """Every recorded series since ``since``, oldest point first."""
-    from crm.models import SystemSample
-
     history: dict[str, list[tuple[datetime, float]]] = {}
     for taken_at, values in (
         SystemSample.objects.filter(taken_at__gte=since).order_by("taken_at").values_list("taken_at", "values")
@@ -300,8 +297,6 @@ def series_history(*, since: datetime) -> dict[str, list[tuple[datetime, float]]
 
 def worker_heartbeats() -> list[dict]:
     """Workers heard from in the last day, newest first, each with its age and whether it is fresh."""
-    from crm.models import WorkerHeartbeat
-
     now = timezone.now()
     stale_after = settings.WORKER_HEARTBEAT_STALE_SECONDS
     return [
@@ -318,8 +313,6 @@ def oldest_waiting_tasks() -> dict[str, dict]:
     """Per queue, the task that has waited longest among those due (database backend)."""
     if not settings.TASKS["default"]["BACKEND"].startswith("django_tasks_db"):
         return {}
-    from django_tasks_db.models import DBTaskResult
-
     rows = (
         DBTaskResult.objects.ready()
         .order_by("queue_name", "enqueued_at")
@@ -344,8 +337,6 @@ def queue_rows() -> list[dict]:
 
 def failed_recently(*, limit: int = 10) -> list[dict]:
     """The last failed batch jobs and tasks, newest first, with their errors."""
-    from crm.models import Job
-
     failures = []
     for job in Job.objects.filter(status=Job.Status.FAILED).defer("payload").order_by("-finished_at")[:limit]:
         first = next((e for e in (job.errors or []) if isinstance(e, dict)), None)
@@ -361,8 +352,6 @@ def failed_recently(*, limit: int = 10) -> list[dict]:
             }
         )
     if settings.TASKS["default"]["BACKEND"].startswith("django_tasks_db"):
-        from django_tasks_db.models import DBTaskResult
-
         for result in DBTaskResult.objects.failed().order_by("-finished_at")[:limit]:
             lines = [line for line in (result.traceback or "").strip().splitlines() if line.strip()]
             failures.append(

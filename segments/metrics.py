@@ -6,10 +6,11 @@ from __future__ import annotations
 from django.db.models import Count, Min
 from django.utils import timezone
 
-from crm.metrics import gauge_register
+from crm.metrics import gauge_register, read_once
 from segments.models import TouchedProfile
 
 
+@read_once
 def refresh_backlog() -> tuple[int, float]:
     """Profiles written and not yet re-evaluated against the segments, and how long the first of them has waited
     (0 when none waits). The table holds only the waiting ones: the refresh deletes what it takes."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.utils import timezone
 from prometheus_client import Counter, Histogram
 
-from crm.metrics import gauge_register
+from crm.metrics import gauge_register, read_once
 from webhooks.selectors import fan_out_backlog, subscriptions_backlog
 
 DELIVERIES = Counter(
@@ -31,14 +31,17 @@ def deliveries_count(*, states: list[str], durations_ms: list[int]) -> None:
         DELIVERY_DURATION.observe(duration / 1000)
 
 
+_backlogs = read_once(subscriptions_backlog)
+
+
 def _pending():
-    for backlog in subscriptions_backlog():
+    for backlog in _backlogs():
         yield (str(backlog.subscription_id),), backlog.pending
 
 
 def _oldest_age():
     now = timezone.now()
-    for backlog in subscriptions_backlog():
+    for backlog in _backlogs():
         age = (now - backlog.oldest).total_seconds() if backlog.oldest else 0.0
         yield (str(backlog.subscription_id),), max(age, 0.0)
 

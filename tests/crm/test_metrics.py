@@ -17,6 +17,7 @@ from drf_spectacular.generators import SchemaGenerator
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
+from crm import metrics
 from crm.metrics import dead_processes_forget, metrics_exposition, metrics_port_serve
 from crm.services import api_key_create
 from imports.services import import_create, import_run
@@ -273,3 +274,22 @@ def test_a_worker_serves_its_own_figures_on_a_loopback_port(client):
     assert value(samples, "crm_http_requests_total", route="/health") >= 1
     assert "crm_db_pool_requests_total" in samples
     assert "crm_task_queue_depth" not in samples  # the database gauges come from the web's /metrics only
+
+
+def test_a_query_several_families_share_runs_once_per_read(monkeypatch):
+    calls = []
+
+    @metrics.read_once
+    def backlog():
+        calls.append(1)
+        return (3, 7.5)
+
+    monkeypatch.setattr(metrics, "_sources", {})
+    metrics.gauge_register(name="t_count", documentation="t", read=lambda: [((), backlog()[0])])
+    metrics.gauge_register(name="t_age", documentation="t", read=lambda: [((), backlog()[1])])
+    readings = {source.name: rows for source, rows in metrics.gauges_read()}
+    assert readings == {"t_count": [((), 3.0)], "t_age": [((), 7.5)]} and len(calls) == 1
+    metrics.gauges_read()
+    assert len(calls) == 2  # the next read asks again
+    backlog()
+    assert len(calls) == 3  # outside a read every call runs
